@@ -1,0 +1,122 @@
+//! The `Source` trait a connector implements, and the adapter that exports it through the WIT contract.
+
+use crate::bindings::exports::inlet::connector::source::Guest;
+use crate::bindings::inlet::connector::types as wit;
+use crate::{ConfiguredStream, Error, Output, State, Stream};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+
+/// What a connector tells the host about itself, before any configuration is known.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    name: String,
+    version: String,
+    description: String,
+    secret_fields: Vec<String>,
+    tcp_destinations: Vec<String>,
+}
+
+impl Spec {
+    /// A spec with a name (lowercase, dashes), a version and a one-line description.
+    pub fn new(name: &str, version: &str, description: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            description: description.to_owned(),
+            secret_fields: Vec::new(),
+            tcp_destinations: Vec::new(),
+        }
+    }
+
+    /// Marks a configuration field as secret: the host redacts its value from logs and errors.
+    pub fn secret(mut self, field: &str) -> Self {
+        self.secret_fields.push(field.to_owned());
+        self
+    }
+
+    /// Declares a TCP destination, a template over top-level config fields such as `{host}:{port}`.
+    /// The connector can reach nothing else.
+    pub fn tcp(mut self, template: &str) -> Self {
+        self.tcp_destinations.push(template.to_owned());
+        self
+    }
+}
+
+/// A source connector.
+///
+/// Only [`Source::spec`], [`Source::discover`] and [`Source::read`] are required; [`Source::check`]
+/// defaults to running `discover`.
+pub trait Source {
+    /// The configuration, deserialized from the user's JSON. Derive `Deserialize` and `JsonSchema`,
+    /// and use `#[serde(deny_unknown_fields)]` so typos are caught.
+    type Config: DeserializeOwned + JsonSchema;
+
+    /// Describes the connector. Must not use the network.
+    fn spec() -> Spec;
+
+    /// Verifies the configuration works (connects, authenticates).
+    fn check(config: &Self::Config) -> Result<(), Error> {
+        Self::discover(config).map(|_| ())
+    }
+
+    /// Lists the streams the source offers.
+    fn discover(config: &Self::Config) -> Result<Vec<Stream>, Error>;
+
+    /// Reads `streams`, emitting rows and checkpoints through `output`.
+    fn read(
+        config: &Self::Config,
+        streams: &[ConfiguredStream],
+        state: State,
+        output: &mut Output,
+    ) -> Result<(), Error>;
+}
+
+/// Adapts a [`Source`] to the generated WIT exports. Used by [`crate::export_source!`].
+#[doc(hidden)]
+pub struct Adapter<S>(PhantomData<S>);
+
+fn parse_config<S: Source>(config: &str) -> Result<S::Config, Error> {
+    serde_json::from_str(config).map_err(|e| Error::config(e.to_string()))
+}
+
+impl<S: Source> Guest for Adapter<S> {
+    fn spec() -> wit::ConnectorSpec {
+        let spec = S::spec();
+        let schema = schemars::schema_for!(S::Config);
+        wit::ConnectorSpec {
+            name: spec.name,
+            version: spec.version,
+            description: spec.description,
+            config_schema: serde_json::to_string(&schema).unwrap_or_else(|_| "{}".to_owned()),
+            secret_fields: spec.secret_fields,
+            destinations: spec.tcp_destinations.into_iter().map(wit::Destination::Tcp).collect(),
+        }
+    }
+
+    fn check(config: String) -> Result<(), wit::Error> {
+        let config = parse_config::<S>(&config)?;
+        S::check(&config).map_err(Into::into)
+    }
+
+    fn discover(config: String) -> Result<Vec<wit::Stream>, wit::Error> {
+        let config = parse_config::<S>(&config)?;
+        let streams = S::discover(&config)?;
+        streams
+            .into_iter()
+            .map(|s| s.into_wit().map_err(Into::into))
+            .collect()
+    }
+
+    fn read(
+        config: String,
+        streams: Vec<wit::ConfiguredStream>,
+        state: Option<String>,
+    ) -> Result<(), wit::Error> {
+        let config = parse_config::<S>(&config)?;
+        let state = State::parse(state.as_deref())?;
+        let streams: Vec<ConfiguredStream> = streams.into_iter().map(Into::into).collect();
+        let mut output = Output::new();
+        S::read(&config, &streams, state, &mut output).map_err(Into::into)
+    }
+}
