@@ -1,1 +1,14 @@
+//! The Inlet host: runs sandboxed connector components, writes what they emit to a Parquet lake
+//! with atomic commits, and offers it all through the `inlet` command.
+//!
+//! The flow of one sync (see `ARCHITECTURE.md`): [`config`] is parsed, [`connectors`] finds the
+//! component, [`runtime`] compiles (or loads from cache) and sandboxes it, [`sync`] drives
+//! `discover` and `read`, and [`lake`] turns emitted batches into Parquet files and commits.
 
+pub mod cli;
+pub mod config;
+pub mod connectors;
+pub mod lake;
+pub mod progress;
+pub mod runtime;
+pub mod sync;

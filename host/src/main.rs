@@ -1,1 +1,5 @@
-fn main() {}
+//! The `inlet` command.
+
+fn main() -> std::process::ExitCode {
+    inlet_host::cli::main()
+}

@@ -1,0 +1,124 @@
+//! The lake: Parquet files and commit manifests in an object store, one folder per connection.
+//!
+//! Layout under the lake URL:
+//! ```text
+//! <connection>/_commits/<sequence:020>.json   commit manifests, written create-only
+//! <connection>/<stream>/<run>-<part>.parquet  data files, referenced by exactly one commit
+//! ```
+//! A commit lists the files it adds, every stream's schema, and the connector state. The newest
+//! commit is the connection's state; files no commit references are debris of a failed run and are
+//! removed by the next successful one.
+
+mod commit;
+pub mod evolution;
+mod session;
+mod writer;
+
+pub use commit::{Commit, CommitError, ConnectorInfo, DataFile, History, StreamCommit};
+pub use evolution::{IncompatiblePolicy, SchemaChange};
+pub use session::{FAULT_ENV, LakeSession, SessionEvent, SessionOptions, SessionSummary, StreamMeta, StreamStats, reset_state};
+pub use writer::WriterOptions;
+
+use object_store::ObjectStore;
+use object_store::path::Path;
+use std::sync::Arc;
+use url::Url;
+
+/// Why a lake URL cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LakeUrlError {
+    #[error("`{url}` uses the scheme `{scheme}`, which this build does not support (use a folder path, `file://` or `memory://`)")]
+    UnsupportedScheme { url: String, scheme: String },
+    #[error("`{url}` is not a valid URL or path: {reason}")]
+    Invalid { url: String, reason: String },
+    #[error("the lake folder `{path}` cannot be created: {reason}")]
+    Folder { path: String, reason: String },
+}
+
+/// An opened lake: an object store and the prefix the lake lives under.
+#[derive(Clone)]
+pub struct Lake {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    url: String,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake").field("url", &self.url).finish()
+    }
+}
+
+impl Lake {
+    /// Opens the lake at `location`: a folder path (created when missing), `file://`, or `memory://`
+    /// (a process-local store for tests).
+    pub fn open(location: &str) -> Result<Self, LakeUrlError> {
+        let url = parse_location(location)?;
+        match url.scheme() {
+            "file" => {
+                let path = url.to_file_path().map_err(|_| LakeUrlError::Invalid {
+                    url: location.to_owned(),
+                    reason: "not a local path".into(),
+                })?;
+                std::fs::create_dir_all(&path).map_err(|e| LakeUrlError::Folder {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                let store = object_store::local::LocalFileSystem::new_with_prefix(&path)
+                    .map_err(|e| LakeUrlError::Invalid { url: location.to_owned(), reason: e.to_string() })?;
+                Ok(Self { store: Arc::new(store), prefix: Path::default(), url: url.to_string() })
+            }
+            "memory" => Ok(Self::in_memory()),
+            scheme => Err(LakeUrlError::UnsupportedScheme { url: location.to_owned(), scheme: scheme.to_owned() }),
+        }
+    }
+
+    /// A lake in process memory.
+    pub fn in_memory() -> Self {
+        Self { store: Arc::new(object_store::memory::InMemory::new()), prefix: Path::default(), url: "memory://".into() }
+    }
+
+    /// A lake on any object store, under `prefix`.
+    pub fn with_store(store: Arc<dyn ObjectStore>, prefix: &str, url: &str) -> Self {
+        Self { store, prefix: Path::from(prefix), url: url.to_owned() }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The URL the lake was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The folder of one connection.
+    pub fn connection_root(&self, connection: &str) -> Path {
+        self.prefix.clone().join(connection)
+    }
+}
+
+/// Validates a lake location without opening it (for config checks).
+pub fn check_location(location: &str) -> Result<(), LakeUrlError> {
+    let url = parse_location(location)?;
+    match url.scheme() {
+        "file" | "memory" => Ok(()),
+        scheme => Err(LakeUrlError::UnsupportedScheme { url: location.to_owned(), scheme: scheme.to_owned() }),
+    }
+}
+
+fn parse_location(location: &str) -> Result<Url, LakeUrlError> {
+    if location.is_empty() {
+        return Err(LakeUrlError::Invalid { url: location.to_owned(), reason: "it is empty".into() });
+    }
+    let looks_like_url = location.contains("://") || location.starts_with("memory:");
+    if looks_like_url {
+        return Url::parse(location).map_err(|e| LakeUrlError::Invalid { url: location.to_owned(), reason: e.to_string() });
+    }
+    let path = std::path::absolute(location)
+        .map_err(|e| LakeUrlError::Invalid { url: location.to_owned(), reason: e.to_string() })?;
+    Url::from_directory_path(&path)
+        .map_err(|_| LakeUrlError::Invalid { url: location.to_owned(), reason: "not an absolute path".into() })
+}

@@ -1,0 +1,315 @@
+//! A lake session: receives one run's batches and checkpoints and turns them into commits.
+//!
+//! Data files are written as batches arrive; a checkpoint finishes the open files and writes a
+//! commit with the next sequence number, create-only. After its last commit the session deletes
+//! files that no commit references and that are older than the session: debris of runs that failed
+//! or lost a commit race, which can never be committed any more.
+
+use super::commit::{self, Commit, ConnectorInfo, History, StreamCommit};
+use super::evolution::{self, IncompatiblePolicy};
+use super::writer::{RollingWriter, WriterOptions};
+use super::{Lake, commit::CommitError};
+use crate::runtime::{BatchSink, SinkError};
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use futures::TryStreamExt;
+use futures::future::BoxFuture;
+use object_store::ObjectStoreExt;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Environment variable for crash tests: `crash-before-commit` aborts the process after the data
+/// files of a checkpoint are finished and before its commit is written.
+pub const FAULT_ENV: &str = "INLET_FAULT";
+
+/// Settings of a session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// Parquet file sizing.
+    pub writer: WriterOptions,
+    /// Policy for incompatible schema changes, per stream (default: evolve).
+    pub policies: HashMap<String, IncompatiblePolicy>,
+}
+
+/// A stream this session may write, as the connector described it.
+#[derive(Debug, Clone, Default)]
+pub struct StreamMeta {
+    /// Primary key columns.
+    pub primary_key: Vec<String>,
+    /// Cursor column.
+    pub cursor_field: Option<String>,
+}
+
+/// What one stream received in this session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Rows committed.
+    pub rows: u64,
+    /// Files committed.
+    pub files: u64,
+    /// Bytes committed.
+    pub bytes: u64,
+}
+
+/// Something worth telling the operator.
+#[derive(Debug, Clone)]
+pub enum SessionEvent {
+    /// A stream's schema changed.
+    SchemaChanged { stream: String, change: String },
+    /// A commit was written.
+    Committed { sequence: u64, rows: u64, files: usize },
+    /// Leftover files of failed runs were removed.
+    Swept { files: usize },
+}
+
+struct Slot {
+    schema: Option<SchemaRef>,
+    meta: StreamMeta,
+    writer: Option<RollingWriter>,
+    policy: IncompatiblePolicy,
+}
+
+/// The lake side of one run of a connection.
+pub struct LakeSession {
+    lake: Lake,
+    connection: String,
+    run_id: String,
+    started: chrono::DateTime<chrono::Utc>,
+    connector: ConnectorInfo,
+    history: History,
+    slots: BTreeMap<String, Slot>,
+    state: Option<serde_json::Value>,
+    state_committed: bool,
+    stats: BTreeMap<String, StreamStats>,
+    options: SessionOptions,
+    observer: Arc<dyn Fn(SessionEvent) + Send + Sync>,
+}
+
+impl LakeSession {
+    /// Opens a session for `connection`, reading its history. `streams` are the streams this run
+    /// may write.
+    pub async fn open(
+        lake: Lake,
+        connection: &str,
+        connector: ConnectorInfo,
+        streams: BTreeMap<String, StreamMeta>,
+        options: SessionOptions,
+        observer: Arc<dyn Fn(SessionEvent) + Send + Sync>,
+    ) -> Result<Self, CommitError> {
+        let started = chrono::Utc::now();
+        let history = History::read(&lake, connection).await?;
+        let latest = history.latest();
+        let slots = streams
+            .into_iter()
+            .map(|(name, meta)| {
+                let schema = latest.and_then(|c| c.streams.get(&name)).map(|s| Arc::new(s.schema.clone()));
+                let policy = options.policies.get(&name).copied().unwrap_or_default();
+                (name, Slot { schema, meta, writer: None, policy })
+            })
+            .collect();
+        let state = latest.and_then(|c| c.state.clone());
+        let run_id = format!("{}-{:08x}", started.format("%Y%m%dT%H%M%S%.3fZ"), rand_u32());
+        Ok(Self {
+            lake,
+            connection: connection.to_owned(),
+            run_id,
+            started,
+            connector,
+            history,
+            slots,
+            state,
+            state_committed: true,
+            stats: BTreeMap::new(),
+            options,
+            observer,
+        })
+    }
+
+    /// The connector state of the newest commit, as JSON text, for `read`.
+    pub fn state_json(&self) -> Option<String> {
+        self.state.as_ref().map(|s| s.to_string())
+    }
+
+    /// The newest commit before this session.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    async fn write_batch(&mut self, stream: &str, batch: RecordBatch) -> Result<(), SinkError> {
+        let slot = self
+            .slots
+            .get_mut(stream)
+            .ok_or_else(|| SinkError::new(format!("stream `{stream}` is not part of this run")))?;
+        let schema = match &slot.schema {
+            None => batch.schema(),
+            Some(current) => {
+                let merged = evolution::merge(current, &batch, slot.policy)
+                    .map_err(|e| SinkError::new(format!("stream `{stream}`: schema policy: {e}")))?;
+                for change in &merged.changes {
+                    tracing::warn!(connection = %self.connection, stream, "schema change: {change}");
+                    (self.observer)(SessionEvent::SchemaChanged { stream: stream.to_owned(), change: change.to_string() });
+                }
+                merged.schema
+            }
+        };
+        slot.schema = Some(schema.clone());
+        let batch = evolution::conform(&batch, &schema)
+            .map_err(|e| SinkError::new(format!("stream `{stream}`: batch does not fit the evolved schema: {e}")))?;
+        let writer = slot.writer.get_or_insert_with(|| {
+            let dir = self.lake.connection_root(&self.connection).join(stream);
+            RollingWriter::new(self.lake.store().clone(), dir, &self.run_id, schema.clone(), self.options.writer.clone())
+        });
+        if writer.schema() != &schema {
+            writer.set_schema(schema).await.map_err(|e| storage_error(stream, e))?;
+        }
+        writer.write(&batch).await.map_err(|e| storage_error(stream, e))
+    }
+
+    /// Finishes open files and writes a commit with `state`. Does nothing if neither rows nor state
+    /// changed since the last commit.
+    pub async fn commit(&mut self) -> Result<Option<u64>, SinkError> {
+        let mut streams = self.history.latest().map(|c| c.streams.clone()).unwrap_or_default();
+        for entry in streams.values_mut() {
+            entry.files.clear();
+        }
+        let mut new_files = 0;
+        let mut new_rows = 0;
+        for (name, slot) in &mut self.slots {
+            let files = match &mut slot.writer {
+                Some(writer) => writer.take_files().await.map_err(|e| storage_error(name, e))?,
+                None => Vec::new(),
+            };
+            let Some(schema) = &slot.schema else { continue };
+            new_files += files.len();
+            new_rows += files.iter().map(|f| f.rows).sum::<u64>();
+            streams.insert(
+                name.clone(),
+                StreamCommit {
+                    schema: schema.as_ref().clone(),
+                    primary_key: slot.meta.primary_key.clone(),
+                    cursor_field: slot.meta.cursor_field.clone(),
+                    files,
+                },
+            );
+        }
+        if new_files == 0 && self.state_committed {
+            return Ok(None);
+        }
+        if std::env::var(FAULT_ENV).as_deref() == Ok("crash-before-commit") {
+            eprintln!("{FAULT_ENV}=crash-before-commit: aborting after the data files, before the commit");
+            std::process::abort();
+        }
+        let sequence = self.history.latest().map_or(1, |c| c.sequence + 1);
+        let commit = Commit {
+            format: commit::FORMAT,
+            sequence,
+            run_id: self.run_id.clone(),
+            committed_at: chrono::Utc::now().to_rfc3339(),
+            connector: self.connector.clone(),
+            state: self.state.clone(),
+            streams,
+        };
+        commit::write_commit(&self.lake, &self.connection, &commit).await.map_err(|e| SinkError::new(e.to_string()))?;
+        for (name, stream) in &commit.streams {
+            let stats = self.stats.entry(name.clone()).or_default();
+            for file in &stream.files {
+                stats.rows += file.rows;
+                stats.bytes += file.bytes;
+                stats.files += 1;
+            }
+        }
+        self.history.commits.push(commit);
+        self.state_committed = true;
+        (self.observer)(SessionEvent::Committed { sequence, rows: new_rows, files: new_files });
+        Ok(Some(sequence))
+    }
+
+    /// Ends a successful run: commits what is left, then removes debris of failed runs.
+    pub async fn finish(mut self) -> Result<SessionSummary, SinkError> {
+        self.commit().await?;
+        let swept = self.sweep().await.map_err(|e| SinkError::new(format!("removing leftover files: {e}")))?;
+        if swept > 0 {
+            (self.observer)(SessionEvent::Swept { files: swept });
+        }
+        Ok(SessionSummary {
+            stats: self.stats,
+            last_sequence: self.history.latest().map(|c| c.sequence),
+            swept,
+        })
+    }
+
+    /// Deletes files under the connection that no commit references and that predate this session.
+    async fn sweep(&self) -> Result<usize, object_store::Error> {
+        let referenced = self.history.referenced_files();
+        let root = self.lake.connection_root(&self.connection);
+        let store = self.lake.store();
+        let objects: Vec<_> = store.list(Some(&root)).try_collect().await?;
+        let mut removed = 0;
+        for object in objects {
+            if commit::is_commit_path(&object.location)
+                || referenced.contains(object.location.as_ref())
+                || object.last_modified >= self.started
+            {
+                continue;
+            }
+            store.delete(&object.location).await?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+/// What a finished session did.
+#[derive(Debug, Clone, Default)]
+pub struct SessionSummary {
+    /// Per stream: rows, files and bytes committed.
+    pub stats: BTreeMap<String, StreamStats>,
+    /// The newest commit of the connection.
+    pub last_sequence: Option<u64>,
+    /// Leftover files removed.
+    pub swept: usize,
+}
+
+impl BatchSink for LakeSession {
+    fn emit<'a>(&'a mut self, stream: &'a str, batch: RecordBatch) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(self.write_batch(stream, batch))
+    }
+
+    fn checkpoint(&mut self, state: String) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            let state: serde_json::Value =
+                serde_json::from_str(&state).map_err(|e| SinkError::new(format!("checkpoint state is not JSON: {e}")))?;
+            if self.state.as_ref() != Some(&state) {
+                self.state = Some(state);
+                self.state_committed = false;
+            }
+            self.commit().await.map(|_| ())
+        })
+    }
+}
+
+fn storage_error(stream: &str, error: parquet::errors::ParquetError) -> SinkError {
+    SinkError::new(format!("stream `{stream}`: writing Parquet failed: {error}"))
+}
+
+fn rand_u32() -> u32 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+/// Writes a commit that clears the connector state of `connection` (schemas and files stay), so
+/// the next run starts from scratch.
+pub async fn reset_state(lake: &Lake, connection: &str) -> Result<Option<u64>, CommitError> {
+    let history = History::read(lake, connection).await?;
+    let Some(latest) = history.latest() else { return Ok(None) };
+    let mut commit = latest.clone();
+    commit.sequence += 1;
+    commit.run_id = "state-reset".into();
+    commit.committed_at = chrono::Utc::now().to_rfc3339();
+    commit.state = None;
+    for stream in commit.streams.values_mut() {
+        stream.files.clear();
+    }
+    commit::write_commit(lake, connection, &commit).await?;
+    Ok(Some(commit.sequence))
+}

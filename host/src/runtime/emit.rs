@@ -1,0 +1,130 @@
+//! Decoding what a connector emits (Arrow IPC or NDJSON) and holding it to the stream's declared schema.
+
+use super::bindings::BatchFormat;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{Schema, SchemaRef};
+use std::io::Cursor;
+use std::sync::Arc;
+
+/// Decodes an Arrow IPC schema message (as carried by `stream.schema`).
+pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef, String> {
+    let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(bytes), None)
+        .map_err(|e| format!("the declared schema is not an Arrow IPC schema message: {e}"))?;
+    Ok(reader.schema())
+}
+
+/// Decodes emitted bytes into record batches. `declared` guides NDJSON conversion.
+pub fn decode(format: BatchFormat, data: &[u8], declared: Option<&SchemaRef>) -> Result<Vec<RecordBatch>, String> {
+    match format {
+        BatchFormat::ArrowIpc => {
+            let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(data), None)
+                .map_err(|e| format!("not an Arrow IPC stream: {e}"))?;
+            reader.collect::<Result<Vec<_>, _>>().map_err(|e| format!("corrupt Arrow IPC batch: {e}"))
+        }
+        BatchFormat::Ndjson => {
+            let schema = match declared {
+                Some(schema) => schema.clone(),
+                None => {
+                    let (schema, _) = arrow_json::reader::infer_json_schema(Cursor::new(data), None)
+                        .map_err(|e| format!("NDJSON cannot be read: {e}"))?;
+                    Arc::new(schema)
+                }
+            };
+            let reader = arrow_json::ReaderBuilder::new(schema)
+                .with_batch_size(64 * 1024)
+                .build(Cursor::new(data))
+                .map_err(|e| format!("NDJSON cannot be read: {e}"))?;
+            reader.collect::<Result<Vec<_>, _>>().map_err(|e| format!("NDJSON does not match the schema: {e}"))
+        }
+    }
+}
+
+/// Checks `batch` against the stream's declared schema and returns it with the declared field
+/// order and nullability. Any difference is a broken contract, described in the error.
+pub fn hold_to_declared(batch: RecordBatch, declared: &SchemaRef) -> Result<RecordBatch, String> {
+    let schema = batch.schema();
+    for field in schema.fields() {
+        if declared.field_with_name(field.name()).is_err() {
+            return Err(format!("column `{}` is not in the declared schema", field.name()));
+        }
+    }
+    let mut columns = Vec::with_capacity(declared.fields().len());
+    for field in declared.fields() {
+        let Some(index) = schema.index_of(field.name()).ok() else {
+            return Err(format!("declared column `{}` is missing from the batch", field.name()));
+        };
+        let column = batch.column(index);
+        if !same_type(column.data_type(), field.data_type()) {
+            return Err(format!(
+                "column `{}` has type {}, but the stream declared {}",
+                field.name(),
+                column.data_type(),
+                field.data_type()
+            ));
+        }
+        if !field.is_nullable() && column.null_count() > 0 {
+            return Err(format!("column `{}` is declared NOT NULL but holds {} nulls", field.name(), column.null_count()));
+        }
+        columns.push(column.clone());
+    }
+    RecordBatch::try_new(declared.clone(), columns).map_err(|e| e.to_string())
+}
+
+/// Types are the same when they match ignoring field nullability and metadata inside nested types.
+fn same_type(a: &arrow_schema::DataType, b: &arrow_schema::DataType) -> bool {
+    a.equals_datatype(b)
+}
+
+/// A schema reduced to names and types, for messages.
+pub fn describe(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}{}", f.name(), f.data_type(), if f.is_nullable() { "" } else { " not null" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field};
+
+    fn declared() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]))
+    }
+
+    #[test]
+    fn reorders_to_the_declared_schema() {
+        let batch = RecordBatch::try_from_iter(vec![
+            ("name", Arc::new(StringArray::from(vec![Some("a"), None])) as _),
+            ("id", Arc::new(Int64Array::from(vec![1, 2])) as _),
+        ])
+        .unwrap();
+        let held = hold_to_declared(batch, &declared()).unwrap();
+        assert_eq!(held.schema(), declared());
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let batch = RecordBatch::try_from_iter(vec![
+            ("id", Arc::new(StringArray::from(vec!["1"])) as _),
+            ("name", Arc::new(StringArray::from(vec!["a"])) as _),
+        ])
+        .unwrap();
+        let err = hold_to_declared(batch, &declared()).unwrap_err();
+        assert!(err.contains("column `id` has type Utf8"), "{err}");
+    }
+
+    #[test]
+    fn ndjson_uses_the_declared_schema() {
+        let data = b"{\"id\": 1, \"name\": \"x\"}\n{\"id\": 2}\n";
+        let batches = decode(BatchFormat::Ndjson, data, Some(&declared())).unwrap();
+        assert_eq!(batches[0].num_rows(), 2);
+        assert_eq!(batches[0].schema(), declared());
+    }
+}

@@ -1,0 +1,234 @@
+//! The sandbox policy of one run: memory budget, CPU and wall-clock limits, network allowlist.
+
+use super::bindings::Destination;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Limits and permissions for one connector run, decided by the operator.
+#[derive(Debug, Clone)]
+pub struct SandboxPolicy {
+    /// Total linear memory and table bytes the component may hold.
+    pub memory_bytes: u64,
+    /// Time the component may spend executing its own code.
+    pub cpu_time: Duration,
+    /// Time a whole call (`read`, `discover`...) may take, host calls included.
+    pub wall_time: Duration,
+    /// Whether declared destinations may resolve to loopback, private or link-local addresses.
+    pub allow_private_network: bool,
+    /// When set, declared destinations must also appear here (`host:port`).
+    pub allowed_destinations: Option<Vec<String>>,
+}
+
+impl Default for SandboxPolicy {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 512 << 20,
+            cpu_time: Duration::from_secs(3600),
+            wall_time: Duration::from_secs(6 * 3600),
+            allow_private_network: false,
+            allowed_destinations: None,
+        }
+    }
+}
+
+/// Why a connector may not use the destinations it declared.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    #[error("destination template `{template}` names config field `{field}`, which is missing or not a string/number")]
+    MissingField { template: String, field: String },
+    #[error("destination `{destination}` is not of the form `host:port`")]
+    Malformed { destination: String },
+    #[error("destination `{destination}` cannot be resolved: {reason}")]
+    Unresolvable { destination: String, reason: String },
+    #[error(
+        "destination `{destination}` resolves to the private address {address}; allow it with `allow_private_network = true` in the connection's [sandbox] (or --allow-private-network)"
+    )]
+    Private { destination: String, address: IpAddr },
+    #[error("destination `{destination}` is not in the operator's allowed destinations ({allowed})")]
+    NotAllowed { destination: String, allowed: String },
+}
+
+/// The TCP endpoints a run may connect to, resolved before it starts.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkGrant {
+    /// Declared destinations as the user wrote them (for messages).
+    pub destinations: Vec<String>,
+    /// The addresses they resolved to.
+    pub addresses: BTreeSet<SocketAddr>,
+    /// Whether any destination is a name, so the guest needs name lookups.
+    pub needs_name_lookup: bool,
+}
+
+impl NetworkGrant {
+    /// No network at all.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Resolves the connector's declared destinations against its config and the operator policy.
+    pub async fn resolve(
+        declared: &[Destination],
+        config: &serde_json::Value,
+        policy: &SandboxPolicy,
+    ) -> Result<Self, PolicyError> {
+        let mut grant = Self::default();
+        for destination in declared {
+            let Destination::Tcp(template) = destination;
+            let destination = fill_template(template, config)?;
+            if let Some(allowed) = &policy.allowed_destinations
+                && !allowed.iter().any(|a| a == &destination)
+            {
+                return Err(PolicyError::NotAllowed { destination, allowed: allowed.join(", ") });
+            }
+            let (host, _) = destination
+                .rsplit_once(':')
+                .ok_or_else(|| PolicyError::Malformed { destination: destination.clone() })?;
+            grant.needs_name_lookup |= host.trim_matches(['[', ']']).parse::<IpAddr>().is_err();
+            let addresses = tokio::net::lookup_host(destination.as_str()).await.map_err(|e| {
+                PolicyError::Unresolvable { destination: destination.clone(), reason: e.to_string() }
+            })?;
+            for address in addresses {
+                if !policy.allow_private_network && is_private(address.ip()) {
+                    return Err(PolicyError::Private { destination: destination.clone(), address: address.ip() });
+                }
+                grant.addresses.insert(address);
+            }
+            grant.destinations.push(destination);
+        }
+        Ok(grant)
+    }
+
+    /// Whether a connect to `address` is allowed.
+    pub fn allows(&self, address: &SocketAddr) -> bool {
+        self.addresses.contains(address)
+    }
+}
+
+/// Replaces `{field}` in a destination template by the top-level config value `field`.
+fn fill_template(template: &str, config: &serde_json::Value) -> Result<String, PolicyError> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').map(|e| start + e).ok_or_else(|| PolicyError::Malformed {
+            destination: template.to_owned(),
+        })?;
+        let field = &rest[start + 1..end];
+        let value = match config.get(field) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => {
+                return Err(PolicyError::MissingField {
+                    template: template.to_owned(),
+                    field: field.to_owned(),
+                });
+            }
+        };
+        out.push_str(&value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// A [`wasmtime::ResourceLimiter`] that budgets the total of all memories and tables of a store.
+///
+/// `StoreLimits` caps each memory on its own; a component has several, so the budget is kept here.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: u64,
+    used: u64,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Self {
+        Self { limit, used: 0 }
+    }
+
+    fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
+        let next = self.used + (desired.saturating_sub(current)) as u64;
+        if next > self.limit {
+            return Err(wasmtime::Error::new(Violation::Memory { limit: self.limit, wanted: next }));
+        }
+        self.used = next;
+        Ok(true)
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryBudget {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        self.grow(current, desired)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        // A table element is a pointer-sized reference on the host.
+        self.grow(current * 8, desired * 8)
+    }
+}
+
+/// A sandbox rule the connector broke. Raised as a trap, so the run ends.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Violation {
+    #[error("memory limit: the connector asked for {} MiB, over its limit of {} MiB", wanted >> 20, limit >> 20)]
+    Memory { limit: u64, wanted: u64 },
+    #[error("cpu limit: the connector ran for more than {0:?} of CPU time")]
+    Cpu(Duration),
+    #[error("wall-clock limit: the call took longer than {0:?}")]
+    WallClock(Duration),
+    #[error("network policy: connecting to {address} was refused; the connector may only reach its declared destinations ({declared})")]
+    Network { address: SocketAddr, declared: String },
+    #[error("schema contract: {0}")]
+    Schema(String),
+    #[error("emit: {0}")]
+    Emit(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_fill_from_config() {
+        let config = serde_json::json!({"host": "db.internal", "port": 5432});
+        assert_eq!(fill_template("{host}:{port}", &config).unwrap(), "db.internal:5432");
+        let missing = fill_template("{hostname}:1", &config).unwrap_err();
+        assert!(missing.to_string().contains("`hostname`"), "{missing}");
+    }
+
+    #[test]
+    fn private_ranges_are_recognised() {
+        for private in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.169.254", "::1", "fd00::1"] {
+            assert!(is_private(private.parse().unwrap()), "{private}");
+        }
+        for public in ["8.8.8.8", "2001:4860::8888"] {
+            assert!(!is_private(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn budget_counts_all_memories_together() {
+        let mut budget = MemoryBudget::new(100 << 20);
+        assert!(budget.grow(0, 60 << 20).unwrap());
+        let err = budget.grow(0, 60 << 20).unwrap_err();
+        assert!(err.to_string().contains("memory limit"), "{err}");
+    }
+}
