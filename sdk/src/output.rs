@@ -104,16 +104,12 @@ impl Output {
 /// timestamps and decimals the way Arrow's JSON reader does.
 pub struct RowEncoder {
     schema: SchemaRef,
-    decoder: arrow_json::reader::Decoder,
 }
 
 impl RowEncoder {
     /// An encoder for `schema`.
     pub fn new(schema: SchemaRef) -> Result<Self, Error> {
-        let decoder = arrow_json::ReaderBuilder::new(schema.clone())
-            .with_batch_size(usize::MAX)
-            .build_decoder()?;
-        Ok(Self { schema, decoder })
+        Ok(Self { schema })
     }
 
     /// The schema batches are built with.
@@ -123,8 +119,11 @@ impl RowEncoder {
 
     /// Encodes `rows` into one record batch.
     pub fn encode<T: Serialize>(&mut self, rows: &[T]) -> Result<RecordBatch, Error> {
-        self.decoder.serialize(rows)?;
-        match self.decoder.flush()? {
+        let mut decoder = arrow_json::ReaderBuilder::new(self.schema.clone())
+            .with_batch_size(rows.len().max(1))
+            .build_decoder()?;
+        decoder.serialize(rows)?;
+        match decoder.flush()? {
             Some(batch) => Ok(batch),
             None => Ok(RecordBatch::new_empty(self.schema.clone())),
         }

@@ -109,7 +109,7 @@ fn choose(shop: &Shop, salt: u64, id: u64, from: &[&'static str]) -> &'static st
 }
 
 fn timestamp() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
 }
 
 fn money(cents: i64) -> String {

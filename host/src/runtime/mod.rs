@@ -16,7 +16,7 @@ pub use bindings::{
 };
 pub use cache::{CacheOutcome, CompileCache};
 pub use emit::{decode_schema, describe};
-pub use run::{BatchSink, CallError, CallFailure, Run, RunEvent, SinkError};
+pub use run::{BatchSink, CallError, CallFailure, Run, RunEvent, SinkError, log_event};
 pub use sandbox::{NetworkGrant, PolicyError, SandboxPolicy, Violation};
 
 use bindings::{SOURCE_EXPORT, SourceConnectorPre};

@@ -16,7 +16,7 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// Where the rows and checkpoints of a `read` go (the lake, or stdout for `inlet read`).
-pub trait BatchSink: Send {
+pub trait BatchSink: std::any::Any + Send {
     /// Receives one batch of `stream`, already held to its declared schema.
     fn emit<'a>(&'a mut self, stream: &'a str, batch: RecordBatch) -> BoxFuture<'a, Result<(), SinkError>>;
     /// Makes everything received so far durable with `state`.

@@ -1,0 +1,395 @@
+//! The `inlet` command line: parsing (clap), dispatch, and error reporting with context.
+
+mod args;
+mod print;
+
+use crate::config::{LoadedConfig, SandboxConfig, SyncModeConfig, toml_to_json};
+use crate::connectors::{ConnectorRef, builtin_names};
+use crate::lake::{History, Lake, reset_state};
+use crate::progress::{Reporter, summary};
+use crate::runtime::{CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, decode_schema, describe};
+use crate::sync::{self, Prepared, SyncPlan, SyncReport};
+use anyhow::{Context, bail};
+use args::ConnectorSettings;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Inlet: extract and load, with connectors in a WebAssembly sandbox.
+#[derive(Debug, Parser)]
+#[command(name = "inlet", version, about)]
+struct Cli {
+    /// More detail in logs (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Where compiled connectors are cached (default: ~/.cache/inlet, or $INLET_CACHE_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a connector's spec: name, version, settings schema, network destinations.
+    Spec {
+        /// A built-in connector name or a path to a `.wasm` component.
+        connector: String,
+    },
+    /// Check that a connector can reach its source with the given settings.
+    Check {
+        /// A built-in connector name or a path to a `.wasm` component.
+        connector: String,
+        #[command(flatten)]
+        settings: ConnectorSettings,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+    },
+    /// List the streams a connector offers with the given settings.
+    Discover {
+        /// A built-in connector name or a path to a `.wasm` component.
+        connector: String,
+        #[command(flatten)]
+        settings: ConnectorSettings,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+    },
+    /// Read streams and print records as JSON lines (for debugging; nothing is stored).
+    Read {
+        /// A built-in connector name or a path to a `.wasm` component.
+        connector: String,
+        #[command(flatten)]
+        settings: ConnectorSettings,
+        /// Only these streams (repeatable).
+        #[arg(long = "stream")]
+        streams: Vec<String>,
+        /// At most this many records per stream.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Start from this state (JSON), as an incremental read would.
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+    },
+    /// Sync one connector into a lake: `inlet sync sample --to ./lake`.
+    Sync {
+        /// A built-in connector name or a path to a `.wasm` component.
+        connector: String,
+        #[command(flatten)]
+        settings: ConnectorSettings,
+        /// The lake: a folder, `file://` or `memory://` URL.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The connection name (the folder in the lake); defaults to the connector name.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Only these streams (repeatable).
+        #[arg(long = "stream")]
+        streams: Vec<String>,
+        /// Read every stream in full, ignoring saved cursors.
+        #[arg(long)]
+        full_refresh: bool,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+    },
+    /// Sync the connections listed in an `inlet.toml`.
+    Run {
+        /// The config file.
+        #[arg(default_value = "inlet.toml")]
+        file: PathBuf,
+        /// Only these connections (repeatable); all when absent.
+        #[arg(long = "connection")]
+        connections: Vec<String>,
+    },
+    /// Show or reset the saved state of a connection.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StateCommand {
+    /// Print the newest commit's state and stream schemas.
+    Show(StateTarget),
+    /// Write a commit with an empty state: the next sync starts from scratch.
+    Reset(StateTarget),
+}
+
+#[derive(Debug, clap::Args)]
+struct StateTarget {
+    /// The connection.
+    connection: String,
+    /// The config file naming the lake.
+    #[arg(long, default_value = "inlet.toml", conflicts_with = "lake")]
+    file: PathBuf,
+    /// The lake URL, instead of a config file.
+    #[arg(long)]
+    lake: Option<String>,
+}
+
+/// Sandbox settings for ad-hoc commands.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct SandboxArgs {
+    /// Memory cap for the connector, in MiB.
+    #[arg(long)]
+    memory_mib: Option<u64>,
+    /// CPU time limit for the connector, in seconds.
+    #[arg(long)]
+    cpu_seconds: Option<u64>,
+    /// Wall-clock limit per call, in seconds.
+    #[arg(long)]
+    timeout_seconds: Option<u64>,
+    /// Allow destinations on loopback/private addresses (e.g. a local database).
+    #[arg(long)]
+    allow_private_network: bool,
+}
+
+impl SandboxArgs {
+    fn policy(&self) -> SandboxPolicy {
+        SandboxConfig {
+            memory_mib: self.memory_mib,
+            cpu_seconds: self.cpu_seconds,
+            timeout_seconds: self.timeout_seconds,
+            allow_private_network: Some(self.allow_private_network),
+            allow_destinations: None,
+        }
+        .policy(&SandboxConfig::default())
+    }
+}
+
+/// Runs the command line; the exit code is 1 on any error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,connector=info",
+        1 => "info",
+        _ => "debug,cranelift=info,wasmtime=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INLET_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cache_dir = cli.cache_dir.clone().or_else(CompileCache::default_dir);
+    let runtime = Runtime::new(RuntimeOptions { cache_dir }).context("starting the WebAssembly runtime")?;
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    match cli.command {
+        Command::Spec { connector } => {
+            let reference = ConnectorRef::resolve(&connector, &cwd)?;
+            let loaded = sync::load(&runtime, &reference.display_name(), &reference)?;
+            let spec = sync::spec(&loaded, crate::runtime::RunLabels::new("-", loaded.name())).await?;
+            let schema: serde_json::Value = serde_json::from_str(&spec.config_schema).unwrap_or(serde_json::Value::Null);
+            let destinations: Vec<String> =
+                spec.destinations.iter().map(|d| match d { crate::runtime::Destination::Tcp(t) => format!("tcp:{t}") }).collect();
+            let out = serde_json::json!({
+                "name": spec.name, "version": spec.version, "description": spec.description,
+                "secret_fields": spec.secret_fields, "destinations": destinations, "config_schema": schema,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Command::Check { connector, settings, sandbox } => {
+            let (prepared, config, policy) = prepare(&runtime, &cwd, &connector, &settings, &sandbox).await?;
+            prepared.check(&config, &policy).await?;
+            println!("ok: connector `{}` can reach its source", prepared.connector.name());
+        }
+        Command::Discover { connector, settings, sandbox } => {
+            let (prepared, config, policy) = prepare(&runtime, &cwd, &connector, &settings, &sandbox).await?;
+            for stream in prepared.discover(&config, &policy).await? {
+                let modes: Vec<String> = stream.sync_modes.iter().map(ToString::to_string).collect();
+                println!("{}", stream.name);
+                println!("  primary key: {}", if stream.primary_key.is_empty() { "-".into() } else { stream.primary_key.join(", ") });
+                println!("  cursor: {}", stream.cursor_field.as_deref().unwrap_or("-"));
+                println!("  sync modes: {}", modes.join(", "));
+                match &stream.schema {
+                    Some(bytes) => println!("  schema: {}", describe(&*decode_schema(bytes).map_err(anyhow::Error::msg)?)),
+                    None => println!("  schema: (from the data)"),
+                }
+            }
+        }
+        Command::Read { connector, settings, streams, limit, state, sandbox } => {
+            let (prepared, config, policy) = prepare(&runtime, &cwd, &connector, &settings, &sandbox).await?;
+            let discovered = prepared.discover(&config, &policy).await?;
+            let mut configured = Vec::new();
+            let mut declared = std::collections::HashMap::new();
+            for stream in &discovered {
+                if !streams.is_empty() && !streams.contains(&stream.name) {
+                    continue;
+                }
+                let mode = if state.is_some() { stream.sync_modes.first().copied().unwrap_or(SyncMode::FullRefresh) } else { SyncMode::FullRefresh };
+                configured.push(crate::runtime::ConfiguredStream { name: stream.name.clone(), sync_mode: mode });
+                let schema = stream.schema.as_deref().map(decode_schema).transpose().map_err(anyhow::Error::msg)?;
+                declared.insert(stream.name.clone(), schema);
+            }
+            for wanted in &streams {
+                if !discovered.iter().any(|s| &s.name == wanted) {
+                    bail!("stream `{wanted}` does not exist (streams: {})", discovered.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "));
+                }
+            }
+            let run = prepared.connector.start(&policy, prepared.grant.clone(), prepared.labels.clone()).await?;
+            run.read(&config.to_string(), &configured, declared, state.as_deref(), Box::new(print::PrintSink::new(limit))).await?;
+        }
+        Command::Sync { connector, settings, to, connection, streams, full_refresh, sandbox } => {
+            let reference = ConnectorRef::resolve(&connector, &cwd)?;
+            let connection = connection.unwrap_or_else(|| reference.display_name().trim_end_matches(".wasm").to_owned());
+            let lake = Lake::open(&to).with_context(|| format!("opening the lake `{to}`"))?;
+            let mut plan = SyncPlan::new(&connection, reference, settings.to_json()?);
+            plan.select = (!streams.is_empty()).then_some(streams);
+            plan.full_refresh = full_refresh;
+            plan.sandbox = sandbox.policy();
+            let reporter = Arc::new(Reporter::new());
+            let report = sync::sync(&runtime, &lake, &plan, reporter).await?;
+            eprint!("{}", summary(std::slice::from_ref(&report)));
+        }
+        Command::Run { file, connections } => return run_config(&runtime, &file, &connections).await,
+        Command::State { command } => match command {
+            StateCommand::Show(target) => {
+                let lake = target.lake(&cwd)?;
+                let history = History::read(&lake, &target.connection).await?;
+                let Some(latest) = history.latest() else {
+                    bail!("connection `{}` has no commits in `{}`", target.connection, lake.url());
+                };
+                let streams: serde_json::Map<String, serde_json::Value> = latest
+                    .streams
+                    .iter()
+                    .map(|(name, s)| (name.clone(), serde_json::Value::String(describe(&s.schema))))
+                    .collect();
+                let out = serde_json::json!({
+                    "connection": target.connection, "sequence": latest.sequence, "committed_at": latest.committed_at,
+                    "connector": latest.connector, "state": latest.state, "streams": streams,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+            StateCommand::Reset(target) => {
+                let lake = target.lake(&cwd)?;
+                match reset_state(&lake, &target.connection).await? {
+                    Some(sequence) => println!("state of `{}` reset by commit #{sequence}", target.connection),
+                    None => println!("connection `{}` has no commits; nothing to reset", target.connection),
+                }
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl StateTarget {
+    fn lake(&self, cwd: &Path) -> anyhow::Result<Lake> {
+        let location = match &self.lake {
+            Some(url) => url.clone(),
+            None => LoadedConfig::load(&cwd.join(&self.file))?.lake_location(),
+        };
+        Lake::open(&location).with_context(|| format!("opening the lake `{location}`"))
+    }
+}
+
+async fn prepare(
+    runtime: &Runtime,
+    cwd: &Path,
+    connector: &str,
+    settings: &ConnectorSettings,
+    sandbox: &SandboxArgs,
+) -> anyhow::Result<(Prepared, serde_json::Value, SandboxPolicy)> {
+    let reference = ConnectorRef::resolve(connector, cwd)?;
+    let config = settings.to_json()?;
+    let policy = sandbox.policy();
+    let name = reference.display_name();
+    let loaded = sync::load(runtime, &name, &reference)?;
+    let observer = Arc::new(|event| {
+        if let crate::runtime::RunEvent::Log { level, message } = event {
+            crate::runtime::log_event(level, &message)
+        }
+    });
+    let prepared = Prepared::new(loaded, &name, &config, &policy, observer).await?;
+    Ok((prepared, config, policy))
+}
+
+async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
+    let loaded = LoadedConfig::load(file)?;
+    for name in only {
+        if !loaded.config.connections.contains_key(name) {
+            bail!("`{}` has no connection `{name}` (connections: {})", file.display(), loaded.config.connections.keys().cloned().collect::<Vec<_>>().join(", "));
+        }
+    }
+    if loaded.config.connections.is_empty() {
+        bail!("`{}` lists no connections; add a [connections.<name>] table (built-in connectors: {})", file.display(), builtin_names().join(", "));
+    }
+    let location = loaded.lake_location();
+    let lake = Lake::open(&location).with_context(|| format!("`{}`: opening lake.url `{location}`", file.display()))?;
+    let reporter = Arc::new(Reporter::new());
+    let plans: Vec<SyncPlan> = loaded
+        .config
+        .connections
+        .iter()
+        .filter(|(name, _)| only.is_empty() || only.contains(name))
+        .map(|(name, connection)| {
+            let mut plan = SyncPlan::new(name, loaded.connectors[name].clone(), toml_to_json(&connection.config));
+            plan.select = connection.select.clone();
+            plan.sandbox = connection.sandbox.policy(&loaded.config.runtime.sandbox);
+            for (stream, options) in &connection.streams {
+                if let Some(mode) = options.sync_mode {
+                    let mode = match mode {
+                        SyncModeConfig::Incremental => SyncMode::Incremental,
+                        SyncModeConfig::FullRefresh => SyncMode::FullRefresh,
+                    };
+                    plan.sync_modes.insert(stream.clone(), mode);
+                }
+                if let Some(policy) = options.on_incompatible {
+                    plan.policies.insert(stream.clone(), policy);
+                }
+            }
+            plan
+        })
+        .collect();
+    let parallel = loaded.config.runtime.parallel.unwrap_or(1).max(1);
+    use futures::StreamExt;
+    let outcomes: Vec<(String, anyhow::Result<SyncReport>)> = futures::stream::iter(plans)
+        .map(|plan| {
+            let lake = lake.clone();
+            let reporter = reporter.clone();
+            async move {
+                let result = sync::sync(runtime, &lake, &plan, reporter).await.map_err(anyhow::Error::new);
+                (plan.connection, result)
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    let mut reports = Vec::new();
+    let mut failures = 0;
+    for (connection, outcome) in outcomes {
+        match outcome {
+            Ok(report) => reports.push(report),
+            Err(error) => {
+                failures += 1;
+                eprintln!("error: connection `{connection}` failed: {error:#}");
+            }
+        }
+    }
+    reports.sort_by(|a, b| a.connection.cmp(&b.connection));
+    eprint!("{}", summary(&reports));
+    if failures > 0 {
+        eprintln!("{failures} of {} connections failed", failures + reports.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
