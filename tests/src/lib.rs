@@ -1,1 +1,7 @@
+//! Shared pieces of the end-to-end tests: the built test components, and helpers every
+//! connector's tests can call (a small conformance kit).
 
+/// Paths of the test components in `tests/guests`, built by `build.rs`.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}

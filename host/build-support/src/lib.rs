@@ -13,13 +13,14 @@ pub struct BuiltComponent {
     pub wasm: PathBuf,
 }
 
-/// Builds every member of the wasm32-wasip2 workspace at `workspace` in release mode and returns the
-/// components, one per member folder. Asks cargo to re-run the build script when a member, the
+/// Builds every member of the wasm32-wasip2 workspace at `workspace` in release mode, into
+/// `target_dir` (shared between component workspaces, so dependencies compile once), and returns
+/// the components, one per member folder. Asks cargo to re-run the build script when a member, the
 /// SDK or the WIT changes.
 ///
 /// # Panics
 /// When cargo fails: a build script has no better way to report it.
-pub fn build_components(workspace: &Path, also_watch: &[&Path]) -> Vec<BuiltComponent> {
+pub fn build_components(workspace: &Path, target_dir: &Path, also_watch: &[&Path]) -> Vec<BuiltComponent> {
     let workspace = workspace.canonicalize().expect("the component workspace exists");
     let members = member_dirs(&workspace);
     println!("cargo:rerun-if-changed={}", workspace.join("Cargo.toml").display());
@@ -36,7 +37,8 @@ pub fn build_components(workspace: &Path, also_watch: &[&Path]) -> Vec<BuiltComp
     let mut command = Command::new(cargo);
     command
         .current_dir(&workspace)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--workspace"]);
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--workspace", "--target-dir"])
+        .arg(target_dir);
     // The outer build's settings belong to the host target, not to the components.
     for var in [
         "CARGO_TARGET_DIR",
@@ -54,7 +56,7 @@ pub fn build_components(workspace: &Path, also_watch: &[&Path]) -> Vec<BuiltComp
     let status = command.status().expect("cargo can be started");
     assert!(status.success(), "building the components in {} failed", workspace.display());
 
-    let out = workspace.join("target/wasm32-wasip2/release");
+    let out = target_dir.join("wasm32-wasip2/release");
     members
         .iter()
         .map(|member| {

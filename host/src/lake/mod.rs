@@ -11,11 +11,13 @@
 
 mod commit;
 pub mod evolution;
+mod reader;
 mod session;
 mod writer;
 
 pub use commit::{Commit, CommitError, ConnectorInfo, DataFile, History, StreamCommit};
 pub use evolution::{IncompatiblePolicy, SchemaChange};
+pub use reader::{ReadError, read_committed};
 pub use session::{FAULT_ENV, LakeSession, SessionEvent, SessionOptions, SessionSummary, StreamMeta, StreamStats, reset_state};
 pub use writer::WriterOptions;
 

@@ -1,0 +1,52 @@
+//! Shared set-up: one runtime with a compile cache, and a quiet observer.
+
+use inlet_host::connectors::ConnectorRef;
+use inlet_host::lake::{Lake, SessionEvent};
+use inlet_host::runtime::{RunEvent, Runtime, RuntimeOptions, SandboxPolicy};
+use inlet_host::sync::{SyncError, SyncObserver, SyncPlan, SyncReport};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The runtime every test shares (one engine, one compile cache under the target folder).
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let cache_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("inlet-cache");
+        Runtime::new(RuntimeOptions { cache_dir: Some(cache_dir) }).expect("runtime starts")
+    })
+}
+
+/// Records what a sync reports.
+#[derive(Default)]
+pub struct Recorder {
+    pub schema_changes: Mutex<Vec<(String, String)>>,
+    pub logs: Mutex<Vec<String>>,
+}
+
+impl SyncObserver for Recorder {
+    fn run_event(&self, _: &str, event: RunEvent) {
+        if let RunEvent::Log { message, .. } = event {
+            self.logs.lock().unwrap().push(message);
+        }
+    }
+    fn session_event(&self, _: &str, event: SessionEvent) {
+        if let SessionEvent::SchemaChanged { stream, change } = event {
+            self.schema_changes.lock().unwrap().push((stream, change));
+        }
+    }
+}
+
+/// A plan for the component at `wasm` (or a built-in name) with `config`.
+pub fn plan(connector: &str, connection: &str, config: serde_json::Value) -> SyncPlan {
+    let reference = ConnectorRef::resolve(connector, std::path::Path::new("/")).expect("connector resolves");
+    let mut plan = SyncPlan::new(connection, reference, config);
+    plan.sandbox = SandboxPolicy { memory_bytes: 256 << 20, ..SandboxPolicy::default() };
+    plan
+}
+
+/// Runs `plan` into `lake`.
+pub async fn sync(lake: &Lake, plan: &SyncPlan) -> (Result<SyncReport, SyncError>, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let result = inlet_host::sync::sync(runtime(), lake, plan, recorder.clone()).await;
+    (result, recorder)
+}

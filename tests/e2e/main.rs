@@ -1,0 +1,6 @@
+//! End-to-end tests: real components (built from `tests/guests` and `connectors/`) in the real host.
+
+mod harness;
+mod lake;
+mod load;
+mod sandbox;
