@@ -1,0 +1,32 @@
+//! Integration tests of the `inlet` binary and its config: one test binary for the crate.
+
+mod cli;
+mod crash;
+mod ui;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the real `inlet` binary in `dir`, with a compile cache shared by the tests.
+pub fn inlet(dir: &Path, args: &[&str]) -> Output {
+    inlet_with_env(dir, args, &[])
+}
+
+/// Like [`inlet`], with extra environment variables.
+pub fn inlet_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_inlet"));
+    command.current_dir(dir).args(args).env("INLET_CACHE_DIR", cache_dir()).env_remove("INLET_FAULT");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("the inlet binary runs")
+}
+
+fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("inlet-cache")
+}
+
+/// Stdout and stderr of a finished command, for assertion messages.
+pub fn text(output: &Output) -> String {
+    format!("status: {}\nstdout:\n{}\nstderr:\n{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
