@@ -7,7 +7,11 @@ fn main() {
     let components = inlet_build_support::build_components(
         &root.join("connectors"),
         &root.join("connectors/target"),
-        &[&root.join("sdk/src"), &root.join("sdk/Cargo.toml"), &root.join("wit")],
+        &[
+            &root.join("sdk/src"),
+            &root.join("sdk/Cargo.toml"),
+            &root.join("wit"),
+        ],
     );
     inlet_build_support::write_embedded_table("builtin_connectors.rs", &components);
 }

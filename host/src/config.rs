@@ -120,11 +120,26 @@ impl SandboxConfig {
     pub fn policy(&self, fallback: &SandboxConfig) -> SandboxPolicy {
         let defaults = SandboxPolicy::default();
         SandboxPolicy {
-            memory_bytes: self.memory_mib.or(fallback.memory_mib).map_or(defaults.memory_bytes, |m| m << 20),
-            cpu_time: self.cpu_seconds.or(fallback.cpu_seconds).map_or(defaults.cpu_time, Duration::from_secs),
-            wall_time: self.timeout_seconds.or(fallback.timeout_seconds).map_or(defaults.wall_time, Duration::from_secs),
-            allow_private_network: self.allow_private_network.or(fallback.allow_private_network).unwrap_or(false),
-            allowed_destinations: self.allow_destinations.clone().or_else(|| fallback.allow_destinations.clone()),
+            memory_bytes: self
+                .memory_mib
+                .or(fallback.memory_mib)
+                .map_or(defaults.memory_bytes, |m| m << 20),
+            cpu_time: self
+                .cpu_seconds
+                .or(fallback.cpu_seconds)
+                .map_or(defaults.cpu_time, Duration::from_secs),
+            wall_time: self
+                .timeout_seconds
+                .or(fallback.timeout_seconds)
+                .map_or(defaults.wall_time, Duration::from_secs),
+            allow_private_network: self
+                .allow_private_network
+                .or(fallback.allow_private_network)
+                .unwrap_or(false),
+            allowed_destinations: self
+                .allow_destinations
+                .clone()
+                .or_else(|| fallback.allow_destinations.clone()),
         }
     }
 }
@@ -138,7 +153,11 @@ pub enum ConfigError {
     #[error("invalid `{file}`: {message}")]
     Syntax { file: String, message: String },
     #[error("invalid `{file}`: `{key}`: {message}")]
-    Value { file: String, key: String, message: String },
+    Value {
+        file: String,
+        key: String,
+        message: String,
+    },
 }
 
 /// A checked config: every connector resolved, the lake URL valid.
@@ -155,8 +174,10 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { file: path.display().to_string(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            file: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::parse(&text, &path.display().to_string(), &base).map(|mut loaded| {
             loaded.file = path.to_path_buf();
@@ -166,13 +187,24 @@ impl LoadedConfig {
 
     /// Parses and checks `text`, naming it `file` in errors; relative paths start at `base`.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Self, ConfigError> {
-        let config: InletConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::Syntax { file: file.to_owned(), message: e.to_string().trim_end().to_owned() })?;
-        let value_error = |key: String, message: String| ConfigError::Value { file: file.to_owned(), key, message };
-        crate::lake::check_location(&config.lake.url).map_err(|e| value_error("lake.url".into(), e.to_string()))?;
+        let config: InletConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: file.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let value_error = |key: String, message: String| ConfigError::Value {
+            file: file.to_owned(),
+            key,
+            message,
+        };
+        crate::lake::check_location(&config.lake.url)
+            .map_err(|e| value_error("lake.url".into(), e.to_string()))?;
         let mut connectors = BTreeMap::new();
         for (name, connection) in &config.connections {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            {
                 return Err(value_error(
                     format!("connections.{name}"),
                     "connection names may only hold lowercase letters, digits, `_` and `-`".into(),
@@ -183,11 +215,18 @@ impl LoadedConfig {
             if let Some(select) = &connection.select
                 && select.is_empty()
             {
-                return Err(value_error(format!("connections.{name}.select"), "lists no stream; remove it to sync all".into()));
+                return Err(value_error(
+                    format!("connections.{name}.select"),
+                    "lists no stream; remove it to sync all".into(),
+                ));
             }
             connectors.insert(name.clone(), connector);
         }
-        Ok(Self { config, connectors, file: PathBuf::from(file) })
+        Ok(Self {
+            config,
+            connectors,
+            file: PathBuf::from(file),
+        })
     }
 
     /// The lake URL, with a relative folder taken relative to the config file.

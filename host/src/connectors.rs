@@ -19,7 +19,9 @@ pub enum ConnectorRef {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResolveError {
-    #[error("connector `{reference}` is neither a built-in connector ({builtins}) nor a `.wasm` path")]
+    #[error(
+        "connector `{reference}` is neither a built-in connector ({builtins}) nor a `.wasm` path"
+    )]
     UnknownName { reference: String, builtins: String },
     #[error("connector file `{}` does not exist", path.display())]
     MissingFile { path: PathBuf },
@@ -29,7 +31,8 @@ impl ConnectorRef {
     /// Resolves `reference`: a built-in name, or a path (relative to `base`) when it contains a
     /// path separator or ends in `.wasm`.
     pub fn resolve(reference: &str, base: &Path) -> Result<Self, ResolveError> {
-        let looks_like_path = reference.contains('/') || reference.contains('\\') || reference.ends_with(".wasm");
+        let looks_like_path =
+            reference.contains('/') || reference.contains('\\') || reference.ends_with(".wasm");
         if !looks_like_path {
             return BUILTIN
                 .iter()
@@ -51,7 +54,10 @@ impl ConnectorRef {
     pub fn display_name(&self) -> String {
         match self {
             ConnectorRef::Builtin(name) => (*name).to_owned(),
-            ConnectorRef::File(path) => path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+            ConnectorRef::File(path) => path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
         }
     }
 
@@ -59,7 +65,10 @@ impl ConnectorRef {
     pub fn bytes(&self) -> std::io::Result<Cow<'static, [u8]>> {
         match self {
             ConnectorRef::Builtin(name) => {
-                let (_, bytes) = BUILTIN.iter().find(|(n, _)| n == name).expect("resolved built-ins exist");
+                let (_, bytes) = BUILTIN
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .expect("resolved built-ins exist");
                 Ok(Cow::Borrowed(bytes))
             }
             ConnectorRef::File(path) => std::fs::read(path).map(Cow::Owned),

@@ -26,7 +26,11 @@ impl Reporter {
     pub fn new() -> Self {
         Self {
             tty: std::io::stderr().is_terminal(),
-            inner: Mutex::new(Inner { rows: BTreeMap::new(), last_draw: None, drawn: false }),
+            inner: Mutex::new(Inner {
+                rows: BTreeMap::new(),
+                last_draw: None,
+                drawn: false,
+            }),
         }
     }
 
@@ -40,7 +44,11 @@ impl Reporter {
     }
 
     fn draw(&self, inner: &mut Inner) {
-        if !self.tty || inner.last_draw.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
+        if !self.tty
+            || inner
+                .last_draw
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+        {
             return;
         }
         inner.last_draw = Some(Instant::now());
@@ -48,7 +56,11 @@ impl Reporter {
             .rows
             .iter()
             .map(|((connection, stream), (rows, total))| match total {
-                Some(total) => format!("{connection}/{stream} {}/{}", thousands(*rows), thousands(*total)),
+                Some(total) => format!(
+                    "{connection}/{stream} {}/{}",
+                    thousands(*rows),
+                    thousands(*total)
+                ),
                 None => format!("{connection}/{stream} {}", thousands(*rows)),
             })
             .collect();
@@ -78,8 +90,14 @@ impl SyncObserver for Reporter {
                 };
                 self.line(&mut inner, &format!("[{connection}] {level}: {message}"));
             }
-            RunEvent::Progress { stream, rows, total } => {
-                inner.rows.insert((connection.to_owned(), stream), (rows, total));
+            RunEvent::Progress {
+                stream,
+                rows,
+                total,
+            } => {
+                inner
+                    .rows
+                    .insert((connection.to_owned(), stream), (rows, total));
                 self.draw(&mut inner);
             }
         }
@@ -88,11 +106,22 @@ impl SyncObserver for Reporter {
     fn session_event(&self, connection: &str, event: SessionEvent) {
         let mut inner = self.inner.lock().expect("reporter lock");
         let text = match event {
-            SessionEvent::SchemaChanged { stream, change } => format!("[{connection}] {stream}: schema change: {change}"),
-            SessionEvent::Committed { sequence, rows, files } => {
-                format!("[{connection}] commit #{sequence}: {} rows in {files} files", thousands(rows))
+            SessionEvent::SchemaChanged { stream, change } => {
+                format!("[{connection}] {stream}: schema change: {change}")
             }
-            SessionEvent::Swept { files } => format!("[{connection}] removed {files} leftover files of failed runs"),
+            SessionEvent::Committed {
+                sequence,
+                rows,
+                files,
+            } => {
+                format!(
+                    "[{connection}] commit #{sequence}: {} rows in {files} files",
+                    thousands(rows)
+                )
+            }
+            SessionEvent::Swept { files } => {
+                format!("[{connection}] removed {files} leftover files of failed runs")
+            }
         };
         self.line(&mut inner, &text);
     }
@@ -101,7 +130,10 @@ impl SyncObserver for Reporter {
 /// The end-of-run table: rows, files and bytes per stream, and the duration.
 pub fn summary(reports: &[SyncReport]) -> String {
     let mut out = String::new();
-    out.push_str(&format!("{:<20} {:<24} {:>12} {:>6} {:>12}\n", "connection", "stream", "rows", "files", "bytes"));
+    out.push_str(&format!(
+        "{:<20} {:<24} {:>12} {:>6} {:>12}\n",
+        "connection", "stream", "rows", "files", "bytes"
+    ));
     for report in reports {
         for (stream, stats) in &report.streams {
             out.push_str(&format!(
@@ -121,7 +153,9 @@ pub fn summary(reports: &[SyncReport]) -> String {
             report.streams.values().map(|s| s.files).sum::<u64>(),
             human_bytes(report.streams.values().map(|s| s.bytes).sum()),
             report.duration,
-            report.last_sequence.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            report
+                .last_sequence
+                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
         ));
     }
     out
@@ -132,7 +166,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

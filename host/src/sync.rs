@@ -1,10 +1,13 @@
 //! One sync of one connection: load the connector, discover, read into a lake session, commit.
 
 use crate::connectors::ConnectorRef;
-use crate::lake::{self, ConnectorInfo, IncompatiblePolicy, Lake, LakeSession, SessionEvent, SessionOptions, StreamMeta, StreamStats, WriterOptions};
+use crate::lake::{
+    self, ConnectorInfo, IncompatiblePolicy, Lake, LakeSession, SessionEvent, SessionOptions,
+    StreamMeta, StreamStats, WriterOptions,
+};
 use crate::runtime::{
-    CallError, ConfiguredStream, Connector, ConnectorSpec, LoadError, NetworkGrant, PolicyError, RunEvent, RunLabels, Runtime,
-    SandboxPolicy, SinkError, Stream, SyncMode, decode_schema,
+    CallError, ConfiguredStream, Connector, ConnectorSpec, LoadError, NetworkGrant, PolicyError,
+    RunEvent, RunLabels, Runtime, SandboxPolicy, SinkError, Stream, SyncMode, decode_schema,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -55,23 +58,65 @@ impl SyncPlan {
 #[non_exhaustive]
 pub enum SyncError {
     #[error("connection `{connection}`: cannot read connector `{connector}`: {reason}")]
-    Read { connection: String, connector: String, reason: String },
+    Read {
+        connection: String,
+        connector: String,
+        reason: String,
+    },
     #[error("connection `{connection}`: {source}")]
-    Load { connection: String, source: LoadError },
+    Load {
+        connection: String,
+        source: LoadError,
+    },
     #[error("connection `{connection}` (connector `{connector}`): sandbox policy: {source}")]
-    Policy { connection: String, connector: String, source: PolicyError },
+    Policy {
+        connection: String,
+        connector: String,
+        source: PolicyError,
+    },
     #[error(transparent)]
     Call(#[from] CallError),
-    #[error("connection `{connection}` (connector `{connector}`): stream `{stream}` does not exist (streams: {available})")]
-    UnknownStream { connection: String, connector: String, stream: String, available: String },
-    #[error("connection `{connection}` (connector `{connector}`): stream `{stream}` does not support {mode} (supported: {supported})")]
-    UnsupportedMode { connection: String, connector: String, stream: String, mode: SyncMode, supported: String },
-    #[error("connection `{connection}` (connector `{connector}`): stream `{stream}` declares an unreadable schema: {reason}")]
-    BadSchema { connection: String, connector: String, stream: String, reason: String },
+    #[error(
+        "connection `{connection}` (connector `{connector}`): stream `{stream}` does not exist (streams: {available})"
+    )]
+    UnknownStream {
+        connection: String,
+        connector: String,
+        stream: String,
+        available: String,
+    },
+    #[error(
+        "connection `{connection}` (connector `{connector}`): stream `{stream}` does not support {mode} (supported: {supported})"
+    )]
+    UnsupportedMode {
+        connection: String,
+        connector: String,
+        stream: String,
+        mode: SyncMode,
+        supported: String,
+    },
+    #[error(
+        "connection `{connection}` (connector `{connector}`): stream `{stream}` declares an unreadable schema: {reason}"
+    )]
+    BadSchema {
+        connection: String,
+        connector: String,
+        stream: String,
+        reason: String,
+    },
     #[error("connection `{connection}`: lake: {source}")]
-    Lake { connection: String, source: lake::CommitError },
-    #[error("connection `{connection}` (connector `{connector}`): {source}; nothing after the last commit was kept")]
-    Sink { connection: String, connector: String, source: SinkError },
+    Lake {
+        connection: String,
+        source: lake::CommitError,
+    },
+    #[error(
+        "connection `{connection}` (connector `{connector}`): {source}; nothing after the last commit was kept"
+    )]
+    Sink {
+        connection: String,
+        connector: String,
+        source: SinkError,
+    },
 }
 
 /// What a finished sync did.
@@ -100,7 +145,11 @@ pub trait SyncObserver: Send + Sync {
 }
 
 /// Loads the component of `reference`.
-pub fn load(runtime: &Runtime, connection: &str, reference: &ConnectorRef) -> Result<Connector, SyncError> {
+pub fn load(
+    runtime: &Runtime,
+    connection: &str,
+    reference: &ConnectorRef,
+) -> Result<Connector, SyncError> {
     let bytes = reference.bytes().map_err(|e| SyncError::Read {
         connection: connection.to_owned(),
         connector: reference.display_name(),
@@ -108,12 +157,17 @@ pub fn load(runtime: &Runtime, connection: &str, reference: &ConnectorRef) -> Re
     })?;
     runtime
         .load(&reference.display_name(), &bytes)
-        .map_err(|source| SyncError::Load { connection: connection.to_owned(), source })
+        .map_err(|source| SyncError::Load {
+            connection: connection.to_owned(),
+            source,
+        })
 }
 
 /// Calls `spec` in a run with no network.
 pub async fn spec(connector: &Connector, labels: RunLabels) -> Result<ConnectorSpec, SyncError> {
-    let run = connector.start(&SandboxPolicy::default(), NetworkGrant::none(), labels).await?;
+    let run = connector
+        .start(&SandboxPolicy::default(), NetworkGrant::none(), labels)
+        .await?;
     Ok(run.spec().await?)
 }
 
@@ -144,31 +198,62 @@ impl Prepared {
         labels.secrets = spec
             .secret_fields
             .iter()
-            .filter_map(|field| config.get(field).and_then(|v| v.as_str()).map(str::to_owned))
+            .filter_map(|field| {
+                config
+                    .get(field)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
             .collect();
-        let grant = NetworkGrant::resolve(&spec.destinations, config, policy).await.map_err(|source| SyncError::Policy {
-            connection: connection.to_owned(),
-            connector: connector.name().to_owned(),
-            source,
-        })?;
-        Ok(Self { connector, spec, labels, grant })
+        let grant = NetworkGrant::resolve(&spec.destinations, config, policy)
+            .await
+            .map_err(|source| SyncError::Policy {
+                connection: connection.to_owned(),
+                connector: connector.name().to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            connector,
+            spec,
+            labels,
+            grant,
+        })
     }
 
     /// Calls `check`.
-    pub async fn check(&self, config: &serde_json::Value, policy: &SandboxPolicy) -> Result<(), SyncError> {
-        let run = self.connector.start(policy, self.grant.clone(), self.labels.clone()).await?;
+    pub async fn check(
+        &self,
+        config: &serde_json::Value,
+        policy: &SandboxPolicy,
+    ) -> Result<(), SyncError> {
+        let run = self
+            .connector
+            .start(policy, self.grant.clone(), self.labels.clone())
+            .await?;
         Ok(run.check(&config.to_string()).await?)
     }
 
     /// Calls `discover`.
-    pub async fn discover(&self, config: &serde_json::Value, policy: &SandboxPolicy) -> Result<Vec<Stream>, SyncError> {
-        let run = self.connector.start(policy, self.grant.clone(), self.labels.clone()).await?;
+    pub async fn discover(
+        &self,
+        config: &serde_json::Value,
+        policy: &SandboxPolicy,
+    ) -> Result<Vec<Stream>, SyncError> {
+        let run = self
+            .connector
+            .start(policy, self.grant.clone(), self.labels.clone())
+            .await?;
         Ok(run.discover(&config.to_string()).await?)
     }
 }
 
 /// Runs one sync of `plan` into `lake`.
-pub async fn sync(runtime: &Runtime, lake: &Lake, plan: &SyncPlan, observer: Arc<dyn SyncObserver>) -> Result<SyncReport, SyncError> {
+pub async fn sync(
+    runtime: &Runtime,
+    lake: &Lake,
+    plan: &SyncPlan,
+    observer: Arc<dyn SyncObserver>,
+) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let connection = plan.connection.as_str();
     let connector = load(runtime, connection, &plan.connector)?;
@@ -177,7 +262,14 @@ pub async fn sync(runtime: &Runtime, lake: &Lake, plan: &SyncPlan, observer: Arc
         let connection = connection.to_owned();
         Arc::new(move |event| observer.run_event(&connection, event))
     };
-    let prepared = Prepared::new(connector, connection, &plan.config, &plan.sandbox, run_observer).await?;
+    let prepared = Prepared::new(
+        connector,
+        connection,
+        &plan.config,
+        &plan.sandbox,
+        run_observer,
+    )
+    .await?;
     let name = prepared.connector.name().to_owned();
     let streams = prepared.discover(&plan.config, &plan.sandbox).await?;
     let selected = select_streams(plan, &name, &streams)?;
@@ -185,7 +277,13 @@ pub async fn sync(runtime: &Runtime, lake: &Lake, plan: &SyncPlan, observer: Arc
     let mut metas = BTreeMap::new();
     let mut declared = HashMap::new();
     for (stream, _) in &selected {
-        metas.insert(stream.name.clone(), StreamMeta { primary_key: stream.primary_key.clone(), cursor_field: stream.cursor_field.clone() });
+        metas.insert(
+            stream.name.clone(),
+            StreamMeta {
+                primary_key: stream.primary_key.clone(),
+                cursor_field: stream.cursor_field.clone(),
+            },
+        );
         let schema = match &stream.schema {
             Some(bytes) => Some(decode_schema(bytes).map_err(|reason| SyncError::BadSchema {
                 connection: connection.to_owned(),
@@ -202,22 +300,60 @@ pub async fn sync(runtime: &Runtime, lake: &Lake, plan: &SyncPlan, observer: Arc
         let connection = connection.to_owned();
         Arc::new(move |event| observer.session_event(&connection, event))
     };
-    let info = ConnectorInfo { name: prepared.spec.name.clone(), version: prepared.spec.version.clone(), digest: prepared.connector.digest().to_owned() };
-    let options = SessionOptions { writer: plan.writer.clone(), policies: plan.policies.clone() };
-    let session = LakeSession::open(lake.clone(), connection, info, metas, options, session_observer)
-        .await
-        .map_err(|source| SyncError::Lake { connection: connection.to_owned(), source })?;
+    let info = ConnectorInfo {
+        name: prepared.spec.name.clone(),
+        version: prepared.spec.version.clone(),
+        digest: prepared.connector.digest().to_owned(),
+    };
+    let options = SessionOptions {
+        writer: plan.writer.clone(),
+        policies: plan.policies.clone(),
+    };
+    let session = LakeSession::open(
+        lake.clone(),
+        connection,
+        info,
+        metas,
+        options,
+        session_observer,
+    )
+    .await
+    .map_err(|source| SyncError::Lake {
+        connection: connection.to_owned(),
+        source,
+    })?;
     let state = session.state_json();
-    let configured: Vec<ConfiguredStream> =
-        selected.iter().map(|(s, mode)| ConfiguredStream { name: s.name.clone(), sync_mode: *mode }).collect();
+    let configured: Vec<ConfiguredStream> = selected
+        .iter()
+        .map(|(s, mode)| ConfiguredStream {
+            name: s.name.clone(),
+            sync_mode: *mode,
+        })
+        .collect();
 
-    let run = prepared.connector.start(&plan.sandbox, prepared.grant.clone(), prepared.labels.clone()).await?;
-    let sink = run.read(&plan.config.to_string(), &configured, declared, state.as_deref(), Box::new(session)).await?;
+    let run = prepared
+        .connector
+        .start(
+            &plan.sandbox,
+            prepared.grant.clone(),
+            prepared.labels.clone(),
+        )
+        .await?;
+    let sink = run
+        .read(
+            &plan.config.to_string(),
+            &configured,
+            declared,
+            state.as_deref(),
+            Box::new(session),
+        )
+        .await?;
     let session = into_session(sink);
-    let summary = session
-        .finish()
-        .await
-        .map_err(|source| SyncError::Sink { connection: connection.to_owned(), connector: name.clone(), source })?;
+    let summary = session.finish().await.map_err(|source| SyncError::Sink {
+        connection: connection.to_owned(),
+        connector: name.clone(),
+        source,
+    })?;
     Ok(SyncReport {
         connection: connection.to_owned(),
         connector: name,
@@ -231,23 +367,37 @@ pub async fn sync(runtime: &Runtime, lake: &Lake, plan: &SyncPlan, observer: Arc
 /// The read hands back the sink it was given; it is always the session passed in.
 fn into_session(sink: Box<dyn crate::runtime::BatchSink>) -> LakeSession {
     let any: Box<dyn std::any::Any> = sink;
-    *any.downcast::<LakeSession>().expect("the sink given to read is a LakeSession")
+    *any.downcast::<LakeSession>()
+        .expect("the sink given to read is a LakeSession")
 }
 
 /// Picks the streams to read and their modes.
-fn select_streams<'a>(plan: &SyncPlan, connector: &str, streams: &'a [Stream]) -> Result<Vec<(&'a Stream, SyncMode)>, SyncError> {
-    let available = || streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+fn select_streams<'a>(
+    plan: &SyncPlan,
+    connector: &str,
+    streams: &'a [Stream],
+) -> Result<Vec<(&'a Stream, SyncMode)>, SyncError> {
+    let available = || {
+        streams
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let wanted: Vec<&'a Stream> = match &plan.select {
         None => streams.iter().collect(),
         Some(names) => names
             .iter()
             .map(|name| {
-                streams.iter().find(|s| &s.name == name).ok_or_else(|| SyncError::UnknownStream {
-                    connection: plan.connection.clone(),
-                    connector: connector.to_owned(),
-                    stream: name.clone(),
-                    available: available(),
-                })
+                streams
+                    .iter()
+                    .find(|s| &s.name == name)
+                    .ok_or_else(|| SyncError::UnknownStream {
+                        connection: plan.connection.clone(),
+                        connector: connector.to_owned(),
+                        stream: name.clone(),
+                        available: available(),
+                    })
             })
             .collect::<Result<_, _>>()?,
     };
@@ -264,15 +414,31 @@ fn select_streams<'a>(plan: &SyncPlan, connector: &str, streams: &'a [Stream]) -
     wanted
         .into_iter()
         .map(|stream| {
-            let default = stream.sync_modes.first().copied().unwrap_or(SyncMode::FullRefresh);
-            let mode = if plan.full_refresh { SyncMode::FullRefresh } else { plan.sync_modes.get(&stream.name).copied().unwrap_or(default) };
+            let default = stream
+                .sync_modes
+                .first()
+                .copied()
+                .unwrap_or(SyncMode::FullRefresh);
+            let mode = if plan.full_refresh {
+                SyncMode::FullRefresh
+            } else {
+                plan.sync_modes
+                    .get(&stream.name)
+                    .copied()
+                    .unwrap_or(default)
+            };
             if !stream.sync_modes.contains(&mode) {
                 return Err(SyncError::UnsupportedMode {
                     connection: plan.connection.clone(),
                     connector: connector.to_owned(),
                     stream: stream.name.clone(),
                     mode,
-                    supported: stream.sync_modes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                    supported: stream
+                        .sync_modes
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 });
             }
             Ok((stream, mode))

@@ -52,7 +52,10 @@ impl std::fmt::Display for Error {
             Self::Config(m) => write!(f, "configuration error: {m}"),
             Self::Auth(m) => write!(f, "authentication error: {m}"),
             Self::NotFound(m) => write!(f, "not found: {m}"),
-            Self::RateLimited { message, retry_after_ms } => match retry_after_ms {
+            Self::RateLimited {
+                message,
+                retry_after_ms,
+            } => match retry_after_ms {
                 Some(ms) => write!(f, "rate limited (retry after {ms} ms): {message}"),
                 None => write!(f, "rate limited: {message}"),
             },
@@ -71,9 +74,13 @@ impl From<Error> for wit::Error {
             Error::Config(m) => wit::Error::Config(m),
             Error::Auth(m) => wit::Error::Auth(m),
             Error::NotFound(m) => wit::Error::NotFound(m),
-            Error::RateLimited { message, retry_after_ms } => {
-                wit::Error::RateLimited(wit::RateLimit { message, retry_after_ms })
-            }
+            Error::RateLimited {
+                message,
+                retry_after_ms,
+            } => wit::Error::RateLimited(wit::RateLimit {
+                message,
+                retry_after_ms,
+            }),
             Error::Transient(m) => wit::Error::Transient(m),
             Error::Data(m) => wit::Error::Data(m),
             Error::Internal(m) => wit::Error::Internal(m),
@@ -87,9 +94,10 @@ impl From<wit::Error> for Error {
             wit::Error::Config(m) => Error::Config(m),
             wit::Error::Auth(m) => Error::Auth(m),
             wit::Error::NotFound(m) => Error::NotFound(m),
-            wit::Error::RateLimited(r) => {
-                Error::RateLimited { message: r.message, retry_after_ms: r.retry_after_ms }
-            }
+            wit::Error::RateLimited(r) => Error::RateLimited {
+                message: r.message,
+                retry_after_ms: r.retry_after_ms,
+            },
             wit::Error::Transient(m) => Error::Transient(m),
             wit::Error::Data(m) => Error::Data(m),
             wit::Error::Internal(m) => Error::Internal(m),

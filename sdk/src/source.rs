@@ -90,7 +90,11 @@ impl<S: Source> Guest for Adapter<S> {
             description: spec.description,
             config_schema: serde_json::to_string(&schema).unwrap_or_else(|_| "{}".to_owned()),
             secret_fields: spec.secret_fields,
-            destinations: spec.tcp_destinations.into_iter().map(wit::Destination::Tcp).collect(),
+            destinations: spec
+                .tcp_destinations
+                .into_iter()
+                .map(wit::Destination::Tcp)
+                .collect(),
         }
     }
 

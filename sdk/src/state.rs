@@ -27,7 +27,9 @@ impl State {
             Some(text) => match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(values)) => Ok(Self { values }),
                 Ok(Value::Null) => Ok(Self::new()),
-                Ok(other) => Err(Error::config(format!("state must be a JSON object, got `{other}`"))),
+                Ok(other) => Err(Error::config(format!(
+                    "state must be a JSON object, got `{other}`"
+                ))),
                 Err(e) => Err(Error::config(format!("state is not valid JSON: {e}"))),
             },
         }
@@ -39,7 +41,9 @@ impl State {
             None | Some(Value::Null) => Ok(None),
             Some(value) => serde_json::from_value(value.clone())
                 .map(Some)
-                .map_err(|e| Error::config(format!("state key `{key}` has an unexpected shape: {e}"))),
+                .map_err(|e| {
+                    Error::config(format!("state key `{key}` has an unexpected shape: {e}"))
+                }),
         }
     }
 

@@ -112,6 +112,9 @@ pub struct ConfiguredStream {
 
 impl From<wit::ConfiguredStream> for ConfiguredStream {
     fn from(stream: wit::ConfiguredStream) -> Self {
-        Self { name: stream.name, sync_mode: stream.sync_mode.into() }
+        Self {
+            name: stream.name,
+            sync_mode: stream.sync_mode.into(),
+        }
     }
 }

@@ -12,7 +12,10 @@ pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         let cache_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("inlet-cache");
-        Runtime::new(RuntimeOptions { cache_dir: Some(cache_dir) }).expect("runtime starts")
+        Runtime::new(RuntimeOptions {
+            cache_dir: Some(cache_dir),
+        })
+        .expect("runtime starts")
     })
 }
 
@@ -38,9 +41,13 @@ impl SyncObserver for Recorder {
 
 /// A plan for the component at `wasm` (or a built-in name) with `config`.
 pub fn plan(connector: &str, connection: &str, config: serde_json::Value) -> SyncPlan {
-    let reference = ConnectorRef::resolve(connector, std::path::Path::new("/")).expect("connector resolves");
+    let reference =
+        ConnectorRef::resolve(connector, std::path::Path::new("/")).expect("connector resolves");
     let mut plan = SyncPlan::new(connection, reference, config);
-    plan.sandbox = SandboxPolicy { memory_bytes: 256 << 20, ..SandboxPolicy::default() };
+    plan.sandbox = SandboxPolicy {
+        memory_bytes: 256 << 20,
+        ..SandboxPolicy::default()
+    };
     plan
 }
 

@@ -28,7 +28,7 @@ fn pong_server() -> u16 {
 
 fn failure(result: Result<inlet_host::sync::SyncReport, SyncError>) -> (String, CallFailure) {
     match result {
-        Err(SyncError::Call(error)) => (error.to_string(), error.failure),
+        Err(SyncError::Call(error)) => (error.to_string(), *error.failure),
         other => panic!("expected a failed call, got {other:?}"),
     }
 }
@@ -41,7 +41,11 @@ async fn commits(lake: &Lake, connection: &str) -> usize {
 async fn declared_destination_is_reachable() {
     let port = pong_server();
     let lake = Lake::in_memory();
-    let mut plan = plan(NET_PROBE, "probe", json!({"host": "127.0.0.1", "port": port}));
+    let mut plan = plan(
+        NET_PROBE,
+        "probe",
+        json!({"host": "127.0.0.1", "port": port}),
+    );
     plan.sandbox.allow_private_network = true;
     let (result, _) = sync(&lake, &plan).await;
     let report = result.expect("the declared destination is allowed");
@@ -54,18 +58,28 @@ async fn undeclared_destination_is_refused() {
     let other = pong_server();
     let lake = Lake::in_memory();
     let target = format!("127.0.0.1:{other}");
-    let mut plan = plan(NET_PROBE, "probe", json!({"host": "127.0.0.1", "port": declared, "target": target}));
+    let mut plan = plan(
+        NET_PROBE,
+        "probe",
+        json!({"host": "127.0.0.1", "port": declared, "target": target}),
+    );
     plan.sandbox.allow_private_network = true;
     let (result, _) = sync(&lake, &plan).await;
     let (message, failure) = failure(result);
     match failure {
-        CallFailure::Violation(Violation::Network { address, declared: list }) => {
+        CallFailure::Violation(Violation::Network {
+            address,
+            declared: list,
+        }) => {
             assert_eq!(address.to_string(), target);
             assert_eq!(list, format!("127.0.0.1:{declared}"));
         }
         other => panic!("expected a network violation, got {other:?}"),
     }
-    assert!(message.contains("connection `probe`") && message.contains("network policy"), "{message}");
+    assert!(
+        message.contains("connection `probe`") && message.contains("network policy"),
+        "{message}"
+    );
     assert_eq!(commits(&lake, "probe").await, 0);
 }
 
@@ -73,7 +87,11 @@ async fn undeclared_destination_is_refused() {
 async fn private_destination_needs_explicit_permission() {
     let port = pong_server();
     let lake = Lake::in_memory();
-    let plan = plan(NET_PROBE, "probe", json!({"host": "127.0.0.1", "port": port}));
+    let plan = plan(
+        NET_PROBE,
+        "probe",
+        json!({"host": "127.0.0.1", "port": port}),
+    );
     let (result, _) = sync(&lake, &plan).await;
     let error = result.expect_err("loopback is private");
     let message = error.to_string();
@@ -85,23 +103,39 @@ async fn private_destination_needs_explicit_permission() {
 async fn operator_allowlist_narrows_declared_destinations() {
     let port = pong_server();
     let lake = Lake::in_memory();
-    let mut plan = plan(NET_PROBE, "probe", json!({"host": "127.0.0.1", "port": port}));
+    let mut plan = plan(
+        NET_PROBE,
+        "probe",
+        json!({"host": "127.0.0.1", "port": port}),
+    );
     plan.sandbox.allow_private_network = true;
     plan.sandbox.allowed_destinations = Some(vec!["db.internal:5432".into()]);
     let (result, _) = sync(&lake, &plan).await;
     let message = result.expect_err("not in the allowlist").to_string();
-    assert!(message.contains(&format!("127.0.0.1:{port}")) && message.contains("db.internal:5432"), "{message}");
+    assert!(
+        message.contains(&format!("127.0.0.1:{port}")) && message.contains("db.internal:5432"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn memory_bomb_is_stopped_by_the_cap() {
     let lake = Lake::in_memory();
     let mut plan = plan(MISBEHAVE, "bomb", json!({"mode": "memory-bomb"}));
-    plan.sandbox = SandboxPolicy { memory_bytes: 64 << 20, ..plan.sandbox };
+    plan.sandbox = SandboxPolicy {
+        memory_bytes: 64 << 20,
+        ..plan.sandbox
+    };
     let (result, _) = sync(&lake, &plan).await;
     let (message, failure) = failure(result);
-    assert!(matches!(failure, CallFailure::Violation(Violation::Memory { limit, .. }) if limit == 64 << 20), "{message}");
-    assert!(message.contains("memory limit") && message.contains("64 MiB"), "{message}");
+    assert!(
+        matches!(failure, CallFailure::Violation(Violation::Memory { limit, .. }) if limit == 64 << 20),
+        "{message}"
+    );
+    assert!(
+        message.contains("memory limit") && message.contains("64 MiB"),
+        "{message}"
+    );
     assert_eq!(commits(&lake, "bomb").await, 0);
 }
 
@@ -112,7 +146,10 @@ async fn infinite_loop_is_stopped_by_the_cpu_deadline() {
     plan.sandbox.cpu_time = Duration::from_millis(500);
     let (result, _) = sync(&lake, &plan).await;
     let (message, failure) = failure(result);
-    assert!(matches!(failure, CallFailure::Violation(Violation::Cpu(_))), "{message}");
+    assert!(
+        matches!(failure, CallFailure::Violation(Violation::Cpu(_))),
+        "{message}"
+    );
     assert!(message.contains("cpu limit"), "{message}");
 }
 
@@ -123,7 +160,10 @@ async fn call_blocked_in_the_host_is_stopped_by_the_wall_clock() {
     plan.sandbox.wall_time = Duration::from_millis(700);
     let (result, _) = sync(&lake, &plan).await;
     let (message, failure) = failure(result);
-    assert!(matches!(failure, CallFailure::Violation(Violation::WallClock(_))), "{message}");
+    assert!(
+        matches!(failure, CallFailure::Violation(Violation::WallClock(_))),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -133,10 +173,15 @@ async fn trap_commits_nothing() {
     let (result, _) = sync(&lake, &plan).await;
     let (message, failure) = failure(result);
     match failure {
-        CallFailure::Trap { stderr, .. } => assert!(stderr.contains("boom after emitting 3 rows"), "{stderr}"),
+        CallFailure::Trap { stderr, .. } => {
+            assert!(stderr.contains("boom after emitting 3 rows"), "{stderr}")
+        }
         other => panic!("expected a trap, got {other:?}"),
     }
-    assert!(message.contains("stream `items`") && message.contains("trapped"), "{message}");
+    assert!(
+        message.contains("stream `items`") && message.contains("trapped"),
+        "{message}"
+    );
     assert_eq!(commits(&lake, "trap").await, 0);
 }
 
@@ -148,11 +193,21 @@ async fn trap_keeps_only_what_was_checkpointed_before_it() {
     failure(result);
     let history = History::read(&lake, "half").await.unwrap();
     assert_eq!(history.commits.len(), 1);
-    assert_eq!(history.latest().unwrap().state, Some(json!({"checkpointed": 3})));
+    assert_eq!(
+        history.latest().unwrap().state,
+        Some(json!({"checkpointed": 3}))
+    );
     let batches = read_committed(&lake, "half", "items").await.unwrap();
     let ids: Vec<i64> = batches
         .iter()
-        .flat_map(|b| b.column(0).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap().values().to_vec())
+        .flat_map(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow_array::Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        })
         .collect();
     assert_eq!(ids, vec![0, 1, 2]);
 }
@@ -163,8 +218,17 @@ async fn batch_breaking_the_declared_schema_ends_the_run() {
     let plan = plan(MISBEHAVE, "liar", json!({"mode": "wrong-schema"}));
     let (result, _) = sync(&lake, &plan).await;
     let (message, failure) = failure(result);
-    assert!(matches!(failure, CallFailure::Violation(Violation::Schema(_))), "{message}");
-    for part in ["connection `liar`", "connector `inlet_test_misbehave.wasm`", "stream `items`", "schema contract", "column `id` has type Utf8"] {
+    assert!(
+        matches!(failure, CallFailure::Violation(Violation::Schema(_))),
+        "{message}"
+    );
+    for part in [
+        "connection `liar`",
+        "connector `inlet_test_misbehave.wasm`",
+        "stream `items`",
+        "schema contract",
+        "column `id` has type Utf8",
+    ] {
         assert!(message.contains(part), "`{part}` missing from: {message}");
     }
     assert_eq!(commits(&lake, "liar").await, 0);

@@ -22,7 +22,8 @@ pub fn pick(seed: u64, salt: u64, id: u64) -> u64 {
 
 /// Microseconds since the epoch of a moment on the given generation's day.
 pub fn timestamp_micros(generation: u64, id: u64) -> i64 {
-    (OPENING_SECONDS + generation as i64 * DAY_SECONDS + (id % DAY_SECONDS as u64) as i64) * 1_000_000
+    (OPENING_SECONDS + generation as i64 * DAY_SECONDS + (id % DAY_SECONDS as u64) as i64)
+        * 1_000_000
 }
 
 /// One entity table (patients, consultations or orders) growing and changing over generations.
@@ -54,8 +55,20 @@ impl RowVersion {
 }
 
 impl Table {
-    fn new(seed: u64, salt: u64, initial: u64, per_run: u64, updates_per_run: u64, generation: u64) -> Self {
-        let mut table = Self { initial, per_run, updates: HashMap::new(), generation };
+    fn new(
+        seed: u64,
+        salt: u64,
+        initial: u64,
+        per_run: u64,
+        updates_per_run: u64,
+        generation: u64,
+    ) -> Self {
+        let mut table = Self {
+            initial,
+            per_run,
+            updates: HashMap::new(),
+            generation,
+        };
         for g in 2..=generation {
             let existing = table.count_at(g - 1);
             for k in 0..updates_per_run {
@@ -80,9 +93,22 @@ impl Table {
 
     /// The row `id` (1-based) as of this generation.
     pub fn row(&self, id: u64) -> RowVersion {
-        let created_generation = if id <= self.initial { 1 } else { 2 + (id - self.initial - 1) / self.per_run };
-        let (updated_generation, version) = self.updates.get(&id).copied().unwrap_or((created_generation, 0));
-        RowVersion { id, created_generation, updated_generation, version }
+        let created_generation = if id <= self.initial {
+            1
+        } else {
+            2 + (id - self.initial - 1) / self.per_run
+        };
+        let (updated_generation, version) = self
+            .updates
+            .get(&id)
+            .copied()
+            .unwrap_or((created_generation, 0));
+        RowVersion {
+            id,
+            created_generation,
+            updated_generation,
+            version,
+        }
     }
 }
 

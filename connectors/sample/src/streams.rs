@@ -5,10 +5,29 @@ use inlet_sdk::prelude::*;
 use serde::Serialize;
 use std::sync::Arc;
 
-const FIRST_NAMES: &[&str] = &["Aiko", "Haruto", "Mei", "Sota", "Yui", "Ren", "Hana", "Kaito", "Émile", "Zoë"];
-const LAST_NAMES: &[&str] = &["Sato", "Suzuki", "Takahashi", "Tanaka", "Watanabe", "Ito", "Yamamoto", "Nakamura"];
-const CITIES: &[&str] = &["Tokyo", "Osaka", "Nagoya", "Sapporo", "Fukuoka", "Kobe", "Kyoto", "Sendai"];
-const DOCTORS: &[&str] = &["Dr. Mori", "Dr. Kobayashi", "Dr. Kato", "Dr. Yoshida", "Dr. Yamada"];
+const FIRST_NAMES: &[&str] = &[
+    "Aiko", "Haruto", "Mei", "Sota", "Yui", "Ren", "Hana", "Kaito", "Émile", "Zoë",
+];
+const LAST_NAMES: &[&str] = &[
+    "Sato",
+    "Suzuki",
+    "Takahashi",
+    "Tanaka",
+    "Watanabe",
+    "Ito",
+    "Yamamoto",
+    "Nakamura",
+];
+const CITIES: &[&str] = &[
+    "Tokyo", "Osaka", "Nagoya", "Sapporo", "Fukuoka", "Kobe", "Kyoto", "Sendai",
+];
+const DOCTORS: &[&str] = &[
+    "Dr. Mori",
+    "Dr. Kobayashi",
+    "Dr. Kato",
+    "Dr. Yoshida",
+    "Dr. Yamada",
+];
 const SPECIALTIES: &[&str] = &["general", "dermatology", "allergy", "sleep", "nutrition"];
 const CONSULTATION_STATUS: &[&str] = &["scheduled", "completed", "prescribed", "closed"];
 const PRODUCTS: &[(&str, i64)] = &[
@@ -36,9 +55,18 @@ pub struct SampleStream {
 
 pub fn all() -> &'static [SampleStream] {
     &[
-        SampleStream { name: "patients", kind: Kind::Patients },
-        SampleStream { name: "consultations", kind: Kind::Consultations },
-        SampleStream { name: "orders", kind: Kind::Orders },
+        SampleStream {
+            name: "patients",
+            kind: Kind::Patients,
+        },
+        SampleStream {
+            name: "consultations",
+            kind: Kind::Consultations,
+        },
+        SampleStream {
+            name: "orders",
+            kind: Kind::Orders,
+        },
     ]
 }
 
@@ -53,8 +81,19 @@ impl SampleStream {
 
     /// Emits the rows of this generation newer than `cursor` (all rows without one), in batches.
     /// Returns the newest `updated_at` emitted.
-    pub fn emit(&self, shop: &Shop, cursor: Option<i64>, batch_rows: usize, out: &mut Output) -> Result<Option<i64>, Error> {
-        let batches = Batches { name: self.name, schema: self.schema(), cursor, batch_rows };
+    pub fn emit(
+        &self,
+        shop: &Shop,
+        cursor: Option<i64>,
+        batch_rows: usize,
+        out: &mut Output,
+    ) -> Result<Option<i64>, Error> {
+        let batches = Batches {
+            name: self.name,
+            schema: self.schema(),
+            cursor,
+            batch_rows,
+        };
         match self.kind {
             Kind::Patients => batches.emit(shop, &shop.patients, out, patient),
             Kind::Consultations => batches.emit(shop, &shop.consultations, out, consultation),
@@ -147,8 +186,17 @@ fn patient(shop: &Shop, row: RowVersion) -> Patient<'static> {
         id: row.id,
         name: format!("{first} {last}"),
         // A patient's updates change their email and city.
-        email: format!("{}.{}{}@example.jp", first.to_lowercase(), row.id, if row.version > 0 { format!("+v{}", row.version) } else { String::new() }),
-        date_of_birth: (row.id % 17 != 0).then_some(-7_305 + days_since_1950),
+        email: format!(
+            "{}.{}{}@example.jp",
+            first.to_lowercase(),
+            row.id,
+            if row.version > 0 {
+                format!("+v{}", row.version)
+            } else {
+                String::new()
+            }
+        ),
+        date_of_birth: (!row.id.is_multiple_of(17)).then_some(-7_305 + days_since_1950),
         city: choose(shop, 13 + u64::from(row.version), row.id, CITIES),
         created_at: row.created_at(),
         updated_at: row.updated_at(),
@@ -184,7 +232,8 @@ struct Consultation<'a> {
 
 fn consultation(shop: &Shop, row: RowVersion) -> Consultation<'static> {
     let patients_then = shop.patients.count_at(row.created_generation);
-    let status: &'static str = CONSULTATION_STATUS[(row.version as usize).min(CONSULTATION_STATUS.len() - 1)];
+    let status: &'static str =
+        CONSULTATION_STATUS[(row.version as usize).min(CONSULTATION_STATUS.len() - 1)];
     Consultation {
         id: row.id,
         patient_id: 1 + pick(shop.seed, 20, row.id) % patients_then,
@@ -233,9 +282,11 @@ fn order(shop: &Shop, row: RowVersion) -> Order<'static> {
     let consultations_then = shop.consultations.count_at(row.created_generation);
     Order {
         id: row.id,
-        patient_id: 1 + pick(shop.seed, 32, row.id) % shop.patients.count_at(row.created_generation),
+        patient_id: 1 + pick(shop.seed, 32, row.id)
+            % shop.patients.count_at(row.created_generation),
         // Over-the-counter orders have no consultation.
-        consultation_id: (row.id % 3 != 0).then(|| 1 + pick(shop.seed, 33, row.id) % consultations_then),
+        consultation_id: (!row.id.is_multiple_of(3))
+            .then(|| 1 + pick(shop.seed, 33, row.id) % consultations_then),
         product,
         quantity,
         unit_price: money(price),

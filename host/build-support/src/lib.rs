@@ -20,13 +20,28 @@ pub struct BuiltComponent {
 ///
 /// # Panics
 /// When cargo fails: a build script has no better way to report it.
-pub fn build_components(workspace: &Path, target_dir: &Path, also_watch: &[&Path]) -> Vec<BuiltComponent> {
-    let workspace = workspace.canonicalize().expect("the component workspace exists");
+pub fn build_components(
+    workspace: &Path,
+    target_dir: &Path,
+    also_watch: &[&Path],
+) -> Vec<BuiltComponent> {
+    let workspace = workspace
+        .canonicalize()
+        .expect("the component workspace exists");
     let members = member_dirs(&workspace);
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.lock").display()
+    );
     for member in &members {
-        println!("cargo:rerun-if-changed={}", member.join("Cargo.toml").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            member.join("Cargo.toml").display()
+        );
         println!("cargo:rerun-if-changed={}", member.join("src").display());
     }
     for path in also_watch {
@@ -37,7 +52,14 @@ pub fn build_components(workspace: &Path, target_dir: &Path, also_watch: &[&Path
     let mut command = Command::new(cargo);
     command
         .current_dir(&workspace)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--workspace", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--workspace",
+            "--target-dir",
+        ])
         .arg(target_dir);
     // The outer build's settings belong to the host target, not to the components.
     for var in [
@@ -54,7 +76,11 @@ pub fn build_components(workspace: &Path, target_dir: &Path, also_watch: &[&Path
         command.env_remove(var);
     }
     let status = command.status().expect("cargo can be started");
-    assert!(status.success(), "building the components in {} failed", workspace.display());
+    assert!(
+        status.success(),
+        "building the components in {} failed",
+        workspace.display()
+    );
 
     let out = target_dir.join("wasm32-wasip2/release");
     members
@@ -63,7 +89,11 @@ pub fn build_components(workspace: &Path, target_dir: &Path, also_watch: &[&Path
             let name = member.file_name().unwrap().to_string_lossy().into_owned();
             let package = package_name(member);
             let wasm = out.join(format!("{}.wasm", package.replace('-', "_")));
-            assert!(wasm.exists(), "expected component {} after the build", wasm.display());
+            assert!(
+                wasm.exists(),
+                "expected component {} after the build",
+                wasm.display()
+            );
             BuiltComponent { name, wasm }
         })
         .collect()
@@ -80,11 +110,16 @@ fn member_dirs(workspace: &Path) -> Vec<PathBuf> {
 }
 
 fn package_name(member: &Path) -> String {
-    let manifest = std::fs::read_to_string(member.join("Cargo.toml")).expect("member manifest is readable");
+    let manifest =
+        std::fs::read_to_string(member.join("Cargo.toml")).expect("member manifest is readable");
     manifest
         .lines()
         .find_map(|line| {
-            let rest = line.trim().strip_prefix("name")?.trim_start().strip_prefix('=')?;
+            let rest = line
+                .trim()
+                .strip_prefix("name")?
+                .trim_start()
+                .strip_prefix('=')?;
             Some(rest.trim().trim_matches('"').to_owned())
         })
         .expect("member manifest has a package name")

@@ -7,7 +7,9 @@ use crate::config::{LoadedConfig, SandboxConfig, SyncModeConfig, toml_to_json};
 use crate::connectors::{ConnectorRef, builtin_names};
 use crate::lake::{History, Lake, reset_state};
 use crate::progress::{Reporter, summary};
-use crate::runtime::{CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, decode_schema, describe};
+use crate::runtime::{
+    CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, decode_schema, describe,
+};
 use crate::sync::{self, Prepared, SyncPlan, SyncReport};
 use anyhow::{Context, bail};
 use args::ConnectorSettings;
@@ -164,7 +166,10 @@ impl SandboxArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -186,49 +191,97 @@ fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug,cranelift=info,wasmtime=info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("INLET_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INLET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let cache_dir = cli.cache_dir.clone().or_else(CompileCache::default_dir);
-    let runtime = Runtime::new(RuntimeOptions { cache_dir }).context("starting the WebAssembly runtime")?;
+    let runtime =
+        Runtime::new(RuntimeOptions { cache_dir }).context("starting the WebAssembly runtime")?;
     let cwd = std::env::current_dir().context("reading the current directory")?;
     match cli.command {
         Command::Spec { connector } => {
             let reference = ConnectorRef::resolve(&connector, &cwd)?;
             let loaded = sync::load(&runtime, &reference.display_name(), &reference)?;
-            let spec = sync::spec(&loaded, crate::runtime::RunLabels::new("-", loaded.name())).await?;
-            let schema: serde_json::Value = serde_json::from_str(&spec.config_schema).unwrap_or(serde_json::Value::Null);
-            let destinations: Vec<String> =
-                spec.destinations.iter().map(|d| match d { crate::runtime::Destination::Tcp(t) => format!("tcp:{t}") }).collect();
+            let spec =
+                sync::spec(&loaded, crate::runtime::RunLabels::new("-", loaded.name())).await?;
+            let schema: serde_json::Value =
+                serde_json::from_str(&spec.config_schema).unwrap_or(serde_json::Value::Null);
+            let destinations: Vec<String> = spec
+                .destinations
+                .iter()
+                .map(|d| match d {
+                    crate::runtime::Destination::Tcp(t) => format!("tcp:{t}"),
+                })
+                .collect();
             let out = serde_json::json!({
                 "name": spec.name, "version": spec.version, "description": spec.description,
                 "secret_fields": spec.secret_fields, "destinations": destinations, "config_schema": schema,
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
-        Command::Check { connector, settings, sandbox } => {
-            let (prepared, config, policy) = prepare(&runtime, &cwd, &connector, &settings, &sandbox).await?;
+        Command::Check {
+            connector,
+            settings,
+            sandbox,
+        } => {
+            let (prepared, config, policy) =
+                prepare(&runtime, &cwd, &connector, &settings, &sandbox).await?;
             prepared.check(&config, &policy).await?;
-            println!("ok: connector `{}` can reach its source", prepared.connector.name());
+            println!(
+                "ok: connector `{}` can reach its source",
+                prepared.connector.name()
+            );
         }
-        Command::Discover { connector, settings, sandbox } => {
-            let (prepared, config, policy) = prepare(&runtime, &cwd, &connector, &settings, &sandbox).await?;
+        Command::Discover {
+            connector,
+            settings,
+            sandbox,
+        } => {
+            let (prepared, config, policy) =
+                prepare(&runtime, &cwd, &connector, &settings, &sandbox).await?;
             for stream in prepared.discover(&config, &policy).await? {
-                let modes: Vec<String> = stream.sync_modes.iter().map(ToString::to_string).collect();
+                let modes: Vec<String> =
+                    stream.sync_modes.iter().map(ToString::to_string).collect();
                 println!("{}", stream.name);
-                println!("  primary key: {}", if stream.primary_key.is_empty() { "-".into() } else { stream.primary_key.join(", ") });
-                println!("  cursor: {}", stream.cursor_field.as_deref().unwrap_or("-"));
+                println!(
+                    "  primary key: {}",
+                    if stream.primary_key.is_empty() {
+                        "-".into()
+                    } else {
+                        stream.primary_key.join(", ")
+                    }
+                );
+                println!(
+                    "  cursor: {}",
+                    stream.cursor_field.as_deref().unwrap_or("-")
+                );
                 println!("  sync modes: {}", modes.join(", "));
                 match &stream.schema {
-                    Some(bytes) => println!("  schema: {}", describe(&*decode_schema(bytes).map_err(anyhow::Error::msg)?)),
+                    Some(bytes) => println!(
+                        "  schema: {}",
+                        describe(&*decode_schema(bytes).map_err(anyhow::Error::msg)?)
+                    ),
                     None => println!("  schema: (from the data)"),
                 }
             }
         }
-        Command::Read { connector, settings, streams, limit, state, sandbox } => {
-            let (prepared, config, policy) = prepare(&runtime, &cwd, &connector, &settings, &sandbox).await?;
+        Command::Read {
+            connector,
+            settings,
+            streams,
+            limit,
+            state,
+            sandbox,
+        } => {
+            let (prepared, config, policy) =
+                prepare(&runtime, &cwd, &connector, &settings, &sandbox).await?;
             let discovered = prepared.discover(&config, &policy).await?;
             let mut configured = Vec::new();
             let mut declared = std::collections::HashMap::new();
@@ -236,22 +289,68 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 if !streams.is_empty() && !streams.contains(&stream.name) {
                     continue;
                 }
-                let mode = if state.is_some() { stream.sync_modes.first().copied().unwrap_or(SyncMode::FullRefresh) } else { SyncMode::FullRefresh };
-                configured.push(crate::runtime::ConfiguredStream { name: stream.name.clone(), sync_mode: mode });
-                let schema = stream.schema.as_deref().map(decode_schema).transpose().map_err(anyhow::Error::msg)?;
+                let mode = if state.is_some() {
+                    stream
+                        .sync_modes
+                        .first()
+                        .copied()
+                        .unwrap_or(SyncMode::FullRefresh)
+                } else {
+                    SyncMode::FullRefresh
+                };
+                configured.push(crate::runtime::ConfiguredStream {
+                    name: stream.name.clone(),
+                    sync_mode: mode,
+                });
+                let schema = stream
+                    .schema
+                    .as_deref()
+                    .map(decode_schema)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?;
                 declared.insert(stream.name.clone(), schema);
             }
             for wanted in &streams {
                 if !discovered.iter().any(|s| &s.name == wanted) {
-                    bail!("stream `{wanted}` does not exist (streams: {})", discovered.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "));
+                    bail!(
+                        "stream `{wanted}` does not exist (streams: {})",
+                        discovered
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
                 }
             }
-            let run = prepared.connector.start(&policy, prepared.grant.clone(), prepared.labels.clone()).await?;
-            run.read(&config.to_string(), &configured, declared, state.as_deref(), Box::new(print::PrintSink::new(limit))).await?;
+            let run = prepared
+                .connector
+                .start(&policy, prepared.grant.clone(), prepared.labels.clone())
+                .await?;
+            run.read(
+                &config.to_string(),
+                &configured,
+                declared,
+                state.as_deref(),
+                Box::new(print::PrintSink::new(limit)),
+            )
+            .await?;
         }
-        Command::Sync { connector, settings, to, connection, streams, full_refresh, sandbox } => {
+        Command::Sync {
+            connector,
+            settings,
+            to,
+            connection,
+            streams,
+            full_refresh,
+            sandbox,
+        } => {
             let reference = ConnectorRef::resolve(&connector, &cwd)?;
-            let connection = connection.unwrap_or_else(|| reference.display_name().trim_end_matches(".wasm").to_owned());
+            let connection = connection.unwrap_or_else(|| {
+                reference
+                    .display_name()
+                    .trim_end_matches(".wasm")
+                    .to_owned()
+            });
             let lake = Lake::open(&to).with_context(|| format!("opening the lake `{to}`"))?;
             let mut plan = SyncPlan::new(&connection, reference, settings.to_json()?);
             plan.select = (!streams.is_empty()).then_some(streams);
@@ -261,13 +360,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = sync::sync(&runtime, &lake, &plan, reporter).await?;
             eprint!("{}", summary(std::slice::from_ref(&report)));
         }
-        Command::Run { file, connections } => return run_config(&runtime, &file, &connections).await,
+        Command::Run { file, connections } => {
+            return run_config(&runtime, &file, &connections).await;
+        }
         Command::State { command } => match command {
             StateCommand::Show(target) => {
                 let lake = target.lake(&cwd)?;
                 let history = History::read(&lake, &target.connection).await?;
                 let Some(latest) = history.latest() else {
-                    bail!("connection `{}` has no commits in `{}`", target.connection, lake.url());
+                    bail!(
+                        "connection `{}` has no commits in `{}`",
+                        target.connection,
+                        lake.url()
+                    );
                 };
                 let streams: serde_json::Map<String, serde_json::Value> = latest
                     .streams
@@ -283,8 +388,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             StateCommand::Reset(target) => {
                 let lake = target.lake(&cwd)?;
                 match reset_state(&lake, &target.connection).await? {
-                    Some(sequence) => println!("state of `{}` reset by commit #{sequence}", target.connection),
-                    None => println!("connection `{}` has no commits; nothing to reset", target.connection),
+                    Some(sequence) => println!(
+                        "state of `{}` reset by commit #{sequence}",
+                        target.connection
+                    ),
+                    None => println!(
+                        "connection `{}` has no commits; nothing to reset",
+                        target.connection
+                    ),
                 }
             }
         },
@@ -327,14 +438,29 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
     let loaded = LoadedConfig::load(file)?;
     for name in only {
         if !loaded.config.connections.contains_key(name) {
-            bail!("`{}` has no connection `{name}` (connections: {})", file.display(), loaded.config.connections.keys().cloned().collect::<Vec<_>>().join(", "));
+            bail!(
+                "`{}` has no connection `{name}` (connections: {})",
+                file.display(),
+                loaded
+                    .config
+                    .connections
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
     if loaded.config.connections.is_empty() {
-        bail!("`{}` lists no connections; add a [connections.<name>] table (built-in connectors: {})", file.display(), builtin_names().join(", "));
+        bail!(
+            "`{}` lists no connections; add a [connections.<name>] table (built-in connectors: {})",
+            file.display(),
+            builtin_names().join(", ")
+        );
     }
     let location = loaded.lake_location();
-    let lake = Lake::open(&location).with_context(|| format!("`{}`: opening lake.url `{location}`", file.display()))?;
+    let lake = Lake::open(&location)
+        .with_context(|| format!("`{}`: opening lake.url `{location}`", file.display()))?;
     let reporter = Arc::new(Reporter::new());
     let plans: Vec<SyncPlan> = loaded
         .config
@@ -342,7 +468,11 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
         .iter()
         .filter(|(name, _)| only.is_empty() || only.contains(name))
         .map(|(name, connection)| {
-            let mut plan = SyncPlan::new(name, loaded.connectors[name].clone(), toml_to_json(&connection.config));
+            let mut plan = SyncPlan::new(
+                name,
+                loaded.connectors[name].clone(),
+                toml_to_json(&connection.config),
+            );
             plan.select = connection.select.clone();
             plan.sandbox = connection.sandbox.policy(&loaded.config.runtime.sandbox);
             for (stream, options) in &connection.streams {
@@ -367,7 +497,9 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
             let lake = lake.clone();
             let reporter = reporter.clone();
             async move {
-                let result = sync::sync(runtime, &lake, &plan, reporter).await.map_err(anyhow::Error::new);
+                let result = sync::sync(runtime, &lake, &plan, reporter)
+                    .await
+                    .map_err(anyhow::Error::new);
                 (plan.connection, result)
             }
         })
@@ -388,7 +520,10 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
     reports.sort_by(|a, b| a.connection.cmp(&b.connection));
     eprint!("{}", summary(&reports));
     if failures > 0 {
-        eprintln!("{failures} of {} connections failed", failures + reports.len());
+        eprintln!(
+            "{failures} of {} connections failed",
+            failures + reports.len()
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

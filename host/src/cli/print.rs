@@ -16,12 +16,18 @@ pub struct PrintSink {
 impl PrintSink {
     /// A sink printing at most `limit` rows per stream.
     pub fn new(limit: Option<u64>) -> Self {
-        Self { limit, printed: HashMap::new() }
+        Self {
+            limit,
+            printed: HashMap::new(),
+        }
     }
 
     fn print(&mut self, stream: &str, batch: &RecordBatch) -> Result<(), SinkError> {
         let printed = self.printed.entry(stream.to_owned()).or_default();
-        let room = self.limit.map_or(batch.num_rows() as u64, |l| l.saturating_sub(*printed)).min(batch.num_rows() as u64);
+        let room = self
+            .limit
+            .map_or(batch.num_rows() as u64, |l| l.saturating_sub(*printed))
+            .min(batch.num_rows() as u64);
         if room == 0 {
             return Ok(());
         }
@@ -29,14 +35,18 @@ impl PrintSink {
         let mut buffer = Vec::new();
         {
             let mut writer = arrow_json::ArrayWriter::new(&mut buffer);
-            writer.write(&batch).map_err(|e| SinkError::new(e.to_string()))?;
+            writer
+                .write(&batch)
+                .map_err(|e| SinkError::new(e.to_string()))?;
             writer.finish().map_err(|e| SinkError::new(e.to_string()))?;
         }
-        let rows: Vec<serde_json::Value> = serde_json::from_slice(&buffer).map_err(|e| SinkError::new(e.to_string()))?;
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_slice(&buffer).map_err(|e| SinkError::new(e.to_string()))?;
         let mut out = std::io::stdout().lock();
         for record in rows {
             let line = serde_json::json!({"stream": stream, "record": record});
-            writeln!(out, "{line}").map_err(|e| SinkError::new(format!("writing to stdout: {e}")))?;
+            writeln!(out, "{line}")
+                .map_err(|e| SinkError::new(format!("writing to stdout: {e}")))?;
         }
         *printed += room;
         Ok(())
@@ -44,7 +54,11 @@ impl PrintSink {
 }
 
 impl BatchSink for PrintSink {
-    fn emit<'a>(&'a mut self, stream: &'a str, batch: RecordBatch) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn emit<'a>(
+        &'a mut self,
+        stream: &'a str,
+        batch: RecordBatch,
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move { self.print(stream, &batch) })
     }
 

@@ -81,14 +81,21 @@ impl Commit {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CommitError {
-    #[error("sequence {sequence} of connection `{connection}` was committed by another run first; this run's data was not committed (is another runner syncing the same connection?)")]
+    #[error(
+        "sequence {sequence} of connection `{connection}` was committed by another run first; this run's data was not committed (is another runner syncing the same connection?)"
+    )]
     Conflict { connection: String, sequence: u64 },
     #[error("commit `{path}` is not a valid manifest: {reason}")]
     Corrupt { path: String, reason: String },
-    #[error("commit `{path}` was written by a newer Inlet (format {format}, this one reads {FORMAT})")]
+    #[error(
+        "commit `{path}` was written by a newer Inlet (format {format}, this one reads {FORMAT})"
+    )]
     TooNew { path: String, format: u32 },
     #[error("object store error at `{path}`: {source}")]
-    Store { path: String, source: object_store::Error },
+    Store {
+        path: String,
+        source: object_store::Error,
+    },
 }
 
 /// The commit history of one connection.
@@ -108,7 +115,10 @@ impl History {
             .map_ok(|meta| meta.location)
             .try_collect()
             .await
-            .map_err(|source| CommitError::Store { path: dir.to_string(), source })?;
+            .map_err(|source| CommitError::Store {
+                path: dir.to_string(),
+                source,
+            })?;
         paths.retain(|p| p.extension() == Some("json"));
         paths.sort();
         let mut commits = Vec::with_capacity(paths.len());
@@ -126,7 +136,10 @@ impl History {
 
     /// Paths of every file any commit references.
     pub fn referenced_files(&self) -> BTreeSet<String> {
-        self.commits.iter().flat_map(|c| c.files().map(|f| f.path.clone())).collect()
+        self.commits
+            .iter()
+            .flat_map(|c| c.files().map(|f| f.path.clone()))
+            .collect()
     }
 }
 
@@ -134,30 +147,60 @@ async fn read_commit(store: &dyn ObjectStore, path: &Path) -> Result<Commit, Com
     let bytes = store
         .get(path)
         .await
-        .map_err(|source| CommitError::Store { path: path.to_string(), source })?
+        .map_err(|source| CommitError::Store {
+            path: path.to_string(),
+            source,
+        })?
         .bytes()
         .await
-        .map_err(|source| CommitError::Store { path: path.to_string(), source })?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| CommitError::Corrupt { path: path.to_string(), reason: e.to_string() })?;
+        .map_err(|source| CommitError::Store {
+            path: path.to_string(),
+            source,
+        })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| CommitError::Corrupt {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
     let format = value.get("format").and_then(|f| f.as_u64()).unwrap_or(0) as u32;
     if format > FORMAT {
-        return Err(CommitError::TooNew { path: path.to_string(), format });
+        return Err(CommitError::TooNew {
+            path: path.to_string(),
+            format,
+        });
     }
-    serde_json::from_value(value).map_err(|e| CommitError::Corrupt { path: path.to_string(), reason: e.to_string() })
+    serde_json::from_value(value).map_err(|e| CommitError::Corrupt {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Writes `commit` under its sequence number, failing if that number is taken.
-pub async fn write_commit(lake: &Lake, connection: &str, commit: &Commit) -> Result<(), CommitError> {
+pub async fn write_commit(
+    lake: &Lake,
+    connection: &str,
+    commit: &Commit,
+) -> Result<(), CommitError> {
     let path = commits_dir(lake, connection).join(format!("{:020}.json", commit.sequence));
     let body = serde_json::to_vec_pretty(commit).expect("commits serialize");
-    let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-    match lake.store().put_opts(&path, PutPayload::from(Bytes::from(body)), options).await {
+    let options = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match lake
+        .store()
+        .put_opts(&path, PutPayload::from(Bytes::from(body)), options)
+        .await
+    {
         Ok(_) => Ok(()),
-        Err(object_store::Error::AlreadyExists { .. }) => {
-            Err(CommitError::Conflict { connection: connection.to_owned(), sequence: commit.sequence })
-        }
-        Err(source) => Err(CommitError::Store { path: path.to_string(), source }),
+        Err(object_store::Error::AlreadyExists { .. }) => Err(CommitError::Conflict {
+            connection: connection.to_owned(),
+            sequence: commit.sequence,
+        }),
+        Err(source) => Err(CommitError::Store {
+            path: path.to_string(),
+            source,
+        }),
     }
 }
 

@@ -34,9 +34,17 @@ pub enum SchemaChange {
     /// A column became nullable.
     Relaxed { column: String },
     /// A column's type was widened.
-    Widened { column: String, from: DataType, to: DataType },
+    Widened {
+        column: String,
+        from: DataType,
+        to: DataType,
+    },
     /// Values of an incompatible type went to a variant column.
-    Variant { column: String, variant: String, data_type: DataType },
+    Variant {
+        column: String,
+        variant: String,
+        data_type: DataType,
+    },
     /// Values of an incompatible type were dropped.
     Discarded { column: String, data_type: DataType },
 }
@@ -46,12 +54,24 @@ impl std::fmt::Display for SchemaChange {
         match self {
             Self::Added { column, data_type } => write!(f, "added column `{column}` ({data_type})"),
             Self::Relaxed { column } => write!(f, "column `{column}` is now nullable"),
-            Self::Widened { column, from, to } => write!(f, "widened column `{column}` from {from} to {to}"),
-            Self::Variant { column, variant, data_type } => {
-                write!(f, "column `{column}` arrived as {data_type}: values go to variant column `{variant}`")
+            Self::Widened { column, from, to } => {
+                write!(f, "widened column `{column}` from {from} to {to}")
+            }
+            Self::Variant {
+                column,
+                variant,
+                data_type,
+            } => {
+                write!(
+                    f,
+                    "column `{column}` arrived as {data_type}: values go to variant column `{variant}`"
+                )
             }
             Self::Discarded { column, data_type } => {
-                write!(f, "column `{column}` arrived as {data_type}: values discarded by policy")
+                write!(
+                    f,
+                    "column `{column}` arrived as {data_type}: values discarded by policy"
+                )
             }
         }
     }
@@ -59,7 +79,9 @@ impl std::fmt::Display for SchemaChange {
 
 /// An incompatible change under the `freeze` policy.
 #[derive(Debug, thiserror::Error)]
-#[error("column `{column}` arrived as {incoming} but the stream has {existing}, and the stream's policy is `freeze` (set `on_incompatible = \"evolve\"` to keep such values in a variant column)")]
+#[error(
+    "column `{column}` arrived as {incoming} but the stream has {existing}, and the stream's policy is `freeze` (set `on_incompatible = \"evolve\"` to keep such values in a variant column)"
+)]
 pub struct FrozenSchemaError {
     /// The column.
     pub column: String,
@@ -80,18 +102,31 @@ pub struct Merged {
 }
 
 /// Merges the schema of `batch` into `current` under `policy`.
-pub fn merge(current: &SchemaRef, batch: &RecordBatch, policy: IncompatiblePolicy) -> Result<Merged, FrozenSchemaError> {
+pub fn merge(
+    current: &SchemaRef,
+    batch: &RecordBatch,
+    policy: IncompatiblePolicy,
+) -> Result<Merged, FrozenSchemaError> {
     let incoming = batch.schema();
-    let mut fields: Vec<Field> = current.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = current
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     let mut changes = Vec::new();
     for new in incoming.fields() {
         let Some(index) = fields.iter().position(|f| f.name() == new.name()) else {
             fields.push(new.as_ref().clone().with_nullable(true));
-            changes.push(SchemaChange::Added { column: new.name().clone(), data_type: new.data_type().clone() });
+            changes.push(SchemaChange::Added {
+                column: new.name().clone(),
+                data_type: new.data_type().clone(),
+            });
             continue;
         };
         let existing = fields[index].clone();
-        if existing.data_type().equals_datatype(new.data_type()) || widens_to(new.data_type(), existing.data_type()) {
+        if existing.data_type().equals_datatype(new.data_type())
+            || widens_to(new.data_type(), existing.data_type())
+        {
             continue;
         }
         if widens_to(existing.data_type(), new.data_type()) {
@@ -112,7 +147,10 @@ pub fn merge(current: &SchemaRef, batch: &RecordBatch, policy: IncompatiblePolic
                 });
             }
             IncompatiblePolicy::Discard => {
-                changes.push(SchemaChange::Discarded { column: new.name().clone(), data_type: new.data_type().clone() });
+                changes.push(SchemaChange::Discarded {
+                    column: new.name().clone(),
+                    data_type: new.data_type().clone(),
+                });
             }
             IncompatiblePolicy::Evolve => {
                 let variant = variant_name(new.name(), new.data_type());
@@ -134,20 +172,29 @@ pub fn merge(current: &SchemaRef, batch: &RecordBatch, policy: IncompatiblePolic
     // Every column the batch does not fill must accept nulls.
     let provisional = Schema::new(fields.clone());
     for field in fields.iter_mut() {
-        let filled = source_column(&incoming, field, &provisional).is_some_and(|i| batch.column(i).null_count() == 0);
+        let filled = source_column(&incoming, field, &provisional)
+            .is_some_and(|i| batch.column(i).null_count() == 0);
         if !field.is_nullable() && !filled {
             *field = field.clone().with_nullable(true);
-            changes.push(SchemaChange::Relaxed { column: field.name().clone() });
+            changes.push(SchemaChange::Relaxed {
+                column: field.name().clone(),
+            });
         }
     }
-    let schema = Arc::new(Schema::new_with_metadata(fields, current.metadata().clone()));
+    let schema = Arc::new(Schema::new_with_metadata(
+        fields,
+        current.metadata().clone(),
+    ));
     Ok(Merged { schema, changes })
 }
 
 /// Reshapes `batch` to `target` (a schema produced by [`merge`] for it): columns are matched by
 /// name (or, for a variant column, by the name and type it encodes), widened, and missing ones
 /// filled with nulls.
-pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, arrow_schema::ArrowError> {
+pub fn conform(
+    batch: &RecordBatch,
+    target: &SchemaRef,
+) -> Result<RecordBatch, arrow_schema::ArrowError> {
     let incoming = batch.schema();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
     for field in target.fields() {
@@ -180,9 +227,9 @@ fn source_column(incoming: &Schema, field: &Field, target: &Schema) -> Option<us
     let (base, _) = field.name().rsplit_once("__")?;
     let index = incoming.index_of(base).ok()?;
     let data_type = incoming.field(index).data_type();
-    let fits_base = target
-        .field_with_name(base)
-        .is_ok_and(|b| b.data_type().equals_datatype(data_type) || widens_to(data_type, b.data_type()));
+    let fits_base = target.field_with_name(base).is_ok_and(|b| {
+        b.data_type().equals_datatype(data_type) || widens_to(data_type, b.data_type())
+    });
     (!fits_base && variant_name(base, data_type) == *field.name()).then_some(index)
 }
 
@@ -205,7 +252,12 @@ fn type_suffix(data_type: &DataType) -> String {
         DataType::Time32(_) | DataType::Time64(_) => "time".into(),
         DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => "list".into(),
         DataType::Struct(_) => "struct".into(),
-        other => other.to_string().to_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect(),
+        other => other
+            .to_string()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect(),
     }
 }
 
@@ -220,7 +272,9 @@ pub fn widens_to(from: &DataType, to: &DataType) -> bool {
         (Float16, Float32 | Float64) | (Float32, Float64) => true,
         (Utf8, LargeUtf8) | (Binary, LargeBinary) => true,
         (Decimal128(p1, s1), Decimal128(p2, s2)) => {
-            s2 >= s1 && (*p2 as i16 - *s2 as i16) >= (*p1 as i16 - *s1 as i16) && (p1, s1) != (p2, s2)
+            s2 >= s1
+                && (*p2 as i16 - *s2 as i16) >= (*p1 as i16 - *s1 as i16)
+                && (p1, s1) != (p2, s2)
         }
         _ => false,
     }
@@ -238,19 +292,51 @@ mod tests {
     #[test]
     fn added_column_is_nullable_and_old_rows_conform() {
         let current = schema(vec![Field::new("id", DataType::Int64, false)]);
-        let incoming = Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("email", DataType::Utf8, false)]);
-        let merged = merge(&current, &RecordBatch::new_empty(Arc::new(incoming)), IncompatiblePolicy::Evolve).unwrap();
-        assert_eq!(merged.changes, vec![SchemaChange::Added { column: "email".into(), data_type: DataType::Utf8 }]);
-        assert!(merged.schema.field_with_name("email").unwrap().is_nullable());
+        let incoming = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("email", DataType::Utf8, false),
+        ]);
+        let merged = merge(
+            &current,
+            &RecordBatch::new_empty(Arc::new(incoming)),
+            IncompatiblePolicy::Evolve,
+        )
+        .unwrap();
+        assert_eq!(
+            merged.changes,
+            vec![SchemaChange::Added {
+                column: "email".into(),
+                data_type: DataType::Utf8
+            }]
+        );
+        assert!(
+            merged
+                .schema
+                .field_with_name("email")
+                .unwrap()
+                .is_nullable()
+        );
         assert!(!merged.schema.field_with_name("id").unwrap().is_nullable());
     }
 
     #[test]
     fn missing_column_is_relaxed_and_filled_with_nulls() {
-        let current = schema(vec![Field::new("id", DataType::Int64, false), Field::new("name", DataType::Utf8, false)]);
-        let batch = RecordBatch::try_from_iter(vec![("id", Arc::new(Int64Array::from(vec![7])) as ArrayRef)]).unwrap();
+        let current = schema(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, false),
+        ]);
+        let batch = RecordBatch::try_from_iter(vec![(
+            "id",
+            Arc::new(Int64Array::from(vec![7])) as ArrayRef,
+        )])
+        .unwrap();
         let merged = merge(&current, &batch, IncompatiblePolicy::Evolve).unwrap();
-        assert_eq!(merged.changes, vec![SchemaChange::Relaxed { column: "name".into() }]);
+        assert_eq!(
+            merged.changes,
+            vec![SchemaChange::Relaxed {
+                column: "name".into()
+            }]
+        );
         let conformed = conform(&batch, &merged.schema).unwrap();
         assert_eq!(conformed.column(1).null_count(), 1);
     }
@@ -259,17 +345,38 @@ mod tests {
     fn int32_widens_to_int64_both_ways() {
         let narrow = schema(vec![Field::new("n", DataType::Int32, true)]);
         let wide = Schema::new(vec![Field::new("n", DataType::Int64, true)]);
-        let merged = merge(&narrow, &RecordBatch::new_empty(Arc::new(wide)), IncompatiblePolicy::Evolve).unwrap();
+        let merged = merge(
+            &narrow,
+            &RecordBatch::new_empty(Arc::new(wide)),
+            IncompatiblePolicy::Evolve,
+        )
+        .unwrap();
         assert!(matches!(merged.changes[0], SchemaChange::Widened { .. }));
-        let batch = RecordBatch::try_from_iter(vec![("n", Arc::new(Int32Array::from(vec![5])) as ArrayRef)]).unwrap();
+        let batch = RecordBatch::try_from_iter(vec![(
+            "n",
+            Arc::new(Int32Array::from(vec![5])) as ArrayRef,
+        )])
+        .unwrap();
         let conformed = conform(&batch, &merged.schema).unwrap();
-        assert_eq!(conformed.column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0), 5);
+        assert_eq!(
+            conformed
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .value(0),
+            5
+        );
     }
 
     #[test]
     fn incompatible_type_goes_to_a_variant_column() {
         let current = schema(vec![Field::new("amount", DataType::Int64, false)]);
-        let batch = RecordBatch::try_from_iter(vec![("amount", Arc::new(StringArray::from(vec!["12.5"])) as ArrayRef)]).unwrap();
+        let batch = RecordBatch::try_from_iter(vec![(
+            "amount",
+            Arc::new(StringArray::from(vec!["12.5"])) as ArrayRef,
+        )])
+        .unwrap();
         let merged = merge(&current, &batch, IncompatiblePolicy::Evolve).unwrap();
         assert!(merged.changes.contains(&SchemaChange::Variant {
             column: "amount".into(),
@@ -279,7 +386,11 @@ mod tests {
         let conformed = conform(&batch, &merged.schema).unwrap();
         assert_eq!(conformed.schema().field(1).name(), "amount__string");
         assert_eq!(conformed.column(0).null_count(), 1);
-        let variant = conformed.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        let variant = conformed
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         assert_eq!(variant.value(0), "12.5");
     }
 
@@ -287,7 +398,12 @@ mod tests {
     fn freeze_refuses_incompatible_types() {
         let current = schema(vec![Field::new("amount", DataType::Int64, true)]);
         let incoming = Schema::new(vec![Field::new("amount", DataType::Utf8, true)]);
-        let err = merge(&current, &RecordBatch::new_empty(Arc::new(incoming)), IncompatiblePolicy::Freeze).unwrap_err();
+        let err = merge(
+            &current,
+            &RecordBatch::new_empty(Arc::new(incoming)),
+            IncompatiblePolicy::Freeze,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("`amount`"), "{err}");
     }
 }

@@ -18,7 +18,10 @@ mod writer;
 pub use commit::{Commit, CommitError, ConnectorInfo, DataFile, History, StreamCommit};
 pub use evolution::{IncompatiblePolicy, SchemaChange};
 pub use reader::{ReadError, read_committed};
-pub use session::{FAULT_ENV, LakeSession, SessionEvent, SessionOptions, SessionSummary, StreamMeta, StreamStats, reset_state};
+pub use session::{
+    FAULT_ENV, LakeSession, SessionEvent, SessionOptions, SessionSummary, StreamMeta, StreamStats,
+    reset_state,
+};
 pub use writer::WriterOptions;
 
 use object_store::ObjectStore;
@@ -30,7 +33,9 @@ use url::Url;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LakeUrlError {
-    #[error("`{url}` uses the scheme `{scheme}`, which this build does not support (use a folder path, `file://` or `memory://`)")]
+    #[error(
+        "`{url}` uses the scheme `{scheme}`, which this build does not support (use a folder path, `file://` or `memory://`)"
+    )]
     UnsupportedScheme { url: String, scheme: String },
     #[error("`{url}` is not a valid URL or path: {reason}")]
     Invalid { url: String, reason: String },
@@ -67,23 +72,43 @@ impl Lake {
                     path: path.display().to_string(),
                     reason: e.to_string(),
                 })?;
-                let store = object_store::local::LocalFileSystem::new_with_prefix(&path)
-                    .map_err(|e| LakeUrlError::Invalid { url: location.to_owned(), reason: e.to_string() })?;
-                Ok(Self { store: Arc::new(store), prefix: Path::default(), url: url.to_string() })
+                let store =
+                    object_store::local::LocalFileSystem::new_with_prefix(&path).map_err(|e| {
+                        LakeUrlError::Invalid {
+                            url: location.to_owned(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                Ok(Self {
+                    store: Arc::new(store),
+                    prefix: Path::default(),
+                    url: url.to_string(),
+                })
             }
             "memory" => Ok(Self::in_memory()),
-            scheme => Err(LakeUrlError::UnsupportedScheme { url: location.to_owned(), scheme: scheme.to_owned() }),
+            scheme => Err(LakeUrlError::UnsupportedScheme {
+                url: location.to_owned(),
+                scheme: scheme.to_owned(),
+            }),
         }
     }
 
     /// A lake in process memory.
     pub fn in_memory() -> Self {
-        Self { store: Arc::new(object_store::memory::InMemory::new()), prefix: Path::default(), url: "memory://".into() }
+        Self {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            prefix: Path::default(),
+            url: "memory://".into(),
+        }
     }
 
     /// A lake on any object store, under `prefix`.
     pub fn with_store(store: Arc<dyn ObjectStore>, prefix: &str, url: &str) -> Self {
-        Self { store, prefix: Path::from(prefix), url: url.to_owned() }
+        Self {
+            store,
+            prefix: Path::from(prefix),
+            url: url.to_owned(),
+        }
     }
 
     /// The store.
@@ -107,20 +132,33 @@ pub fn check_location(location: &str) -> Result<(), LakeUrlError> {
     let url = parse_location(location)?;
     match url.scheme() {
         "file" | "memory" => Ok(()),
-        scheme => Err(LakeUrlError::UnsupportedScheme { url: location.to_owned(), scheme: scheme.to_owned() }),
+        scheme => Err(LakeUrlError::UnsupportedScheme {
+            url: location.to_owned(),
+            scheme: scheme.to_owned(),
+        }),
     }
 }
 
 fn parse_location(location: &str) -> Result<Url, LakeUrlError> {
     if location.is_empty() {
-        return Err(LakeUrlError::Invalid { url: location.to_owned(), reason: "it is empty".into() });
+        return Err(LakeUrlError::Invalid {
+            url: location.to_owned(),
+            reason: "it is empty".into(),
+        });
     }
     let looks_like_url = location.contains("://") || location.starts_with("memory:");
     if looks_like_url {
-        return Url::parse(location).map_err(|e| LakeUrlError::Invalid { url: location.to_owned(), reason: e.to_string() });
+        return Url::parse(location).map_err(|e| LakeUrlError::Invalid {
+            url: location.to_owned(),
+            reason: e.to_string(),
+        });
     }
-    let path = std::path::absolute(location)
-        .map_err(|e| LakeUrlError::Invalid { url: location.to_owned(), reason: e.to_string() })?;
-    Url::from_directory_path(&path)
-        .map_err(|_| LakeUrlError::Invalid { url: location.to_owned(), reason: "not an absolute path".into() })
+    let path = std::path::absolute(location).map_err(|e| LakeUrlError::Invalid {
+        url: location.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Url::from_directory_path(&path).map_err(|_| LakeUrlError::Invalid {
+        url: location.to_owned(),
+        reason: "not an absolute path".into(),
+    })
 }

@@ -23,18 +23,30 @@ pub enum ReadError {
 }
 
 /// All committed rows of `stream`, oldest commit first, in the stream's newest schema.
-pub async fn read_committed(lake: &Lake, connection: &str, stream: &str) -> Result<Vec<RecordBatch>, ReadError> {
+pub async fn read_committed(
+    lake: &Lake,
+    connection: &str,
+    stream: &str,
+) -> Result<Vec<RecordBatch>, ReadError> {
     let history = History::read(lake, connection).await?;
     let schema = history
         .latest()
         .and_then(|c| c.streams.get(stream))
         .map(|s| Arc::new(s.schema.clone()))
-        .ok_or_else(|| ReadError::UnknownStream { connection: connection.to_owned(), stream: stream.to_owned() })?;
+        .ok_or_else(|| ReadError::UnknownStream {
+            connection: connection.to_owned(),
+            stream: stream.to_owned(),
+        })?;
     let mut batches = Vec::new();
     for commit in &history.commits {
-        let Some(files) = commit.streams.get(stream).map(|s| &s.files) else { continue };
+        let Some(files) = commit.streams.get(stream).map(|s| &s.files) else {
+            continue;
+        };
         for file in files {
-            let file_error = |reason: String| ReadError::File { path: file.path.clone(), reason };
+            let file_error = |reason: String| ReadError::File {
+                path: file.path.clone(),
+                reason,
+            };
             // Whole files are fetched: this reader serves tests and small loads, not scans.
             let bytes = lake
                 .store()
@@ -50,7 +62,9 @@ pub async fn read_committed(lake: &Lake, connection: &str, stream: &str) -> Resu
                 .map_err(|e| file_error(e.to_string()))?;
             for batch in reader {
                 let batch = batch.map_err(|e| file_error(e.to_string()))?;
-                batches.push(evolution::conform(&batch, &schema).map_err(|e| file_error(e.to_string()))?);
+                batches.push(
+                    evolution::conform(&batch, &schema).map_err(|e| file_error(e.to_string()))?,
+                );
             }
         }
     }

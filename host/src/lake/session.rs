@@ -57,7 +57,11 @@ pub enum SessionEvent {
     /// A stream's schema changed.
     SchemaChanged { stream: String, change: String },
     /// A commit was written.
-    Committed { sequence: u64, rows: u64, files: usize },
+    Committed {
+        sequence: u64,
+        rows: u64,
+        files: usize,
+    },
     /// Leftover files of failed runs were removed.
     Swept { files: usize },
 }
@@ -102,13 +106,27 @@ impl LakeSession {
         let slots = streams
             .into_iter()
             .map(|(name, meta)| {
-                let schema = latest.and_then(|c| c.streams.get(&name)).map(|s| Arc::new(s.schema.clone()));
+                let schema = latest
+                    .and_then(|c| c.streams.get(&name))
+                    .map(|s| Arc::new(s.schema.clone()));
                 let policy = options.policies.get(&name).copied().unwrap_or_default();
-                (name, Slot { schema, meta, writer: None, policy })
+                (
+                    name,
+                    Slot {
+                        schema,
+                        meta,
+                        writer: None,
+                        policy,
+                    },
+                )
             })
             .collect();
         let state = latest.and_then(|c| c.state.clone());
-        let run_id = format!("{}-{:08x}", started.format("%Y%m%dT%H%M%S%.3fZ"), rand_u32());
+        let run_id = format!(
+            "{}-{:08x}",
+            started.format("%Y%m%dT%H%M%S%.3fZ"),
+            rand_u32()
+        );
         Ok(Self {
             lake,
             connection: connection.to_owned(),
@@ -143,32 +161,55 @@ impl LakeSession {
         let schema = match &slot.schema {
             None => batch.schema(),
             Some(current) => {
-                let merged = evolution::merge(current, &batch, slot.policy)
-                    .map_err(|e| SinkError::new(format!("stream `{stream}`: schema policy: {e}")))?;
+                let merged = evolution::merge(current, &batch, slot.policy).map_err(|e| {
+                    SinkError::new(format!("stream `{stream}`: schema policy: {e}"))
+                })?;
                 for change in &merged.changes {
                     tracing::warn!(connection = %self.connection, stream, "schema change: {change}");
-                    (self.observer)(SessionEvent::SchemaChanged { stream: stream.to_owned(), change: change.to_string() });
+                    (self.observer)(SessionEvent::SchemaChanged {
+                        stream: stream.to_owned(),
+                        change: change.to_string(),
+                    });
                 }
                 merged.schema
             }
         };
         slot.schema = Some(schema.clone());
-        let batch = evolution::conform(&batch, &schema)
-            .map_err(|e| SinkError::new(format!("stream `{stream}`: batch does not fit the evolved schema: {e}")))?;
+        let batch = evolution::conform(&batch, &schema).map_err(|e| {
+            SinkError::new(format!(
+                "stream `{stream}`: batch does not fit the evolved schema: {e}"
+            ))
+        })?;
         let writer = slot.writer.get_or_insert_with(|| {
             let dir = self.lake.connection_root(&self.connection).join(stream);
-            RollingWriter::new(self.lake.store().clone(), dir, &self.run_id, schema.clone(), self.options.writer.clone())
+            RollingWriter::new(
+                self.lake.store().clone(),
+                dir,
+                &self.run_id,
+                schema.clone(),
+                self.options.writer.clone(),
+            )
         });
         if writer.schema() != &schema {
-            writer.set_schema(schema).await.map_err(|e| storage_error(stream, e))?;
+            writer
+                .set_schema(schema)
+                .await
+                .map_err(|e| storage_error(stream, e))?;
         }
-        writer.write(&batch).await.map_err(|e| storage_error(stream, e))
+        writer
+            .write(&batch)
+            .await
+            .map_err(|e| storage_error(stream, e))
     }
 
     /// Finishes open files and writes a commit with `state`. Does nothing if neither rows nor state
     /// changed since the last commit.
     pub async fn commit(&mut self) -> Result<Option<u64>, SinkError> {
-        let mut streams = self.history.latest().map(|c| c.streams.clone()).unwrap_or_default();
+        let mut streams = self
+            .history
+            .latest()
+            .map(|c| c.streams.clone())
+            .unwrap_or_default();
         for entry in streams.values_mut() {
             entry.files.clear();
         }
@@ -176,7 +217,10 @@ impl LakeSession {
         let mut new_rows = 0;
         for (name, slot) in &mut self.slots {
             let files = match &mut slot.writer {
-                Some(writer) => writer.take_files().await.map_err(|e| storage_error(name, e))?,
+                Some(writer) => writer
+                    .take_files()
+                    .await
+                    .map_err(|e| storage_error(name, e))?,
                 None => Vec::new(),
             };
             let Some(schema) = &slot.schema else { continue };
@@ -196,7 +240,9 @@ impl LakeSession {
             return Ok(None);
         }
         if std::env::var(FAULT_ENV).as_deref() == Ok("crash-before-commit") {
-            eprintln!("{FAULT_ENV}=crash-before-commit: aborting after the data files, before the commit");
+            eprintln!(
+                "{FAULT_ENV}=crash-before-commit: aborting after the data files, before the commit"
+            );
             std::process::abort();
         }
         let sequence = self.history.latest().map_or(1, |c| c.sequence + 1);
@@ -209,7 +255,9 @@ impl LakeSession {
             state: self.state.clone(),
             streams,
         };
-        commit::write_commit(&self.lake, &self.connection, &commit).await.map_err(|e| SinkError::new(e.to_string()))?;
+        commit::write_commit(&self.lake, &self.connection, &commit)
+            .await
+            .map_err(|e| SinkError::new(e.to_string()))?;
         for (name, stream) in &commit.streams {
             let stats = self.stats.entry(name.clone()).or_default();
             for file in &stream.files {
@@ -220,14 +268,21 @@ impl LakeSession {
         }
         self.history.commits.push(commit);
         self.state_committed = true;
-        (self.observer)(SessionEvent::Committed { sequence, rows: new_rows, files: new_files });
+        (self.observer)(SessionEvent::Committed {
+            sequence,
+            rows: new_rows,
+            files: new_files,
+        });
         Ok(Some(sequence))
     }
 
     /// Ends a successful run: commits what is left, then removes debris of failed runs.
     pub async fn finish(mut self) -> Result<SessionSummary, SinkError> {
         self.commit().await?;
-        let swept = self.sweep().await.map_err(|e| SinkError::new(format!("removing leftover files: {e}")))?;
+        let swept = self
+            .sweep()
+            .await
+            .map_err(|e| SinkError::new(format!("removing leftover files: {e}")))?;
         if swept > 0 {
             (self.observer)(SessionEvent::Swept { files: swept });
         }
@@ -271,14 +326,18 @@ pub struct SessionSummary {
 }
 
 impl BatchSink for LakeSession {
-    fn emit<'a>(&'a mut self, stream: &'a str, batch: RecordBatch) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn emit<'a>(
+        &'a mut self,
+        stream: &'a str,
+        batch: RecordBatch,
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(self.write_batch(stream, batch))
     }
 
     fn checkpoint(&mut self, state: String) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
-            let state: serde_json::Value =
-                serde_json::from_str(&state).map_err(|e| SinkError::new(format!("checkpoint state is not JSON: {e}")))?;
+            let state: serde_json::Value = serde_json::from_str(&state)
+                .map_err(|e| SinkError::new(format!("checkpoint state is not JSON: {e}")))?;
             if self.state.as_ref() != Some(&state) {
                 self.state = Some(state);
                 self.state_committed = false;
@@ -289,11 +348,16 @@ impl BatchSink for LakeSession {
 }
 
 fn storage_error(stream: &str, error: parquet::errors::ParquetError) -> SinkError {
-    SinkError::new(format!("stream `{stream}`: writing Parquet failed: {error}"))
+    SinkError::new(format!(
+        "stream `{stream}`: writing Parquet failed: {error}"
+    ))
 }
 
 fn rand_u32() -> u32 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     nanos ^ std::process::id().rotate_left(16)
 }
 
@@ -301,7 +365,9 @@ fn rand_u32() -> u32 {
 /// the next run starts from scratch.
 pub async fn reset_state(lake: &Lake, connection: &str) -> Result<Option<u64>, CommitError> {
     let history = History::read(lake, connection).await?;
-    let Some(latest) = history.latest() else { return Ok(None) };
+    let Some(latest) = history.latest() else {
+        return Ok(None);
+    };
     let mut commit = latest.clone();
     commit.sequence += 1;
     commit.run_id = "state-reset".into();

@@ -31,7 +31,12 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        Self { row_group_rows: 256 * 1024, row_group_bytes: 64 << 20, file_bytes: 256 << 20, zstd_level: 3 }
+        Self {
+            row_group_rows: 256 * 1024,
+            row_group_bytes: 64 << 20,
+            file_bytes: 256 << 20,
+            zstd_level: 3,
+        }
     }
 }
 
@@ -55,8 +60,23 @@ pub struct RollingWriter {
 
 impl RollingWriter {
     /// A writer of files named `<dir>/<run_id>-<part>.parquet`.
-    pub fn new(store: Arc<dyn ObjectStore>, dir: Path, run_id: &str, schema: SchemaRef, options: WriterOptions) -> Self {
-        Self { store, dir, run_id: run_id.to_owned(), next_part: 0, schema, options, open: None, finished: Vec::new() }
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        dir: Path,
+        run_id: &str,
+        schema: SchemaRef,
+        options: WriterOptions,
+    ) -> Self {
+        Self {
+            store,
+            dir,
+            run_id: run_id.to_owned(),
+            next_part: 0,
+            schema,
+            options,
+            open: None,
+            finished: Vec::new(),
+        }
     }
 
     /// The schema files are written with.
@@ -65,14 +85,20 @@ impl RollingWriter {
     }
 
     /// Switches to a new schema: the open file is finished first.
-    pub async fn set_schema(&mut self, schema: SchemaRef) -> Result<(), parquet::errors::ParquetError> {
+    pub async fn set_schema(
+        &mut self,
+        schema: SchemaRef,
+    ) -> Result<(), parquet::errors::ParquetError> {
         self.close_file().await?;
         self.schema = schema;
         Ok(())
     }
 
     /// Appends `batch` (already conformed to the writer's schema).
-    pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), parquet::errors::ParquetError> {
+    pub async fn write(
+        &mut self,
+        batch: &RecordBatch,
+    ) -> Result<(), parquet::errors::ParquetError> {
         if self.open.is_none() {
             self.open = Some(self.open_file()?);
         }
@@ -92,24 +118,39 @@ impl RollingWriter {
     }
 
     fn open_file(&mut self) -> Result<OpenFile, parquet::errors::ParquetError> {
-        let path = self.dir.clone().join(format!("{}-{:05}.parquet", self.run_id, self.next_part));
+        let path = self
+            .dir
+            .clone()
+            .join(format!("{}-{:05}.parquet", self.run_id, self.next_part));
         self.next_part += 1;
         let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.options.zstd_level)?))
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(
+                self.options.zstd_level,
+            )?))
             .set_max_row_group_row_count(Some(self.options.row_group_rows))
             .set_max_row_group_bytes(Some(self.options.row_group_bytes))
             .set_created_by(format!("inlet {}", env!("CARGO_PKG_VERSION")))
             .build();
         let sink = BufWriter::new(self.store.clone(), path.clone());
         let writer = AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(properties))?;
-        Ok(OpenFile { path, writer, rows: 0 })
+        Ok(OpenFile {
+            path,
+            writer,
+            rows: 0,
+        })
     }
 
     async fn close_file(&mut self) -> Result<(), parquet::errors::ParquetError> {
-        let Some(mut file) = self.open.take() else { return Ok(()) };
+        let Some(mut file) = self.open.take() else {
+            return Ok(());
+        };
         file.writer.finish().await?;
         let bytes = file.writer.bytes_written() as u64;
-        self.finished.push(DataFile { path: file.path.to_string(), rows: file.rows, bytes });
+        self.finished.push(DataFile {
+            path: file.path.to_string(),
+            rows: file.rows,
+            bytes,
+        });
         Ok(())
     }
 }

@@ -16,19 +16,22 @@ pub use inlet::connector::types::{
 pub const SOURCE_EXPORT: &str = "inlet:connector/source@0.1.0";
 
 /// A connector error as a sentence for users.
-pub fn describe_connector_error(error: &ConnectorError, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match error {
-            ConnectorError::Config(m) => write!(f, "configuration error: {m}"),
-            ConnectorError::Auth(m) => write!(f, "authentication failed: {m}"),
-            ConnectorError::NotFound(m) => write!(f, "not found: {m}"),
-            ConnectorError::RateLimited(r) => match r.retry_after_ms {
-                Some(ms) => write!(f, "rate limited (retry after {ms} ms): {}", r.message),
-                None => write!(f, "rate limited: {}", r.message),
-            },
-            ConnectorError::Transient(m) => write!(f, "transient failure: {m}"),
-            ConnectorError::Data(m) => write!(f, "data error: {m}"),
-            ConnectorError::Internal(m) => write!(f, "internal error in the connector: {m}"),
-        }
+pub fn describe_connector_error(
+    error: &ConnectorError,
+    f: &mut std::fmt::Formatter<'_>,
+) -> std::fmt::Result {
+    match error {
+        ConnectorError::Config(m) => write!(f, "configuration error: {m}"),
+        ConnectorError::Auth(m) => write!(f, "authentication failed: {m}"),
+        ConnectorError::NotFound(m) => write!(f, "not found: {m}"),
+        ConnectorError::RateLimited(r) => match r.retry_after_ms {
+            Some(ms) => write!(f, "rate limited (retry after {ms} ms): {}", r.message),
+            None => write!(f, "rate limited: {}", r.message),
+        },
+        ConnectorError::Transient(m) => write!(f, "transient failure: {m}"),
+        ConnectorError::Data(m) => write!(f, "data error: {m}"),
+        ConnectorError::Internal(m) => write!(f, "internal error in the connector: {m}"),
+    }
 }
 
 impl std::fmt::Display for SyncMode {

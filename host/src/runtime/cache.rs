@@ -48,10 +48,18 @@ impl CompileCache {
     }
 
     /// Returns the compiled component for `bytes`, compiling and storing it on a miss.
-    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome, String)> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+    ) -> wasmtime::Result<(Component, CacheOutcome, String)> {
         let digest = hex(&Sha256::digest(bytes));
         let Some(path) = self.entry_path(&digest) else {
-            return Ok((Component::new(engine, bytes)?, CacheOutcome::Compiled, digest));
+            return Ok((
+                Component::new(engine, bytes)?,
+                CacheOutcome::Compiled,
+                digest,
+            ));
         };
         if path.is_file() {
             // SAFETY: the file was produced by `Engine::precompile_component` of an engine with the
@@ -64,7 +72,10 @@ impl CompileCache {
         }
         let compiled = engine.precompile_component(bytes)?;
         if let Err(e) = write_atomically(&path, &compiled) {
-            tracing::warn!("could not store compiled component in {}: {e}", path.display());
+            tracing::warn!(
+                "could not store compiled component in {}: {e}",
+                path.display()
+            );
         }
         // SAFETY: `compiled` was just produced by this engine.
         #[allow(unsafe_code)]
@@ -73,9 +84,10 @@ impl CompileCache {
     }
 
     fn entry_path(&self, digest: &str) -> Option<PathBuf> {
-        self.dir
-            .as_ref()
-            .map(|dir| dir.join("components").join(format!("{digest}-{}.cwasm", self.engine_key)))
+        self.dir.as_ref().map(|dir| {
+            dir.join("components")
+                .join(format!("{digest}-{}.cwasm", self.engine_key))
+        })
     }
 }
 
@@ -89,7 +101,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 fn rand_suffix() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn wasmtime_version() -> &'static str {

@@ -14,19 +14,26 @@ pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef, String> {
 }
 
 /// Decodes emitted bytes into record batches. `declared` guides NDJSON conversion.
-pub fn decode(format: BatchFormat, data: &[u8], declared: Option<&SchemaRef>) -> Result<Vec<RecordBatch>, String> {
+pub fn decode(
+    format: BatchFormat,
+    data: &[u8],
+    declared: Option<&SchemaRef>,
+) -> Result<Vec<RecordBatch>, String> {
     match format {
         BatchFormat::ArrowIpc => {
             let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(data), None)
                 .map_err(|e| format!("not an Arrow IPC stream: {e}"))?;
-            reader.collect::<Result<Vec<_>, _>>().map_err(|e| format!("corrupt Arrow IPC batch: {e}"))
+            reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("corrupt Arrow IPC batch: {e}"))
         }
         BatchFormat::Ndjson => {
             let schema = match declared {
                 Some(schema) => schema.clone(),
                 None => {
-                    let (schema, _) = arrow_json::reader::infer_json_schema(Cursor::new(data), None)
-                        .map_err(|e| format!("NDJSON cannot be read: {e}"))?;
+                    let (schema, _) =
+                        arrow_json::reader::infer_json_schema(Cursor::new(data), None)
+                            .map_err(|e| format!("NDJSON cannot be read: {e}"))?;
                     Arc::new(schema)
                 }
             };
@@ -34,7 +41,9 @@ pub fn decode(format: BatchFormat, data: &[u8], declared: Option<&SchemaRef>) ->
                 .with_batch_size(64 * 1024)
                 .build(Cursor::new(data))
                 .map_err(|e| format!("NDJSON cannot be read: {e}"))?;
-            reader.collect::<Result<Vec<_>, _>>().map_err(|e| format!("NDJSON does not match the schema: {e}"))
+            reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("NDJSON does not match the schema: {e}"))
         }
     }
 }
@@ -45,13 +54,19 @@ pub fn hold_to_declared(batch: RecordBatch, declared: &SchemaRef) -> Result<Reco
     let schema = batch.schema();
     for field in schema.fields() {
         if declared.field_with_name(field.name()).is_err() {
-            return Err(format!("column `{}` is not in the declared schema", field.name()));
+            return Err(format!(
+                "column `{}` is not in the declared schema",
+                field.name()
+            ));
         }
     }
     let mut columns = Vec::with_capacity(declared.fields().len());
     for field in declared.fields() {
         let Some(index) = schema.index_of(field.name()).ok() else {
-            return Err(format!("declared column `{}` is missing from the batch", field.name()));
+            return Err(format!(
+                "declared column `{}` is missing from the batch",
+                field.name()
+            ));
         };
         let column = batch.column(index);
         if !same_type(column.data_type(), field.data_type()) {
@@ -63,7 +78,11 @@ pub fn hold_to_declared(batch: RecordBatch, declared: &SchemaRef) -> Result<Reco
             ));
         }
         if !field.is_nullable() && column.null_count() > 0 {
-            return Err(format!("column `{}` is declared NOT NULL but holds {} nulls", field.name(), column.null_count()));
+            return Err(format!(
+                "column `{}` is declared NOT NULL but holds {} nulls",
+                field.name(),
+                column.null_count()
+            ));
         }
         columns.push(column.clone());
     }
@@ -80,7 +99,14 @@ pub fn describe(schema: &Schema) -> String {
     schema
         .fields()
         .iter()
-        .map(|f| format!("{}: {}{}", f.name(), f.data_type(), if f.is_nullable() { "" } else { " not null" }))
+        .map(|f| {
+            format!(
+                "{}: {}{}",
+                f.name(),
+                f.data_type(),
+                if f.is_nullable() { "" } else { " not null" }
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -101,7 +127,10 @@ mod tests {
     #[test]
     fn reorders_to_the_declared_schema() {
         let batch = RecordBatch::try_from_iter(vec![
-            ("name", Arc::new(StringArray::from(vec![Some("a"), None])) as _),
+            (
+                "name",
+                Arc::new(StringArray::from(vec![Some("a"), None])) as _,
+            ),
             ("id", Arc::new(Int64Array::from(vec![1, 2])) as _),
         ])
         .unwrap();

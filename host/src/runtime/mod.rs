@@ -74,36 +74,65 @@ impl Runtime {
         start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        bindings::SourceConnector::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |data| data)?;
+        bindings::SourceConnector::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |data| data,
+        )?;
         let cache = CompileCache::new(&engine, options.cache_dir);
-        Ok(Self { engine, linker, cache })
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+        })
     }
 
     /// Validates and compiles (or loads from cache) the component `bytes`, called `name` in messages.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Connector, LoadError> {
         let started = Instant::now();
         check_header(name, bytes)?;
-        let (component, outcome, digest) = self
-            .cache
-            .load(&self.engine, bytes)
-            .map_err(|e| LoadError::Compile { name: name.to_owned(), reason: format!("{e:#}") })?;
+        let (component, outcome, digest) =
+            self.cache
+                .load(&self.engine, bytes)
+                .map_err(|e| LoadError::Compile {
+                    name: name.to_owned(),
+                    reason: format!("{e:#}"),
+                })?;
         let exports: Vec<String> = component
             .component_type()
             .exports(&self.engine)
             .map(|(export, _)| export.to_owned())
             .collect();
         if !exports.iter().any(|e| e == SOURCE_EXPORT) {
-            let exports = if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") };
-            return Err(LoadError::WrongWorld { name: name.to_owned(), exports });
+            let exports = if exports.is_empty() {
+                "nothing".to_owned()
+            } else {
+                exports.join(", ")
+            };
+            return Err(LoadError::WrongWorld {
+                name: name.to_owned(),
+                exports,
+            });
         }
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::Link { name: name.to_owned(), reason: format!("{e:#}") })?;
-        let pre = SourceConnectorPre::new(pre)
-            .map_err(|e| LoadError::Link { name: name.to_owned(), reason: format!("{e:#}") })?;
+            .map_err(|e| LoadError::Link {
+                name: name.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
+        let pre = SourceConnectorPre::new(pre).map_err(|e| LoadError::Link {
+            name: name.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
         tracing::debug!(connector = name, ?outcome, elapsed = ?started.elapsed(), "component loaded");
-        Ok(Connector { inner: Arc::new(ConnectorInner { name: name.to_owned(), digest, outcome, pre }) })
+        Ok(Connector {
+            inner: Arc::new(ConnectorInner {
+                name: name.to_owned(),
+                digest,
+                outcome,
+                pre,
+            }),
+        })
     }
 
     /// The engine (for benchmarks and tests that inspect it).
@@ -114,11 +143,15 @@ impl Runtime {
 
 fn check_header(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(LoadError::NotWasm { name: name.to_owned() });
+        return Err(LoadError::NotWasm {
+            name: name.to_owned(),
+        });
     }
     // Core modules carry version 1, layer 0; components carry layer 1.
     if bytes[6..8] == [0, 0] {
-        return Err(LoadError::CoreModule { name: name.to_owned() });
+        return Err(LoadError::CoreModule {
+            name: name.to_owned(),
+        });
     }
     Ok(())
 }
@@ -167,7 +200,12 @@ impl Connector {
     }
 
     /// Starts a run: a fresh store under `policy`, allowed to reach `grant`.
-    pub async fn start(&self, policy: &SandboxPolicy, grant: NetworkGrant, labels: run::RunLabels) -> Result<Run, CallError> {
+    pub async fn start(
+        &self,
+        policy: &SandboxPolicy,
+        grant: NetworkGrant,
+        labels: run::RunLabels,
+    ) -> Result<Run, CallError> {
         Run::start(&self.inner.pre, policy, grant, labels).await
     }
 }

@@ -1,7 +1,10 @@
 //! One sandboxed run of a connector: its store, the host functions it imports, and its calls.
 
 use super::bindings::inlet::connector::{host, types};
-use super::bindings::{BatchFormat, ConfiguredStream, ConnectorError, ConnectorSpec, LogLevel, SourceConnector, SourceConnectorPre, Stream};
+use super::bindings::{
+    BatchFormat, ConfiguredStream, ConnectorError, ConnectorSpec, LogLevel, SourceConnector,
+    SourceConnectorPre, Stream,
+};
 use super::emit;
 use super::sandbox::{MemoryBudget, NetworkGrant, SandboxPolicy, Violation};
 use arrow_array::RecordBatch;
@@ -18,7 +21,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 /// Where the rows and checkpoints of a `read` go (the lake, or stdout for `inlet read`).
 pub trait BatchSink: std::any::Any + Send {
     /// Receives one batch of `stream`, already held to its declared schema.
-    fn emit<'a>(&'a mut self, stream: &'a str, batch: RecordBatch) -> BoxFuture<'a, Result<(), SinkError>>;
+    fn emit<'a>(
+        &'a mut self,
+        stream: &'a str,
+        batch: RecordBatch,
+    ) -> BoxFuture<'a, Result<(), SinkError>>;
     /// Makes everything received so far durable with `state`.
     fn checkpoint(&mut self, state: String) -> BoxFuture<'_, Result<(), SinkError>>;
 }
@@ -34,7 +41,9 @@ pub struct SinkError {
 impl SinkError {
     /// A sink error with a message.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into() }
+        Self {
+            message: message.into(),
+        }
     }
 }
 
@@ -44,7 +53,11 @@ pub enum RunEvent {
     /// A log message (already redacted).
     Log { level: LogLevel, message: String },
     /// Rows read so far in a stream.
-    Progress { stream: String, rows: u64, total: Option<u64> },
+    Progress {
+        stream: String,
+        rows: u64,
+        total: Option<u64>,
+    },
 }
 
 /// Who is running: names for messages, secrets to redact, and where events go.
@@ -80,7 +93,9 @@ impl RunLabels {
         self.secrets
             .iter()
             .filter(|s| !s.is_empty())
-            .fold(text.to_owned(), |acc, secret| acc.replace(secret.as_str(), "***"))
+            .fold(text.to_owned(), |acc, secret| {
+                acc.replace(secret.as_str(), "***")
+            })
     }
 }
 
@@ -107,7 +122,7 @@ pub struct CallError {
     /// The stream the connector was emitting into, when known.
     pub stream: Option<String>,
     /// What happened.
-    pub failure: CallFailure,
+    pub failure: Box<CallFailure>,
 }
 
 /// What made a call fail.
@@ -153,7 +168,10 @@ pub struct RunData {
 
 impl WasiView for RunData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -201,7 +219,10 @@ impl Run {
                     _ => false,
                 };
                 if !ok {
-                    refusals.lock().expect("refusal list is never poisoned").push(address);
+                    refusals
+                        .lock()
+                        .expect("refusal list is never poisoned")
+                        .push(address);
                 }
                 Box::pin(async move { ok })
             });
@@ -217,7 +238,8 @@ impl Run {
         };
         let mut store = Store::new(pre.engine(), data);
         store.limiter(|data| &mut data.budget);
-        let cpu_limit_ticks = (policy.cpu_time.as_millis() / super::EPOCH_TICK.as_millis()).max(1) as u64;
+        let cpu_limit_ticks =
+            (policy.cpu_time.as_millis() / super::EPOCH_TICK.as_millis()).max(1) as u64;
         let cpu_time = policy.cpu_time;
         store.epoch_deadline_callback(move |mut context| {
             let data = context.data_mut();
@@ -228,18 +250,32 @@ impl Run {
             Ok(wasmtime::UpdateDeadline::Yield(1))
         });
         store.set_epoch_deadline(1);
-        let outcome = tokio::time::timeout(policy.wall_time, pre.instantiate_async(&mut store)).await;
+        let outcome =
+            tokio::time::timeout(policy.wall_time, pre.instantiate_async(&mut store)).await;
         match outcome {
-            Ok(Ok(bindings)) => Ok(Self { store, bindings, watch }),
+            Ok(Ok(bindings)) => Ok(Self {
+                store,
+                bindings,
+                watch,
+            }),
             Ok(Err(e)) => Err(watch.explain(&store, "instantiate", Err(e))),
-            Err(_) => Err(watch.explain(&store, "instantiate", Ok(Err(CallFailure::Violation(Violation::WallClock(policy.wall_time)))))),
+            Err(_) => Err(watch.explain(
+                &store,
+                "instantiate",
+                Ok(Err(CallFailure::Violation(Violation::WallClock(
+                    policy.wall_time,
+                )))),
+            )),
         }
     }
 
     /// Calls `spec`.
     pub async fn spec(mut self) -> Result<ConnectorSpec, CallError> {
         let wall = self.watch.policy.wall_time;
-        let call = self.bindings.inlet_connector_source().call_spec(&mut self.store);
+        let call = self
+            .bindings
+            .inlet_connector_source()
+            .call_spec(&mut self.store);
         let outcome = tokio::time::timeout(wall, call).await;
         self.finish("spec", outcome.map(|r| r.map(Ok)))
     }
@@ -247,7 +283,10 @@ impl Run {
     /// Calls `check` with the JSON config.
     pub async fn check(mut self, config: &str) -> Result<(), CallError> {
         let wall = self.watch.policy.wall_time;
-        let call = self.bindings.inlet_connector_source().call_check(&mut self.store, config);
+        let call = self
+            .bindings
+            .inlet_connector_source()
+            .call_check(&mut self.store, config);
         let outcome = tokio::time::timeout(wall, call).await;
         self.finish("check", outcome)
     }
@@ -255,7 +294,10 @@ impl Run {
     /// Calls `discover` with the JSON config.
     pub async fn discover(mut self, config: &str) -> Result<Vec<Stream>, CallError> {
         let wall = self.watch.policy.wall_time;
-        let call = self.bindings.inlet_connector_source().call_discover(&mut self.store, config);
+        let call = self
+            .bindings
+            .inlet_connector_source()
+            .call_discover(&mut self.store, config);
         let outcome = tokio::time::timeout(wall, call).await;
         self.finish("discover", outcome)
     }
@@ -274,7 +316,12 @@ impl Run {
         data.sink = Some(sink);
         data.declared = declared;
         let wall = self.watch.policy.wall_time;
-        let call = self.bindings.inlet_connector_source().call_read(&mut self.store, config, streams, state);
+        let call = self.bindings.inlet_connector_source().call_read(
+            &mut self.store,
+            config,
+            streams,
+            state,
+        );
         let outcome = tokio::time::timeout(wall, call).await;
         let sink = self.store.data_mut().sink.take();
         self.finish("read", outcome)?;
@@ -288,12 +335,17 @@ impl Run {
     ) -> Result<T, CallError> {
         let outcome = match outcome {
             Ok(Ok(Ok(value))) if self.watch.refused().is_none() => return Ok(value),
-            Ok(Ok(Ok(_))) => Ok(Ok(CallFailure::Host("unreachable: refusal reported below".into()))),
+            Ok(Ok(Ok(_))) => Ok(Ok(CallFailure::Host(
+                "unreachable: refusal reported below".into(),
+            ))),
             Ok(Ok(Err(error))) => Ok(Ok(CallFailure::Connector(error))),
             Ok(Err(trap)) => Err(trap),
-            Err(_) => Ok(Ok(CallFailure::Violation(Violation::WallClock(self.watch.policy.wall_time)))),
+            Err(_) => Ok(Ok(CallFailure::Violation(Violation::WallClock(
+                self.watch.policy.wall_time,
+            )))),
         };
-        let outcome = outcome.map(|r: Result<CallFailure, CallFailure>| Err(r.unwrap_or_else(|e| e)));
+        let outcome =
+            outcome.map(|r: Result<CallFailure, CallFailure>| Err(r.unwrap_or_else(|e| e)));
         Err(self.watch.explain(&self.store, call, outcome))
     }
 }
@@ -313,14 +365,21 @@ impl Watch {
 
     /// Turns the end of a failed call into a [`CallError`]: a sandbox refusal wins over whatever the
     /// connector made of it; traps are classified by their cause.
-    fn explain(&self, store: &Store<RunData>, call: &'static str, outcome: wasmtime::Result<Result<(), CallFailure>>) -> CallError {
+    fn explain(
+        &self,
+        store: &Store<RunData>,
+        call: &'static str,
+        outcome: wasmtime::Result<Result<(), CallFailure>>,
+    ) -> CallError {
         let data = store.data();
         let redact = |text: &str| data.labels.redact(text);
         let failure = if let Some(violation) = self.refused() {
             CallFailure::Violation(violation)
         } else {
             match outcome {
-                Ok(Err(CallFailure::Connector(error))) => CallFailure::Connector(redact_error(error, &data.labels)),
+                Ok(Err(CallFailure::Connector(error))) => {
+                    CallFailure::Connector(redact_error(error, &data.labels))
+                }
                 Ok(Err(failure)) => failure,
                 Ok(Ok(())) => CallFailure::Host("call ended without a result".into()),
                 Err(trap) => classify_trap(trap, &redact(&stderr_tail(&self.stderr))),
@@ -331,7 +390,7 @@ impl Watch {
             connector: data.labels.connector.clone(),
             call,
             stream: data.current_stream.clone(),
-            failure,
+            failure: Box::new(failure),
         }
     }
 }
@@ -347,7 +406,10 @@ fn classify_trap(error: wasmtime::Error, stderr: &str) -> CallFailure {
         Some(trap) => trap.to_string(),
         None => format!("{error:#}"),
     };
-    CallFailure::Trap { message, stderr: stderr.to_owned() }
+    CallFailure::Trap {
+        message,
+        stderr: stderr.to_owned(),
+    }
 }
 
 fn stderr_tail(pipe: &MemoryOutputPipe) -> String {
@@ -376,7 +438,12 @@ fn redact_error(error: ConnectorError, labels: &RunLabels) -> ConnectorError {
 impl types::Host for RunData {}
 
 impl host::Host for RunData {
-    async fn emit(&mut self, stream: String, format: BatchFormat, data: Vec<u8>) -> wasmtime::Result<Result<(), ConnectorError>> {
+    async fn emit(
+        &mut self,
+        stream: String,
+        format: BatchFormat,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), ConnectorError>> {
         self.current_stream = Some(stream.clone());
         let Some(declared) = self.declared.get(&stream) else {
             let requested: Vec<&str> = self.declared.keys().map(String::as_str).collect();
@@ -388,30 +455,41 @@ impl host::Host for RunData {
         let declared = declared.clone();
         let batches = match emit::decode(format, &data, declared.as_ref()) {
             Ok(batches) => batches,
-            Err(message) => return Ok(Err(ConnectorError::Data(format!("stream `{stream}`: {message}")))),
+            Err(message) => {
+                return Ok(Err(ConnectorError::Data(format!(
+                    "stream `{stream}`: {message}"
+                ))));
+            }
         };
-        let sink = self
-            .sink
-            .as_mut()
-            .ok_or_else(|| wasmtime::Error::new(Violation::Emit("`emit` is only allowed during `read`".into())))?;
+        let sink = self.sink.as_mut().ok_or_else(|| {
+            wasmtime::Error::new(Violation::Emit(
+                "`emit` is only allowed during `read`".into(),
+            ))
+        })?;
         for batch in batches {
             let batch = match &declared {
-                Some(schema) => emit::hold_to_declared(batch, schema).map_err(|m| wasmtime::Error::new(Violation::Schema(m)))?,
+                Some(schema) => emit::hold_to_declared(batch, schema)
+                    .map_err(|m| wasmtime::Error::new(Violation::Schema(m)))?,
                 None => batch,
             };
-            sink.emit(&stream, batch).await.map_err(wasmtime::Error::new)?;
+            sink.emit(&stream, batch)
+                .await
+                .map_err(wasmtime::Error::new)?;
         }
         Ok(Ok(()))
     }
 
     async fn checkpoint(&mut self, state: String) -> wasmtime::Result<Result<(), ConnectorError>> {
         if serde_json::from_str::<serde_json::Value>(&state).is_err() {
-            return Ok(Err(ConnectorError::Internal("checkpoint state is not valid JSON".into())));
+            return Ok(Err(ConnectorError::Internal(
+                "checkpoint state is not valid JSON".into(),
+            )));
         }
-        let sink = self
-            .sink
-            .as_mut()
-            .ok_or_else(|| wasmtime::Error::new(Violation::Emit("`checkpoint` is only allowed during `read`".into())))?;
+        let sink = self.sink.as_mut().ok_or_else(|| {
+            wasmtime::Error::new(Violation::Emit(
+                "`checkpoint` is only allowed during `read`".into(),
+            ))
+        })?;
         sink.checkpoint(state).await.map_err(wasmtime::Error::new)?;
         Ok(Ok(()))
     }
@@ -422,8 +500,17 @@ impl host::Host for RunData {
         Ok(())
     }
 
-    async fn progress(&mut self, stream: String, rows: u64, total: Option<u64>) -> wasmtime::Result<()> {
-        (self.labels.observer)(RunEvent::Progress { stream, rows, total });
+    async fn progress(
+        &mut self,
+        stream: String,
+        rows: u64,
+        total: Option<u64>,
+    ) -> wasmtime::Result<()> {
+        (self.labels.observer)(RunEvent::Progress {
+            stream,
+            rows,
+            total,
+        });
         Ok(())
     }
 }

@@ -36,7 +36,9 @@ impl Default for SandboxPolicy {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
-    #[error("destination template `{template}` names config field `{field}`, which is missing or not a string/number")]
+    #[error(
+        "destination template `{template}` names config field `{field}`, which is missing or not a string/number"
+    )]
     MissingField { template: String, field: String },
     #[error("destination `{destination}` is not of the form `host:port`")]
     Malformed { destination: String },
@@ -45,9 +47,17 @@ pub enum PolicyError {
     #[error(
         "destination `{destination}` resolves to the private address {address}; allow it with `allow_private_network = true` in the connection's [sandbox] (or --allow-private-network)"
     )]
-    Private { destination: String, address: IpAddr },
-    #[error("destination `{destination}` is not in the operator's allowed destinations ({allowed})")]
-    NotAllowed { destination: String, allowed: String },
+    Private {
+        destination: String,
+        address: IpAddr,
+    },
+    #[error(
+        "destination `{destination}` is not in the operator's allowed destinations ({allowed})"
+    )]
+    NotAllowed {
+        destination: String,
+        allowed: String,
+    },
 }
 
 /// The TCP endpoints a run may connect to, resolved before it starts.
@@ -80,18 +90,29 @@ impl NetworkGrant {
             if let Some(allowed) = &policy.allowed_destinations
                 && !allowed.iter().any(|a| a == &destination)
             {
-                return Err(PolicyError::NotAllowed { destination, allowed: allowed.join(", ") });
+                return Err(PolicyError::NotAllowed {
+                    destination,
+                    allowed: allowed.join(", "),
+                });
             }
             let (host, _) = destination
                 .rsplit_once(':')
-                .ok_or_else(|| PolicyError::Malformed { destination: destination.clone() })?;
+                .ok_or_else(|| PolicyError::Malformed {
+                    destination: destination.clone(),
+                })?;
             grant.needs_name_lookup |= host.trim_matches(['[', ']']).parse::<IpAddr>().is_err();
-            let addresses = tokio::net::lookup_host(destination.as_str()).await.map_err(|e| {
-                PolicyError::Unresolvable { destination: destination.clone(), reason: e.to_string() }
-            })?;
+            let addresses = tokio::net::lookup_host(destination.as_str())
+                .await
+                .map_err(|e| PolicyError::Unresolvable {
+                    destination: destination.clone(),
+                    reason: e.to_string(),
+                })?;
             for address in addresses {
                 if !policy.allow_private_network && is_private(address.ip()) {
-                    return Err(PolicyError::Private { destination: destination.clone(), address: address.ip() });
+                    return Err(PolicyError::Private {
+                        destination: destination.clone(),
+                        address: address.ip(),
+                    });
                 }
                 grant.addresses.insert(address);
             }
@@ -112,9 +133,13 @@ fn fill_template(template: &str, config: &serde_json::Value) -> Result<String, P
     let mut rest = template;
     while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
-        let end = rest[start..].find('}').map(|e| start + e).ok_or_else(|| PolicyError::Malformed {
-            destination: template.to_owned(),
-        })?;
+        let end =
+            rest[start..]
+                .find('}')
+                .map(|e| start + e)
+                .ok_or_else(|| PolicyError::Malformed {
+                    destination: template.to_owned(),
+                })?;
         let field = &rest[start + 1..end];
         let value = match config.get(field) {
             Some(serde_json::Value::String(s)) => s.clone(),
@@ -143,7 +168,9 @@ fn is_private(ip: IpAddr) -> bool {
                 || v6.is_unspecified()
                 || (v6.segments()[0] & 0xfe00) == 0xfc00
                 || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
         }
     }
 }
@@ -166,7 +193,10 @@ impl MemoryBudget {
     fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
         let next = self.used + (desired.saturating_sub(current)) as u64;
         if next > self.limit {
-            return Err(wasmtime::Error::new(Violation::Memory { limit: self.limit, wanted: next }));
+            return Err(wasmtime::Error::new(Violation::Memory {
+                limit: self.limit,
+                wanted: next,
+            }));
         }
         self.used = next;
         Ok(true)
@@ -174,11 +204,21 @@ impl MemoryBudget {
 }
 
 impl wasmtime::ResourceLimiter for MemoryBudget {
-    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         self.grow(current, desired)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // A table element is a pointer-sized reference on the host.
         self.grow(current * 8, desired * 8)
     }
@@ -194,8 +234,13 @@ pub enum Violation {
     Cpu(Duration),
     #[error("wall-clock limit: the call took longer than {0:?}")]
     WallClock(Duration),
-    #[error("network policy: connecting to {address} was refused; the connector may only reach its declared destinations ({declared})")]
-    Network { address: SocketAddr, declared: String },
+    #[error(
+        "network policy: connecting to {address} was refused; the connector may only reach its declared destinations ({declared})"
+    )]
+    Network {
+        address: SocketAddr,
+        declared: String,
+    },
     #[error("schema contract: {0}")]
     Schema(String),
     #[error("emit: {0}")]
@@ -209,14 +254,24 @@ mod tests {
     #[test]
     fn templates_fill_from_config() {
         let config = serde_json::json!({"host": "db.internal", "port": 5432});
-        assert_eq!(fill_template("{host}:{port}", &config).unwrap(), "db.internal:5432");
+        assert_eq!(
+            fill_template("{host}:{port}", &config).unwrap(),
+            "db.internal:5432"
+        );
         let missing = fill_template("{hostname}:1", &config).unwrap_err();
         assert!(missing.to_string().contains("`hostname`"), "{missing}");
     }
 
     #[test]
     fn private_ranges_are_recognised() {
-        for private in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.169.254", "::1", "fd00::1"] {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.169.254",
+            "::1",
+            "fd00::1",
+        ] {
             assert!(is_private(private.parse().unwrap()), "{private}");
         }
         for public in ["8.8.8.8", "2001:4860::8888"] {

@@ -6,7 +6,18 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn sync(dir: &Path, lake: &str, fault: Option<&str>) -> std::process::Output {
-    let args = ["sync", "sample", "--to", lake, "--connection", "shop", "--set", "patients=400", "--set", "updates_per_run=30"];
+    let args = [
+        "sync",
+        "sample",
+        "--to",
+        lake,
+        "--connection",
+        "shop",
+        "--set",
+        "patients=400",
+        "--set",
+        "updates_per_run=30",
+    ];
     match fault {
         Some(fault) => inlet_with_env(dir, &args, &[("INLET_FAULT", fault)]),
         None => inlet(dir, &args),
@@ -19,11 +30,21 @@ fn committed_rows(lake: &str) -> BTreeMap<(String, i64, i64), usize> {
     let lake = inlet_host::lake::Lake::open(lake).unwrap();
     let mut rows = BTreeMap::new();
     for stream in ["patients", "consultations", "orders"] {
-        let batches = runtime.block_on(inlet_host::lake::read_committed(&lake, "shop", stream)).unwrap();
+        let batches = runtime
+            .block_on(inlet_host::lake::read_committed(&lake, "shop", stream))
+            .unwrap();
         for batch in batches {
             use arrow_array::cast::AsArray;
-            let ids = batch.column_by_name("id").unwrap().as_primitive::<arrow_array::types::Int64Type>().clone();
-            let updated = batch.column_by_name("updated_at").unwrap().as_primitive::<arrow_array::types::TimestampMicrosecondType>().clone();
+            let ids = batch
+                .column_by_name("id")
+                .unwrap()
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .clone();
+            let updated = batch
+                .column_by_name("updated_at")
+                .unwrap()
+                .as_primitive::<arrow_array::types::TimestampMicrosecondType>()
+                .clone();
             for (id, at) in ids.values().iter().zip(updated.values()) {
                 *rows.entry((stream.to_owned(), *id, *at)).or_default() += 1;
             }
@@ -33,14 +54,21 @@ fn committed_rows(lake: &str) -> BTreeMap<(String, i64, i64), usize> {
 }
 
 fn data_files(lake: &Path) -> usize {
-    walk(lake).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count()
+    walk(lake)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .count()
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
-        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+        if path.is_dir() {
+            out.extend(walk(&path))
+        } else {
+            out.push(path)
+        }
     }
     out
 }
@@ -62,16 +90,42 @@ fn crash_before_commit_leaves_no_duplicates_and_no_gaps() {
     assert!(sync(dir.path(), crashed_url, None).status.success());
     let files_before = data_files(&crashed);
     let killed = sync(dir.path(), crashed_url, Some("crash-before-commit"));
-    assert!(!killed.status.success(), "the fault aborts the process: {}", text(&killed));
-    assert!(data_files(&crashed) > files_before, "the killed run left data files behind");
-    assert_eq!(committed_rows(crashed_url), committed_rows(reference_url).into_iter().filter(|((_, _, at), _)| *at < 1_767_398_400_000_000).collect(), "only generation 1 is committed");
+    assert!(
+        !killed.status.success(),
+        "the fault aborts the process: {}",
+        text(&killed)
+    );
+    assert!(
+        data_files(&crashed) > files_before,
+        "the killed run left data files behind"
+    );
+    assert_eq!(
+        committed_rows(crashed_url),
+        committed_rows(reference_url)
+            .into_iter()
+            .filter(|((_, _, at), _)| *at < 1_767_398_400_000_000)
+            .collect(),
+        "only generation 1 is committed"
+    );
 
     // The next run redoes generation 2 and removes the debris.
     let rerun = sync(dir.path(), crashed_url, None);
     assert!(rerun.status.success(), "{}", text(&rerun));
-    assert!(String::from_utf8_lossy(&rerun.stderr).contains("removed"), "{}", text(&rerun));
-    assert_eq!(data_files(&crashed), data_files(&reference), "no leftover files");
+    assert!(
+        String::from_utf8_lossy(&rerun.stderr).contains("removed"),
+        "{}",
+        text(&rerun)
+    );
+    assert_eq!(
+        data_files(&crashed),
+        data_files(&reference),
+        "no leftover files"
+    );
     let rows = committed_rows(crashed_url);
     assert!(rows.values().all(|&n| n == 1), "no row twice");
-    assert_eq!(rows, committed_rows(reference_url), "same rows as runs that never crashed");
+    assert_eq!(
+        rows,
+        committed_rows(reference_url),
+        "same rows as runs that never crashed"
+    );
 }

@@ -15,7 +15,11 @@ pub fn inlet(dir: &Path, args: &[&str]) -> Output {
 /// Like [`inlet`], with extra environment variables.
 pub fn inlet_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_inlet"));
-    command.current_dir(dir).args(args).env("INLET_CACHE_DIR", cache_dir()).env_remove("INLET_FAULT");
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("INLET_CACHE_DIR", cache_dir())
+        .env_remove("INLET_FAULT");
     for (key, value) in env {
         command.env(key, value);
     }
@@ -28,5 +32,10 @@ fn cache_dir() -> PathBuf {
 
 /// Stdout and stderr of a finished command, for assertion messages.
 pub fn text(output: &Output) -> String {
-    format!("status: {}\nstdout:\n{}\nstderr:\n{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    format!(
+        "status: {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }

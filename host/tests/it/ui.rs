@@ -8,7 +8,11 @@ use std::path::Path;
 fn invalid_configs_fail_with_the_expected_message() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/invalid");
     let bless = std::env::var_os("INLET_BLESS").is_some();
-    let mut cases: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "toml")).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
     cases.sort();
     assert!(cases.len() >= 7, "the golden cases are present");
     let mut mismatches = Vec::new();
@@ -26,8 +30,17 @@ fn invalid_configs_fail_with_the_expected_message() {
         }
         let expected = std::fs::read_to_string(&golden).unwrap_or_default();
         if expected.trim_end() != actual.trim_end() {
-            mismatches.push(format!("--- {}\n+++ actual\n-{}\n+{}", golden.display(), expected.trim_end().replace('\n', "\n-"), actual.replace('\n', "\n+")));
+            mismatches.push(format!(
+                "--- {}\n+++ actual\n-{}\n+{}",
+                golden.display(),
+                expected.trim_end().replace('\n', "\n-"),
+                actual.replace('\n', "\n+")
+            ));
         }
     }
-    assert!(mismatches.is_empty(), "golden mismatches (INLET_BLESS=1 to accept):\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "golden mismatches (INLET_BLESS=1 to accept):\n{}",
+        mismatches.join("\n")
+    );
 }

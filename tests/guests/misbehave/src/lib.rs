@@ -2,11 +2,12 @@
 //! does about it. Modes: `ok`, `memory-bomb`, `spin`, `sleep`, `trap-after-emit`,
 //! `checkpoint-then-trap`, `wrong-schema`, `all-types`, `evolve` (with `step` 1 or 2).
 
-use inlet_sdk::arrow::array::{
-    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int8Array,
-    Int16Array, Int32Array, Int64Array, ListArray, StringArray, StructArray, TimestampMicrosecondArray, UInt32Array,
-};
 use inlet_sdk::arrow::array::types::Int64Type;
+use inlet_sdk::arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
+    Int8Array, Int16Array, Int32Array, Int64Array, ListArray, StringArray, StructArray,
+    TimestampMicrosecondArray, UInt32Array,
+};
 use inlet_sdk::prelude::*;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -23,45 +24,106 @@ struct MisbehaveConfig {
 struct Misbehave;
 
 fn items_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("name", DataType::Utf8, true)]))
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]))
 }
 
 fn items(ids: std::ops::Range<i64>) -> RecordBatch {
     let names: Vec<String> = ids.clone().map(|i| format!("item {i}")).collect();
     RecordBatch::try_new(
         items_schema(),
-        vec![Arc::new(Int64Array::from_iter_values(ids)), Arc::new(StringArray::from(names))],
+        vec![
+            Arc::new(Int64Array::from_iter_values(ids)),
+            Arc::new(StringArray::from(names)),
+        ],
     )
     .expect("items batch")
 }
 
 /// Every type the round-trip test checks, with edge values and nulls.
 pub fn all_types() -> RecordBatch {
-    let struct_fields = vec![Field::new("a", DataType::Int32, true), Field::new("b", DataType::Utf8, true)];
+    let struct_fields = [
+        Field::new("a", DataType::Int32, true),
+        Field::new("b", DataType::Utf8, true),
+    ];
     let structs = StructArray::from(vec![
-        (Arc::new(struct_fields[0].clone()), Arc::new(Int32Array::from(vec![Some(1), None, Some(-3)])) as ArrayRef),
-        (Arc::new(struct_fields[1].clone()), Arc::new(StringArray::from(vec![Some("x"), Some("ü"), None])) as ArrayRef),
+        (
+            Arc::new(struct_fields[0].clone()),
+            Arc::new(Int32Array::from(vec![Some(1), None, Some(-3)])) as ArrayRef,
+        ),
+        (
+            Arc::new(struct_fields[1].clone()),
+            Arc::new(StringArray::from(vec![Some("x"), Some("ü"), None])) as ArrayRef,
+        ),
     ]);
-    let lists = ListArray::from_iter_primitive::<Int64Type, _, _>(vec![Some(vec![Some(1), Some(2)]), Some(vec![]), None]);
+    let lists = ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+        Some(vec![Some(1), Some(2)]),
+        Some(vec![]),
+        None,
+    ]);
     let decimals = Decimal128Array::from(vec![Some(123_456_789_123_456_789), Some(-1), None])
         .with_precision_and_scale(38, 9)
         .expect("decimal precision");
     let columns: Vec<(&str, ArrayRef)> = vec![
-        ("i8", Arc::new(Int8Array::from(vec![Some(-128), None, Some(127)]))),
-        ("i16", Arc::new(Int16Array::from(vec![Some(-32768), Some(0), Some(32767)]))),
-        ("i32", Arc::new(Int32Array::from(vec![Some(i32::MIN), None, Some(i32::MAX)]))),
-        ("i64", Arc::new(Int64Array::from(vec![i64::MIN, 0, i64::MAX]))),
-        ("u32", Arc::new(UInt32Array::from(vec![Some(0), None, Some(u32::MAX)]))),
-        ("f32", Arc::new(Float32Array::from(vec![1.5, f32::NAN, f32::NEG_INFINITY]))),
-        ("f64", Arc::new(Float64Array::from(vec![Some(f64::MIN_POSITIVE), Some(f64::INFINITY), None]))),
-        ("flag", Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)]))),
-        ("text", Arc::new(StringArray::from(vec!["héllo", "", "日本語 🚀"]))),
-        ("blob", Arc::new(BinaryArray::from(vec![Some(&b"\x00\xff"[..]), Some(&b""[..]), None]))),
-        ("day", Arc::new(Date32Array::from(vec![0, -719_162, 2_932_896]))),
+        (
+            "i8",
+            Arc::new(Int8Array::from(vec![Some(-128), None, Some(127)])),
+        ),
+        (
+            "i16",
+            Arc::new(Int16Array::from(vec![Some(-32768), Some(0), Some(32767)])),
+        ),
+        (
+            "i32",
+            Arc::new(Int32Array::from(vec![Some(i32::MIN), None, Some(i32::MAX)])),
+        ),
+        (
+            "i64",
+            Arc::new(Int64Array::from(vec![i64::MIN, 0, i64::MAX])),
+        ),
+        (
+            "u32",
+            Arc::new(UInt32Array::from(vec![Some(0), None, Some(u32::MAX)])),
+        ),
+        (
+            "f32",
+            Arc::new(Float32Array::from(vec![1.5, f32::NAN, f32::NEG_INFINITY])),
+        ),
+        (
+            "f64",
+            Arc::new(Float64Array::from(vec![
+                Some(f64::MIN_POSITIVE),
+                Some(f64::INFINITY),
+                None,
+            ])),
+        ),
+        (
+            "flag",
+            Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+        ),
+        (
+            "text",
+            Arc::new(StringArray::from(vec!["héllo", "", "日本語 🚀"])),
+        ),
+        (
+            "blob",
+            Arc::new(BinaryArray::from(vec![
+                Some(&b"\x00\xff"[..]),
+                Some(&b""[..]),
+                None,
+            ])),
+        ),
+        (
+            "day",
+            Arc::new(Date32Array::from(vec![0, -719_162, 2_932_896])),
+        ),
         (
             "at",
             Arc::new(
-                TimestampMicrosecondArray::from(vec![Some(0), None, Some(253_402_300_799_999_999)]).with_timezone("+00:00"),
+                TimestampMicrosecondArray::from(vec![Some(0), None, Some(253_402_300_799_999_999)])
+                    .with_timezone("+00:00"),
             ),
         ),
         ("amount", Arc::new(decimals)),
@@ -75,16 +137,37 @@ fn events(step: u32) -> RecordBatch {
     match step {
         1 => RecordBatch::try_from_iter(vec![
             ("id", Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef),
-            ("amount", Arc::new(Int64Array::from(vec![10, 20])) as ArrayRef),
-            ("name", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
-            ("score", Arc::new(Float64Array::from(vec![0.5, 1.5])) as ArrayRef),
+            (
+                "amount",
+                Arc::new(Int64Array::from(vec![10, 20])) as ArrayRef,
+            ),
+            (
+                "name",
+                Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
+            ),
+            (
+                "score",
+                Arc::new(Float64Array::from(vec![0.5, 1.5])) as ArrayRef,
+            ),
         ]),
         // id widened to int64, amount now text, name gone, email new, score has a null.
         _ => RecordBatch::try_from_iter(vec![
-            ("id", Arc::new(Int64Array::from(vec![3_000_000_000, 4])) as ArrayRef),
-            ("amount", Arc::new(StringArray::from(vec!["30.5", "n/a"])) as ArrayRef),
-            ("email", Arc::new(StringArray::from(vec!["c@example.jp", "d@example.jp"])) as ArrayRef),
-            ("score", Arc::new(Float64Array::from(vec![None, Some(4.5)])) as ArrayRef),
+            (
+                "id",
+                Arc::new(Int64Array::from(vec![3_000_000_000, 4])) as ArrayRef,
+            ),
+            (
+                "amount",
+                Arc::new(StringArray::from(vec!["30.5", "n/a"])) as ArrayRef,
+            ),
+            (
+                "email",
+                Arc::new(StringArray::from(vec!["c@example.jp", "d@example.jp"])) as ArrayRef,
+            ),
+            (
+                "score",
+                Arc::new(Float64Array::from(vec![None, Some(4.5)])) as ArrayRef,
+            ),
         ]),
     }
     .expect("events batch")
@@ -99,13 +182,20 @@ impl Source for Misbehave {
 
     fn discover(_: &MisbehaveConfig) -> Result<Vec<Stream>, Error> {
         Ok(vec![
-            Stream::new("items").schema(items_schema()).primary_key(["id"]),
+            Stream::new("items")
+                .schema(items_schema())
+                .primary_key(["id"]),
             Stream::new("all_types").schema(all_types().schema()),
             Stream::new("events").primary_key(["id"]),
         ])
     }
 
-    fn read(config: &MisbehaveConfig, _: &[ConfiguredStream], mut state: State, out: &mut Output) -> Result<(), Error> {
+    fn read(
+        config: &MisbehaveConfig,
+        _: &[ConfiguredStream],
+        mut state: State,
+        out: &mut Output,
+    ) -> Result<(), Error> {
         match config.mode.as_str() {
             "ok" => {
                 out.emit("items", &items(0..3))?;
@@ -116,7 +206,10 @@ impl Source for Misbehave {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
                     hoard.push(vec![1u8; 16 << 20]);
-                    out.log(LogLevel::Debug, &format!("holding {} MiB", hoard.len() * 16));
+                    out.log(
+                        LogLevel::Debug,
+                        &format!("holding {} MiB", hoard.len() * 16),
+                    );
                 }
             }
             "spin" => {

@@ -25,12 +25,19 @@ impl Source for Probe {
     }
 
     fn check(config: &ProbeConfig) -> Result<(), Error> {
-        let target = config.target.clone().unwrap_or_else(|| format!("{}:{}", config.host, config.port));
+        let target = config
+            .target
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", config.host, config.port));
         let mut stream = std::net::TcpStream::connect(&target)
             .map_err(|e| Error::Transient(format!("connect to {target}: {e}")))?;
-        stream.write_all(b"ping").map_err(|e| Error::Transient(e.to_string()))?;
+        stream
+            .write_all(b"ping")
+            .map_err(|e| Error::Transient(e.to_string()))?;
         let mut reply = [0u8; 4];
-        stream.read_exact(&mut reply).map_err(|e| Error::Transient(e.to_string()))?;
+        stream
+            .read_exact(&mut reply)
+            .map_err(|e| Error::Transient(e.to_string()))?;
         if &reply != b"pong" {
             return Err(Error::data(format!("unexpected reply {reply:?}")));
         }
@@ -41,7 +48,12 @@ impl Source for Probe {
         Ok(vec![Stream::new("replies")])
     }
 
-    fn read(config: &ProbeConfig, _: &[ConfiguredStream], state: State, out: &mut Output) -> Result<(), Error> {
+    fn read(
+        config: &ProbeConfig,
+        _: &[ConfiguredStream],
+        state: State,
+        out: &mut Output,
+    ) -> Result<(), Error> {
         Self::check(config)?;
         out.emit_json("replies", &[serde_json::json!({"reply": "pong"})])?;
         out.checkpoint(&state)

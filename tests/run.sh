@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project on a fresh machine that has only rustup/cargo, Python,
+# Node and apt. Installs what it needs first. CI (`.ci/run`) calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain: wasm32-wasip2 target, rustfmt, clippy"
+# rust-toolchain.toml asks for them; older rustups do not install targets on their own.
+rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+
+step "format"
+cargo fmt --all -- --check
+for ws in connectors tests/guests; do (cd "$ws" && cargo fmt --all -- --check); done
+
+step "lints (host, sdk, tests)"
+cargo clippy --workspace --all-targets -- -D warnings
+step "lints (connectors, test components; wasm32-wasip2)"
+for ws in connectors tests/guests; do (cd "$ws" && cargo clippy --workspace --release -- -D warnings); done
+
+step "tests"
+cargo test --workspace
