@@ -262,9 +262,9 @@ impl Run {
             Err(_) => Err(watch.explain(
                 &store,
                 "instantiate",
-                Ok(Err(CallFailure::Violation(Violation::WallClock(
+                Ok(CallFailure::Violation(Violation::WallClock(
                     policy.wall_time,
-                )))),
+                ))),
             )),
         }
     }
@@ -333,20 +333,18 @@ impl Run {
         call: &'static str,
         outcome: Result<wasmtime::Result<Result<T, ConnectorError>>, tokio::time::error::Elapsed>,
     ) -> Result<T, CallError> {
-        let outcome = match outcome {
+        let failure = match outcome {
             Ok(Ok(Ok(value))) if self.watch.refused().is_none() => return Ok(value),
-            Ok(Ok(Ok(_))) => Ok(Ok(CallFailure::Host(
-                "unreachable: refusal reported below".into(),
-            ))),
-            Ok(Ok(Err(error))) => Ok(Ok(CallFailure::Connector(error))),
+            // A refused connection attempt fails the call even if the connector carried on;
+            // `explain` reports the refusal.
+            Ok(Ok(Ok(_))) => Ok(CallFailure::Host("a refused connection attempt".into())),
+            Ok(Ok(Err(error))) => Ok(CallFailure::Connector(error)),
             Ok(Err(trap)) => Err(trap),
-            Err(_) => Ok(Ok(CallFailure::Violation(Violation::WallClock(
+            Err(_) => Ok(CallFailure::Violation(Violation::WallClock(
                 self.watch.policy.wall_time,
-            )))),
+            ))),
         };
-        let outcome =
-            outcome.map(|r: Result<CallFailure, CallFailure>| Err(r.unwrap_or_else(|e| e)));
-        Err(self.watch.explain(&self.store, call, outcome))
+        Err(self.watch.explain(&self.store, call, failure))
     }
 }
 
@@ -363,13 +361,13 @@ impl Watch {
         })
     }
 
-    /// Turns the end of a failed call into a [`CallError`]: a sandbox refusal wins over whatever the
-    /// connector made of it; traps are classified by their cause.
+    /// Turns the end of a failed call (a known failure, or a trap) into a [`CallError`]: a sandbox
+    /// refusal wins over whatever the connector made of it; traps are classified by their cause.
     fn explain(
         &self,
         store: &Store<RunData>,
         call: &'static str,
-        outcome: wasmtime::Result<Result<(), CallFailure>>,
+        outcome: Result<CallFailure, wasmtime::Error>,
     ) -> CallError {
         let data = store.data();
         let redact = |text: &str| data.labels.redact(text);
@@ -377,11 +375,10 @@ impl Watch {
             CallFailure::Violation(violation)
         } else {
             match outcome {
-                Ok(Err(CallFailure::Connector(error))) => {
+                Ok(CallFailure::Connector(error)) => {
                     CallFailure::Connector(redact_error(error, &data.labels))
                 }
-                Ok(Err(failure)) => failure,
-                Ok(Ok(())) => CallFailure::Host("call ended without a result".into()),
+                Ok(failure) => failure,
                 Err(trap) => classify_trap(trap, &redact(&stderr_tail(&self.stderr))),
             }
         };
