@@ -58,6 +58,7 @@ pub use stream::{ConfiguredStream, Stream, SyncMode};
 /// The Arrow crates the SDK speaks, re-exported so a connector uses the same versions.
 pub mod arrow {
     pub use arrow_array as array;
+    pub use arrow_buffer as buffer;
     pub use arrow_schema as schema;
 }
 

@@ -3,4 +3,5 @@
 mod harness;
 mod lake;
 mod load;
+mod postgres;
 mod sandbox;

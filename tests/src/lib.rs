@@ -5,3 +5,5 @@
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }
+
+pub mod postgres;

@@ -140,10 +140,15 @@ fn fill_template(template: &str, config: &serde_json::Value) -> Result<String, P
                 .ok_or_else(|| PolicyError::Malformed {
                     destination: template.to_owned(),
                 })?;
-        let field = &rest[start + 1..end];
-        let value = match config.get(field) {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Number(n)) => n.to_string(),
+        // `{field}` or `{field:default}`.
+        let (field, default) = match rest[start + 1..end].split_once(':') {
+            Some((field, default)) => (field, Some(default)),
+            None => (&rest[start + 1..end], None),
+        };
+        let value = match (config.get(field), default) {
+            (Some(serde_json::Value::String(s)), _) => s.clone(),
+            (Some(serde_json::Value::Number(n)), _) => n.to_string(),
+            (None | Some(serde_json::Value::Null), Some(default)) => default.to_owned(),
             _ => {
                 return Err(PolicyError::MissingField {
                     template: template.to_owned(),
@@ -257,6 +262,11 @@ mod tests {
         assert_eq!(
             fill_template("{host}:{port}", &config).unwrap(),
             "db.internal:5432"
+        );
+        let no_port = serde_json::json!({"host": "db"});
+        assert_eq!(
+            fill_template("{host}:{port:5432}", &no_port).unwrap(),
+            "db:5432"
         );
         let missing = fill_template("{hostname}:1", &config).unwrap_err();
         assert!(missing.to_string().contains("`hostname`"), "{missing}");

@@ -1,0 +1,290 @@
+//! Reading tables: the COPY query of a stream, decoding its rows into Arrow batches, and the
+//! incremental cursor with checkpoints at cursor-value boundaries.
+
+use crate::catalog::{ColumnInfo, TableInfo};
+use crate::copy_text::RowSplitter;
+use crate::types::Column;
+use crate::wire::{Connection, quote_ident, quote_literal};
+use crate::{PostgresConfig, TableConfig};
+use inlet_sdk::prelude::*;
+use std::sync::Arc;
+
+/// The columns a stream reads, in order.
+fn selected_columns<'t>(
+    table: &'t TableInfo,
+    options: Option<&TableConfig>,
+    cursor: Option<&str>,
+) -> Result<Vec<&'t ColumnInfo>, Error> {
+    let Some(names) = options.and_then(|o| o.columns.as_ref()) else {
+        return Ok(table.columns.iter().collect());
+    };
+    for name in names {
+        if table.column(name).is_none() {
+            return Err(Error::config(format!(
+                "tables.\"{}\".columns: table has no column `{name}`",
+                table.stream_name()
+            )));
+        }
+    }
+    // Keys and the cursor are always read: without them rows cannot be merged or resumed.
+    Ok(table
+        .columns
+        .iter()
+        .filter(|c| {
+            names.contains(&c.name)
+                || table.primary_key.contains(&c.name)
+                || cursor == Some(c.name.as_str())
+        })
+        .collect())
+}
+
+fn cursor_column<'t>(
+    table: &'t TableInfo,
+    options: Option<&TableConfig>,
+) -> Result<Option<&'t ColumnInfo>, Error> {
+    match options.and_then(|o| o.cursor.as_deref()) {
+        Some(name) => {
+            let column = table.column(name).ok_or_else(|| {
+                Error::config(format!(
+                    "tables.\"{}\".cursor: table has no column `{name}`",
+                    table.stream_name()
+                ))
+            })?;
+            if !column.ty.can_be_cursor() {
+                return Err(Error::config(format!(
+                    "tables.\"{}\".cursor: column `{name}` ({:?}) cannot order an incremental read; use a timestamp, date or integer column",
+                    table.stream_name(),
+                    column.ty
+                )));
+            }
+            Ok(Some(column))
+        }
+        None => Ok(table.suggested_cursor()),
+    }
+}
+
+fn schema_of(columns: &[&ColumnInfo]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| c.ty.field(&c.name, c.nullable))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The stream a table offers.
+pub fn stream_of(table: &TableInfo, options: Option<&TableConfig>) -> Result<Stream, Error> {
+    let cursor = cursor_column(table, options)?;
+    let columns = selected_columns(table, options, cursor.map(|c| c.name.as_str()))?;
+    let stream = Stream::new(table.stream_name())
+        .schema(schema_of(&columns))
+        .primary_key(table.primary_key.clone());
+    Ok(match cursor {
+        Some(cursor) => stream.cursor(cursor.name.clone()),
+        None => stream,
+    })
+}
+
+/// Reads every requested stream.
+pub fn read(
+    connection: &mut Connection,
+    config: &PostgresConfig,
+    tables: &[TableInfo],
+    streams: &[ConfiguredStream],
+    mut state: State,
+    out: &mut Output,
+) -> Result<(), Error> {
+    for wanted in streams {
+        let table = tables
+            .iter()
+            .find(|t| t.stream_name() == wanted.name)
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "table `{}` (it may have been dropped since discovery)",
+                    wanted.name
+                ))
+            })?;
+        let options = config.tables.get(&wanted.name);
+        let cursor = match wanted.sync_mode {
+            SyncMode::Incremental => Some(cursor_column(table, options)?.ok_or_else(|| {
+                Error::config(format!(
+                    "stream `{}` has no cursor column; set tables.\"{}\".cursor or read it in full",
+                    wanted.name, wanted.name
+                ))
+            })?),
+            SyncMode::FullRefresh => None,
+        };
+        let columns = selected_columns(table, options, cursor.map(|c| c.name.as_str()))?;
+        for column in &columns {
+            if let crate::types::PgType::Fallback(type_name) = &column.ty {
+                out.log(
+                    LogLevel::Warn,
+                    &format!("{}: column `{}` has type `{type_name}`, which has no Arrow mapping; it is read as text", wanted.name, column.name),
+                );
+            }
+        }
+        let mut reader = StreamReader {
+            stream: &wanted.name,
+            schema: schema_of(&columns),
+            builders: columns.iter().map(|c| Column::new(&c.ty)).collect(),
+            names: columns.iter().map(|c| c.name.clone()).collect(),
+            cursor_index: cursor.and_then(|c| columns.iter().position(|col| col.name == c.name)),
+            batch_rows: config.batch_rows,
+            rows_in_batch: 0,
+            rows: 0,
+            unrepresentable: 0,
+        };
+        let key = format!("{}.cursor", wanted.name);
+        let last: Option<String> = if cursor.is_some() {
+            state.get(&key)?
+        } else {
+            None
+        };
+        let sql = copy_sql(table, &columns, options, cursor, last.as_deref());
+        let mut splitter = RowSplitter::default();
+        let mut current_cursor: Option<String> = last.clone();
+        let mut since_checkpoint = 0u64;
+        connection.copy_out(&sql, |line| {
+            splitter.split(line);
+            if let Some(index) = reader.cursor_index {
+                let value = splitter
+                    .field(index)
+                    .map(|v| String::from_utf8_lossy(v).into_owned());
+                // Checkpoint only between different cursor values: rows sharing one are never split.
+                if since_checkpoint >= config.checkpoint_rows && value != current_cursor {
+                    reader.flush(out)?;
+                    if let Some(done) = &current_cursor {
+                        state.set(&key, done)?;
+                    }
+                    out.checkpoint(&state)?;
+                    since_checkpoint = 0;
+                }
+                current_cursor = value;
+            }
+            reader.push(&splitter)?;
+            since_checkpoint += 1;
+            if reader.rows_in_batch >= reader.batch_rows {
+                reader.flush(out)?;
+            }
+            Ok(())
+        })?;
+        reader.flush(out)?;
+        if let Some(done) = &current_cursor {
+            state.set(&key, done)?;
+        }
+        out.checkpoint(&state)?;
+        if reader.unrepresentable > 0 {
+            out.log(
+                LogLevel::Warn,
+                &format!(
+                    "{}: {} numeric NaN values have no decimal form and were stored as NULL",
+                    wanted.name, reader.unrepresentable
+                ),
+            );
+        }
+        out.log(
+            LogLevel::Info,
+            &format!("{}: {} rows", wanted.name, reader.rows),
+        );
+    }
+    Ok(())
+}
+
+fn copy_sql(
+    table: &TableInfo,
+    columns: &[&ColumnInfo],
+    options: Option<&TableConfig>,
+    cursor: Option<&ColumnInfo>,
+    last: Option<&str>,
+) -> String {
+    let list = columns
+        .iter()
+        .map(|c| {
+            if c.ty.needs_text_cast() {
+                format!("{}::text", quote_ident(&c.name))
+            } else {
+                quote_ident(&c.name)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut conditions = Vec::new();
+    if let Some(filter) = options.and_then(|o| o.filter.as_deref()) {
+        conditions.push(format!("({filter})"));
+    }
+    if let (Some(cursor), Some(last)) = (cursor, last) {
+        conditions.push(format!(
+            "{} > {}",
+            quote_ident(&cursor.name),
+            quote_literal(last)
+        ));
+    }
+    let mut sql = format!(
+        "COPY (SELECT {list} FROM {}.{}",
+        quote_ident(&table.schema),
+        quote_ident(&table.name)
+    );
+    if !conditions.is_empty() {
+        sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
+    }
+    if let Some(cursor) = cursor {
+        sql.push_str(&format!(" ORDER BY {}", quote_ident(&cursor.name)));
+    }
+    sql.push_str(") TO STDOUT");
+    sql
+}
+
+/// Decodes the rows of one stream into batches.
+struct StreamReader<'a> {
+    stream: &'a str,
+    schema: SchemaRef,
+    builders: Vec<Column>,
+    names: Vec<String>,
+    cursor_index: Option<usize>,
+    batch_rows: usize,
+    rows_in_batch: usize,
+    rows: u64,
+    unrepresentable: u64,
+}
+
+impl StreamReader<'_> {
+    fn push(&mut self, row: &RowSplitter) -> Result<(), Error> {
+        if row.len() != self.builders.len() {
+            return Err(Error::data(format!(
+                "{}: row {} has {} fields, expected {}",
+                self.stream,
+                self.rows + 1,
+                row.len(),
+                self.builders.len()
+            )));
+        }
+        for (index, builder) in self.builders.iter_mut().enumerate() {
+            let represented = builder.append(row.field(index)).map_err(|e| {
+                Error::data(format!(
+                    "{}: row {}, column `{}`: {e}",
+                    self.stream,
+                    self.rows + 1,
+                    self.names[index]
+                ))
+            })?;
+            if !represented {
+                self.unrepresentable += 1;
+            }
+        }
+        self.rows += 1;
+        self.rows_in_batch += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self, out: &mut Output) -> Result<(), Error> {
+        if self.rows_in_batch == 0 {
+            return Ok(());
+        }
+        let columns = self.builders.iter_mut().map(Column::finish).collect();
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        out.emit(self.stream, &batch)?;
+        out.progress(self.stream, None);
+        self.rows_in_batch = 0;
+        Ok(())
+    }
+}

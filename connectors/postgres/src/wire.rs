@@ -1,0 +1,317 @@
+//! The PostgreSQL frontend/backend protocol over a plain TCP stream (WASI sockets): start-up,
+//! authentication (trust, cleartext, md5, SCRAM-SHA-256), simple queries and `COPY ... TO STDOUT`.
+//! Message encoding and parsing come from `postgres-protocol`; the I/O is here.
+
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use inlet_sdk::Error;
+use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+use postgres_protocol::message::{backend::Message, frontend};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+/// Where and as whom to connect.
+pub struct ConnectOptions<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub user: &'a str,
+    pub password: Option<&'a str>,
+    pub database: &'a str,
+    pub application_name: &'a str,
+}
+
+/// An open, authenticated connection.
+pub struct Connection {
+    stream: TcpStream,
+    read: BytesMut,
+    write: BytesMut,
+}
+
+/// A server error, with the SQLSTATE code that classifies it.
+#[derive(Debug)]
+pub struct ServerError {
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (SQLSTATE {})", self.message, self.code)?;
+        if let Some(detail) = &self.detail {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ServerError {
+    /// The connector error for this server error: auth failures, missing objects, the rest.
+    pub fn into_error(self, context: &str) -> Error {
+        let message = format!("{context}: {self}");
+        match self.code.as_str() {
+            "28P01" | "28000" => Error::Auth(message),
+            "42P01" | "42703" | "3D000" | "3F000" => Error::NotFound(message),
+            code if code.starts_with("08") || code.starts_with("57") || code == "53300" => {
+                Error::Transient(message)
+            }
+            code if code.starts_with("22") => Error::data(message),
+            _ => Error::config(message),
+        }
+    }
+}
+
+fn io_error(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::Transient(format!("{context}: {e}"))
+}
+
+impl Connection {
+    /// Connects and authenticates. Session settings make text output predictable: UTC, ISO dates,
+    /// ISO 8601 intervals, hex bytea, shortest-exact floats.
+    pub fn connect(options: &ConnectOptions<'_>) -> Result<Self, Error> {
+        let address = format!("{}:{}", options.host, options.port);
+        let stream = TcpStream::connect(&address).map_err(|e| {
+            Error::Transient(format!("cannot connect to PostgreSQL at {address}: {e}"))
+        })?;
+        let _ = stream.set_nodelay(true);
+        let mut connection = Self {
+            stream,
+            read: BytesMut::with_capacity(256 * 1024),
+            write: BytesMut::new(),
+        };
+        let parameters = [
+            ("user", options.user),
+            ("database", options.database),
+            ("application_name", options.application_name),
+            ("client_encoding", "UTF8"),
+            ("DateStyle", "ISO, YMD"),
+            ("TimeZone", "UTC"),
+            ("IntervalStyle", "iso_8601"),
+            ("extra_float_digits", "3"),
+            ("bytea_output", "hex"),
+        ];
+        frontend::startup_message(parameters.iter().copied(), &mut connection.write)
+            .map_err(|e| Error::internal(format!("startup message: {e}")))?;
+        connection.flush()?;
+        connection.authenticate(options)?;
+        // Parameter status, backend key data, then ReadyForQuery.
+        loop {
+            match connection.next()? {
+                Message::ReadyForQuery(_) => return Ok(connection),
+                Message::ErrorResponse(body) => {
+                    return Err(server_error(&body).into_error("after authentication"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn authenticate(&mut self, options: &ConnectOptions<'_>) -> Result<(), Error> {
+        let password = || {
+            options.password.ok_or_else(|| {
+                Error::Auth(format!(
+                    "the server asks user `{}` for a password, but `password` is not set",
+                    options.user
+                ))
+            })
+        };
+        let encode =
+            |e: std::io::Error| Error::internal(format!("encoding an authentication message: {e}"));
+        loop {
+            match self.next()? {
+                Message::AuthenticationOk => return Ok(()),
+                Message::AuthenticationCleartextPassword => {
+                    frontend::password_message(password()?.as_bytes(), &mut self.write).map_err(encode)?;
+                    self.flush()?;
+                }
+                Message::AuthenticationMd5Password(body) => {
+                    let hash = postgres_protocol::authentication::md5_hash(options.user.as_bytes(), password()?.as_bytes(), body.salt());
+                    frontend::password_message(hash.as_bytes(), &mut self.write).map_err(encode)?;
+                    self.flush()?;
+                }
+                Message::AuthenticationSasl(body) => {
+                    let mechanisms: Vec<String> = body.mechanisms().map(|m| Ok(m.to_owned())).collect().map_err(|e| io_error("reading SASL mechanisms", e))?;
+                    if !mechanisms.iter().any(|m| m == SCRAM_SHA_256) {
+                        return Err(Error::Auth(format!("the server offers SASL mechanisms {mechanisms:?}; only SCRAM-SHA-256 is supported")));
+                    }
+                    self.scram(password()?)?;
+                }
+                Message::ErrorResponse(body) => return Err(server_error(&body).into_error(&format!("authenticating user `{}`", options.user))),
+                _ => return Err(Error::Auth("the server asked for an authentication method this connector does not support (GSS, SSPI, Kerberos)".into())),
+            }
+        }
+    }
+
+    fn scram(&mut self, password: &str) -> Result<(), Error> {
+        let encode = |e: std::io::Error| Error::internal(format!("encoding a SCRAM message: {e}"));
+        let mut scram = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+        frontend::sasl_initial_response(SCRAM_SHA_256, scram.message(), &mut self.write)
+            .map_err(encode)?;
+        self.flush()?;
+        match self.next()? {
+            Message::AuthenticationSaslContinue(body) => {
+                scram
+                    .update(body.data())
+                    .map_err(|e| Error::Auth(format!("SCRAM: {e}")))?;
+            }
+            Message::ErrorResponse(body) => {
+                return Err(server_error(&body).into_error("SCRAM authentication"));
+            }
+            _ => {
+                return Err(Error::Auth(
+                    "SCRAM: unexpected message from the server".into(),
+                ));
+            }
+        }
+        frontend::sasl_response(scram.message(), &mut self.write).map_err(encode)?;
+        self.flush()?;
+        match self.next()? {
+            Message::AuthenticationSaslFinal(body) => scram
+                .finish(body.data())
+                .map_err(|e| Error::Auth(format!("SCRAM: the server's proof is wrong: {e}"))),
+            Message::ErrorResponse(body) => {
+                Err(server_error(&body).into_error("SCRAM authentication"))
+            }
+            _ => Err(Error::Auth(
+                "SCRAM: unexpected message from the server".into(),
+            )),
+        }
+    }
+
+    /// Runs `sql` with the simple query protocol and returns its rows as text (for catalog queries).
+    pub fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, Error> {
+        frontend::query(sql, &mut self.write)
+            .map_err(|e| Error::internal(format!("encoding a query: {e}")))?;
+        self.flush()?;
+        let mut rows = Vec::new();
+        let mut failure = None;
+        loop {
+            match self.next()? {
+                Message::DataRow(body) => {
+                    let buffer = body.buffer();
+                    let row = body
+                        .ranges()
+                        .map(|range| {
+                            Ok(range.map(|r| String::from_utf8_lossy(&buffer[r]).into_owned()))
+                        })
+                        .collect()
+                        .map_err(|e| io_error("reading a row", e))?;
+                    rows.push(row);
+                }
+                Message::ErrorResponse(body) => failure = Some(server_error(&body)),
+                Message::ReadyForQuery(_) => break,
+                _ => {}
+            }
+        }
+        match failure {
+            Some(error) => Err(error.into_error("query failed")),
+            None => Ok(rows),
+        }
+    }
+
+    /// Runs `COPY (...) TO STDOUT` and hands each text-format row (without its newline) to `row`.
+    pub fn copy_out(
+        &mut self,
+        sql: &str,
+        mut row: impl FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<u64, Error> {
+        frontend::query(sql, &mut self.write)
+            .map_err(|e| Error::internal(format!("encoding COPY: {e}")))?;
+        self.flush()?;
+        let mut rows = 0;
+        let mut failure: Option<Error> = None;
+        loop {
+            match self.next()? {
+                Message::CopyData(body) if failure.is_none() => {
+                    let data = body.data();
+                    let line = data.strip_suffix(b"\n").unwrap_or(data);
+                    if let Err(e) = row(line) {
+                        failure = Some(e);
+                    }
+                    rows += 1;
+                }
+                Message::ErrorResponse(body) => {
+                    failure.get_or_insert(server_error(&body).into_error("COPY failed"));
+                }
+                Message::ReadyForQuery(_) => break,
+                _ => {}
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(rows),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        self.stream
+            .write_all(&self.write)
+            .map_err(|e| io_error("sending to PostgreSQL", e))?;
+        self.write.clear();
+        Ok(())
+    }
+
+    fn next(&mut self) -> Result<Message, Error> {
+        loop {
+            if let Some(message) = Message::parse(&mut self.read)
+                .map_err(|e| Error::data(format!("malformed message from the server: {e}")))?
+            {
+                return Ok(message);
+            }
+            if self.read.capacity() - self.read.len() < 64 * 1024 {
+                self.read.reserve(256 * 1024);
+            }
+            let len = self.read.len();
+            let spare = self.read.capacity() - len;
+            self.read.resize(len + spare, 0);
+            let read = self.stream.read(&mut self.read[len..]);
+            match read {
+                Ok(0) => {
+                    self.read.truncate(len);
+                    return Err(Error::Transient("the server closed the connection".into()));
+                }
+                Ok(n) => self.read.truncate(len + n),
+                Err(e) => {
+                    self.read.truncate(len);
+                    return Err(io_error("reading from PostgreSQL", e));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let mut buf = BytesMut::new();
+        frontend::terminate(&mut buf);
+        let _ = self.stream.write_all(&buf);
+    }
+}
+
+fn server_error(body: &postgres_protocol::message::backend::ErrorResponseBody) -> ServerError {
+    let mut error = ServerError {
+        code: String::new(),
+        message: String::new(),
+        detail: None,
+    };
+    let mut fields = body.fields();
+    while let Ok(Some(field)) = fields.next() {
+        match field.type_() {
+            b'C' => error.code = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+            b'M' => error.message = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+            b'D' => error.detail = Some(String::from_utf8_lossy(field.value_bytes()).into_owned()),
+            _ => {}
+        }
+    }
+    error
+}
+
+/// Quotes an identifier: `"name"`, doubling inner quotes.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a string literal: `'value'`, doubling inner quotes.
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
