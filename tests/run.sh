@@ -12,6 +12,15 @@ rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add was
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 
+step "PostgreSQL server binaries (for the postgres connector's tests)"
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  as_root=""
+  [ "$(id -u)" -eq 0 ] || as_root="sudo"
+  $as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq postgresql
+fi
+ls /usr/lib/postgresql/*/bin/initdb
+
 step "format"
 cargo fmt --all -- --check
 for ws in connectors tests/guests; do (cd "$ws" && cargo fmt --all -- --check); done
