@@ -23,7 +23,10 @@ pub struct ConnectOptions<'a> {
 /// An open, authenticated connection.
 pub struct Connection {
     stream: TcpStream,
+    /// Received bytes not yet parsed into messages.
     read: BytesMut,
+    /// The socket reads into this, then the bytes are appended to `read`.
+    chunk: Vec<u8>,
     write: BytesMut,
 }
 
@@ -76,7 +79,8 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         let mut connection = Self {
             stream,
-            read: BytesMut::with_capacity(256 * 1024),
+            read: BytesMut::with_capacity(512 * 1024),
+            chunk: vec![0; 256 * 1024],
             write: BytesMut::new(),
         };
         let parameters = [
@@ -258,24 +262,14 @@ impl Connection {
             {
                 return Ok(message);
             }
-            if self.read.capacity() - self.read.len() < 64 * 1024 {
-                self.read.reserve(256 * 1024);
+            let n = self
+                .stream
+                .read(&mut self.chunk)
+                .map_err(|e| io_error("reading from PostgreSQL", e))?;
+            if n == 0 {
+                return Err(Error::Transient("the server closed the connection".into()));
             }
-            let len = self.read.len();
-            let spare = self.read.capacity() - len;
-            self.read.resize(len + spare, 0);
-            let read = self.stream.read(&mut self.read[len..]);
-            match read {
-                Ok(0) => {
-                    self.read.truncate(len);
-                    return Err(Error::Transient("the server closed the connection".into()));
-                }
-                Ok(n) => self.read.truncate(len + n),
-                Err(e) => {
-                    self.read.truncate(len);
-                    return Err(io_error("reading from PostgreSQL", e));
-                }
-            }
+            self.read.extend_from_slice(&self.chunk[..n]);
         }
     }
 }
