@@ -28,13 +28,12 @@ run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@";
 if [ ! -d "$root/pg" ]; then
   mkdir -p "$root/pg" && [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$root/pg"
   run_pg "$bin/initdb" -D "$root/pg" -U postgres --auth=trust --locale=C >/dev/null
-  fresh=1
 fi
 [ "$(id -u)" -ne 0 ] || chmod o+rx "$root"
-run_pg "$bin/pg_ctl" -D "$root/pg" -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c shared_buffers=1GB" -l "$root/pg.log" -w start >/dev/null
+run_pg "$bin/pg_ctl" -D "$root/pg" -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c shared_buffers=1GB" -l "$root/pg/server.log" -w start >/dev/null
 trap 'run_pg "$bin/pg_ctl" -D "$root/pg" -m fast stop >/dev/null' EXIT
 psql=("$bin/psql" -X -q -h 127.0.0.1 -p $port -U postgres -d postgres)
-if [ "${fresh:-0}" = 1 ]; then
+if [ "$("${psql[@]}" -A -t -c "SELECT to_regclass('lineitem') IS NULL")" = t ]; then
   "${psql[@]}" -f "$shared/lineitem.sql"
   "${psql[@]}" -c "\\copy lineitem FROM '$root/lineitem.csv' CSV HEADER"
   "${psql[@]}" -c "ANALYZE lineitem"

@@ -1,49 +1,82 @@
 //! Splitting one row of `COPY ... TO STDOUT` text format into unescaped fields.
 //!
 //! Fields are separated by tabs; `\N` is NULL; backslash escapes `\b \f \n \r \t \v \\`, octal `\ooo`
-//! and hex `\xhh` stand for bytes.
+//! and hex `\xhh` stand for bytes. Most rows hold no backslash at all: their fields are slices of
+//! the row itself, and only rows with escapes are unescaped into a buffer.
 
 use std::ops::Range;
 
-/// A reusable splitter: fields are unescaped into one buffer and addressed by ranges.
+/// Where a field's bytes are.
+#[derive(Clone)]
+enum Place {
+    Null,
+    Line(Range<usize>),
+    Buffer(Range<usize>),
+}
+
+/// A reusable splitter.
 #[derive(Default)]
 pub struct RowSplitter {
     buffer: Vec<u8>,
-    fields: Vec<Option<Range<usize>>>,
+    fields: Vec<Place>,
+}
+
+/// One split row, borrowing the line and the splitter's buffer.
+pub struct Row<'a> {
+    line: &'a [u8],
+    buffer: &'a [u8],
+    fields: &'a [Place],
 }
 
 impl RowSplitter {
-    /// Splits `line`; afterwards [`Self::field`] returns each field.
-    pub fn split(&mut self, line: &[u8]) {
-        self.buffer.clear();
+    /// Splits `line` into fields.
+    pub fn split<'a>(&'a mut self, line: &'a [u8]) -> Row<'a> {
         self.fields.clear();
-        for raw in line.split(|&b| b == b'\t') {
-            if raw == b"\\N" {
-                self.fields.push(None);
-                continue;
-            }
-            let start = self.buffer.len();
-            if !raw.contains(&b'\\') {
-                self.buffer.extend_from_slice(raw);
+        self.buffer.clear();
+        let escaped = line.contains(&b'\\');
+        let mut start = 0;
+        loop {
+            let end = line[start..]
+                .iter()
+                .position(|&b| b == b'\t')
+                .map_or(line.len(), |p| start + p);
+            let raw = &line[start..end];
+            let place = if !escaped || !raw.contains(&b'\\') {
+                Place::Line(start..end)
+            } else if raw == b"\\N" {
+                Place::Null
             } else {
+                let from = self.buffer.len();
                 unescape(raw, &mut self.buffer);
+                Place::Buffer(from..self.buffer.len())
+            };
+            self.fields.push(place);
+            if end == line.len() {
+                break;
             }
-            self.fields.push(Some(start..self.buffer.len()));
+            start = end + 1;
+        }
+        Row {
+            line,
+            buffer: &self.buffer,
+            fields: &self.fields,
         }
     }
+}
 
-    /// The number of fields of the last row.
+impl Row<'_> {
+    /// The number of fields.
     pub fn len(&self) -> usize {
         self.fields.len()
     }
 
-    /// Field `index` of the last row, `None` for NULL.
+    /// Field `index`, `None` for NULL.
     pub fn field(&self, index: usize) -> Option<&[u8]> {
-        self.fields
-            .get(index)
-            .cloned()
-            .flatten()
-            .map(|r| &self.buffer[r])
+        match self.fields.get(index)? {
+            Place::Null => None,
+            Place::Line(range) => Some(&self.line[range.clone()]),
+            Place::Buffer(range) => Some(&self.buffer[range.clone()]),
+        }
     }
 }
 

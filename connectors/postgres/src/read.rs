@@ -2,7 +2,7 @@
 //! incremental cursor with checkpoints at cursor-value boundaries.
 
 use crate::catalog::{ColumnInfo, TableInfo};
-use crate::copy_text::RowSplitter;
+use crate::copy_text::{Row, RowSplitter};
 use crate::types::Column;
 use crate::wire::{Connection, quote_ident, quote_literal};
 use crate::{PostgresConfig, TableConfig};
@@ -145,9 +145,9 @@ pub fn read(
         let mut current_cursor: Option<String> = last.clone();
         let mut since_checkpoint = 0u64;
         connection.copy_out(&sql, |line| {
-            splitter.split(line);
+            let row = splitter.split(line);
             if let Some(index) = reader.cursor_index {
-                let value = splitter
+                let value = row
                     .field(index)
                     .map(|v| String::from_utf8_lossy(v).into_owned());
                 // Checkpoint only between different cursor values: rows sharing one are never split.
@@ -161,7 +161,7 @@ pub fn read(
                 }
                 current_cursor = value;
             }
-            reader.push(&splitter)?;
+            reader.push(&row)?;
             since_checkpoint += 1;
             if reader.rows_in_batch >= reader.batch_rows {
                 reader.flush(out)?;
@@ -248,7 +248,7 @@ struct StreamReader<'a> {
 }
 
 impl StreamReader<'_> {
-    fn push(&mut self, row: &RowSplitter) -> Result<(), Error> {
+    fn push(&mut self, row: &Row<'_>) -> Result<(), Error> {
         if row.len() != self.builders.len() {
             return Err(Error::data(format!(
                 "{}: row {} has {} fields, expected {}",

@@ -239,31 +239,56 @@ impl Column {
             self.append_null();
             return Ok(true);
         };
-        let text = std::str::from_utf8(bytes).map_err(|_| "value is not UTF-8".to_owned())?;
+        // Numbers and dates are parsed from the bytes; only text needs UTF-8 validation.
         match self {
-            Self::Int16(b) => b.append_value(text.parse().map_err(|_| bad("int2", text))?),
-            Self::Int32(b) => b.append_value(text.parse().map_err(|_| bad("int4", text))?),
-            Self::Int64(b) => b.append_value(text.parse().map_err(|_| bad("int8", text))?),
-            Self::Float32(b) => b.append_value(text.parse().map_err(|_| bad("float4", text))?),
-            Self::Float64(b) => b.append_value(text.parse().map_err(|_| bad("float8", text))?),
+            Self::Int16(b) => b.append_value(
+                parse_int(bytes)
+                    .and_then(|v| i16::try_from(v).ok())
+                    .ok_or_else(|| bad("int2", bytes))?,
+            ),
+            Self::Int32(b) => b.append_value(
+                parse_int(bytes)
+                    .and_then(|v| i32::try_from(v).ok())
+                    .ok_or_else(|| bad("int4", bytes))?,
+            ),
+            Self::Int64(b) => b.append_value(parse_int(bytes).ok_or_else(|| bad("int8", bytes))?),
             Self::Decimal(b, _, scale) => {
-                if text == "NaN" {
+                if bytes == b"NaN" {
                     b.append_null();
                     return Ok(false);
                 }
-                b.append_value(parse_decimal(text, *scale).ok_or_else(|| bad("numeric", text))?)
+                b.append_value(parse_decimal(bytes, *scale).ok_or_else(|| bad("numeric", bytes))?)
             }
+            Self::Date(b) => b.append_value(parse_date(bytes).ok_or_else(|| bad("date", bytes))?),
+            _ => return self.append_text(bytes),
+        }
+        Ok(true)
+    }
+
+    fn append_text(&mut self, bytes: &[u8]) -> Result<bool, DecodeError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "value is not UTF-8".to_owned())?;
+        match self {
+            Self::Int16(_)
+            | Self::Int32(_)
+            | Self::Int64(_)
+            | Self::Decimal(..)
+            | Self::Date(_) => {
+                unreachable!("parsed from bytes in `append`")
+            }
+            Self::Float32(b) => b.append_value(text.parse().map_err(|_| bad("float4", bytes))?),
+            Self::Float64(b) => b.append_value(text.parse().map_err(|_| bad("float8", bytes))?),
             Self::Bool(b) => b.append_value(match text {
                 "t" => true,
                 "f" => false,
-                _ => return Err(bad("bool", text)),
+                _ => return Err(bad("bool", bytes)),
             }),
             Self::Utf8(b) => b.append_value(text),
-            Self::Binary(b) => b.append_value(parse_bytea(text).ok_or_else(|| bad("bytea", text))?),
-            Self::Date(b) => b.append_value(parse_date(text).ok_or_else(|| bad("date", text))?),
-            Self::Time(b) => b.append_value(parse_time(text).ok_or_else(|| bad("time", text))?),
+            Self::Binary(b) => {
+                b.append_value(parse_bytea(text).ok_or_else(|| bad("bytea", bytes))?)
+            }
+            Self::Time(b) => b.append_value(parse_time(text).ok_or_else(|| bad("time", bytes))?),
             Self::Timestamp(b, _) => {
-                b.append_value(parse_timestamp(text).ok_or_else(|| bad("timestamp", text))?)
+                b.append_value(parse_timestamp(text).ok_or_else(|| bad("timestamp", bytes))?)
             }
             Self::List {
                 offsets,
@@ -271,7 +296,7 @@ impl Column {
                 child,
                 ..
             } => {
-                let elements = parse_array(text).ok_or_else(|| bad("array", text))?;
+                let elements = parse_array(text).ok_or_else(|| bad("array", bytes))?;
                 let mut all_represented = true;
                 for element in &elements {
                     all_represented &= child.append(element.as_deref().map(str::as_bytes))?;
@@ -347,32 +372,83 @@ impl Column {
     }
 }
 
-fn bad(ty: &str, text: &str) -> DecodeError {
-    let shown: String = text.chars().take(60).collect();
+fn bad(ty: &str, bytes: &[u8]) -> DecodeError {
+    let shown: String = String::from_utf8_lossy(bytes).chars().take(60).collect();
     format!("`{shown}` is not a valid {ty}")
 }
 
 /// `-123.45` with `scale` 2 -> -12345.
-pub fn parse_decimal(text: &str, scale: i8) -> Option<i128> {
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
+pub fn parse_decimal(bytes: &[u8], scale: i8) -> Option<i128> {
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
     };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let dot = digits.iter().position(|&b| b == b'.');
+    let (whole, fraction) = match dot {
+        Some(at) => (&digits[..at], &digits[at + 1..]),
+        None => (digits, &digits[digits.len()..]),
+    };
     if fraction.len() > scale as usize || (whole.is_empty() && fraction.is_empty()) {
         return None;
     }
-    let mut value: i128 = 0;
-    for c in whole.bytes().chain(fraction.bytes()) {
-        if !c.is_ascii_digit() {
+    let total_digits = whole.len() + scale as usize;
+    let mut value: i128 = if total_digits <= 18 {
+        // Fits an i64: no 128-bit multiplications on the common path.
+        let mut small: i64 = 0;
+        for &c in whole.iter().chain(fraction) {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            small = small * 10 + i64::from(digit);
+        }
+        for _ in fraction.len()..scale as usize {
+            small *= 10;
+        }
+        i128::from(small)
+    } else {
+        let mut big: i128 = 0;
+        for &c in whole.iter().chain(fraction) {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            big = big.checked_mul(10)?.checked_add(i128::from(digit))?;
+        }
+        for _ in fraction.len()..scale as usize {
+            big = big.checked_mul(10)?;
+        }
+        big
+    };
+    if negative {
+        value = -value;
+    }
+    Some(value)
+}
+
+/// A decimal integer, optionally negative.
+fn parse_int(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &c in digits {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
             return None;
         }
-        value = value.checked_mul(10)?.checked_add(i128::from(c - b'0'))?;
+        value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
     }
-    for _ in fraction.len()..scale as usize {
-        value = value.checked_mul(10)?;
+    if negative {
+        // Up to 2^63, which is i64::MIN.
+        (value <= 1 << 63).then(|| (value as i64).wrapping_neg())
+    } else {
+        i64::try_from(value).ok()
     }
-    Some(if negative { -value } else { value })
 }
 
 fn parse_bytea(text: &str) -> Option<Vec<u8>> {
@@ -418,7 +494,25 @@ fn parse_ymd(text: &str, bc: bool) -> Option<i64> {
 }
 
 /// `2024-02-29` -> days since the epoch; `infinity` -> i32::MAX.
-pub fn parse_date(text: &str) -> Option<i32> {
+pub fn parse_date(bytes: &[u8]) -> Option<i32> {
+    // The common `YYYY-MM-DD` shape, without splitting.
+    if let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *bytes {
+        let digit = |b: u8| b.wrapping_sub(b'0');
+        let all = [y0, y1, y2, y3, m0, m1, d0, d1];
+        if all.iter().all(|&b| digit(b) <= 9) {
+            let year = i64::from(digit(y0)) * 1000
+                + i64::from(digit(y1)) * 100
+                + i64::from(digit(y2)) * 10
+                + i64::from(digit(y3));
+            let month = i64::from(digit(m0)) * 10 + i64::from(digit(m1));
+            let day = i64::from(digit(d0)) * 10 + i64::from(digit(d1));
+            if (1..=12).contains(&month) && (1..=31).contains(&day) {
+                return i32::try_from(days_from_civil(year, month, day)).ok();
+            }
+            return None;
+        }
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
     match text {
         "infinity" => return Some(i32::MAX),
         "-infinity" => return Some(i32::MIN),

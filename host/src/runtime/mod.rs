@@ -69,6 +69,10 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // `INLET_PROFILE=perfmap` writes /tmp/perf-<pid>.map so `perf` can name connector code.
+        if std::env::var("INLET_PROFILE").as_deref() == Ok("perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
         let engine = Engine::new(&config)?;
         start_epoch_ticker(&engine);
