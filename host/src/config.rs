@@ -12,6 +12,7 @@
 //! [connections.pharmacy.streams.orders]
 //! sync_mode = "full_refresh"          # or "incremental"
 //! on_incompatible = "evolve"          # or "freeze", "discard"
+//! parallel = 4                        # full refresh in 4 parts read at once
 //!
 //! [connections.pharmacy.sandbox]
 //! memory_mib = 512
@@ -87,6 +88,9 @@ pub struct StreamConfig {
     pub sync_mode: Option<SyncModeConfig>,
     /// What to do with an incompatible type change. Example: `"evolve"`.
     pub on_incompatible: Option<IncompatiblePolicy>,
+    /// Full-refresh reads split into this many parts read at once, when the connector can split
+    /// the stream (postgres: ranges of an integer primary key). Example: `4`.
+    pub parallel: Option<u32>,
 }
 
 /// A sync mode as written in the file.

@@ -5,10 +5,12 @@ use crate::lake::{
     self, ConnectorInfo, IncompatiblePolicy, Lake, LakeSession, SessionEvent, SessionOptions,
     StreamMeta, StreamStats, WriterOptions,
 };
+use crate::runtime::BatchSink;
 use crate::runtime::{
     CallError, ConfiguredStream, Connector, ConnectorSpec, LoadError, NetworkGrant, PolicyError,
     RunEvent, RunLabels, Runtime, SandboxPolicy, SinkError, Stream, SyncMode, decode_schema,
 };
+use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +32,10 @@ pub struct SyncPlan {
     pub full_refresh: bool,
     /// Incompatible-change policy per stream.
     pub policies: HashMap<String, IncompatiblePolicy>,
+    /// Parallel parts per stream for full-refresh reads (connector instances reading at once).
+    pub parallel: HashMap<String, u32>,
+    /// Parallel parts for streams not in `parallel`.
+    pub default_parallel: u32,
     /// The sandbox.
     pub sandbox: SandboxPolicy,
     /// Parquet sizing.
@@ -47,6 +53,8 @@ impl SyncPlan {
             sync_modes: HashMap::new(),
             full_refresh: false,
             policies: HashMap::new(),
+            parallel: HashMap::new(),
+            default_parallel: 1,
             sandbox: SandboxPolicy::default(),
             writer: WriterOptions::default(),
         }
@@ -323,11 +331,50 @@ pub async fn sync(
         source,
     })?;
     let state = session.state_json();
-    let configured: Vec<ConfiguredStream> = selected
+
+    // Full-refresh streams with `parallel > 1` are split by the connector and read by several
+    // instances at once; their files are committed together before the other streams are read.
+    let mut whole = Vec::new();
+    let mut parts = Vec::new();
+    for (stream, mode) in &selected {
+        let degree = plan
+            .parallel
+            .get(&stream.name)
+            .copied()
+            .unwrap_or(plan.default_parallel);
+        if degree > 1 && *mode == SyncMode::FullRefresh {
+            let run = prepared
+                .connector
+                .start(
+                    &plan.sandbox,
+                    prepared.grant.clone(),
+                    prepared.labels.clone(),
+                )
+                .await?;
+            let descriptors = run
+                .partitions(&plan.config.to_string(), &stream.name, degree)
+                .await?;
+            if descriptors.len() > 1 {
+                parts.extend(descriptors.into_iter().map(|d| (stream.name.clone(), d)));
+                continue;
+            }
+        }
+        whole.push((stream, *mode));
+    }
+    let session = if parts.is_empty() {
+        session
+    } else {
+        read_partitions(&prepared, plan, &declared, state.as_deref(), session, parts).await?
+    };
+    if whole.is_empty() {
+        return finish(session, plan, name, started).await;
+    }
+    let configured: Vec<ConfiguredStream> = whole
         .iter()
         .map(|(s, mode)| ConfiguredStream {
             name: s.name.clone(),
             sync_mode: *mode,
+            partition: None,
         })
         .collect();
 
@@ -348,20 +395,110 @@ pub async fn sync(
             Box::new(session),
         )
         .await?;
-    let session = into_session(sink);
+    finish(into_session(sink), plan, name, started).await
+}
+
+async fn finish(
+    session: LakeSession,
+    plan: &SyncPlan,
+    connector: String,
+    started: Instant,
+) -> Result<SyncReport, SyncError> {
+    let connection = plan.connection.clone();
     let summary = session.finish().await.map_err(|source| SyncError::Sink {
-        connection: connection.to_owned(),
-        connector: name.clone(),
+        connection: connection.clone(),
+        connector: connector.clone(),
         source,
     })?;
     Ok(SyncReport {
-        connection: connection.to_owned(),
-        connector: name,
+        connection,
+        connector,
         streams: summary.stats,
         last_sequence: summary.last_sequence,
         swept: summary.swept,
         duration: started.elapsed(),
     })
+}
+
+/// Reads `(stream, descriptor)` parts concurrently, each in its own instance on its own task,
+/// into `session`; commits them once all succeeded. Any failure fails the sync with nothing of
+/// the parts committed.
+async fn read_partitions(
+    prepared: &Prepared,
+    plan: &SyncPlan,
+    declared: &HashMap<String, Option<arrow_schema::SchemaRef>>,
+    state: Option<&str>,
+    session: LakeSession,
+    parts: Vec<(String, String)>,
+) -> Result<LakeSession, SyncError> {
+    let shared = Arc::new(tokio::sync::Mutex::new(session));
+    let config = plan.config.to_string();
+    let mut tasks = Vec::new();
+    for (stream, descriptor) in parts {
+        let connector = prepared.connector.clone();
+        let (policy, grant, labels) = (
+            plan.sandbox.clone(),
+            prepared.grant.clone(),
+            prepared.labels.clone(),
+        );
+        let configured = vec![ConfiguredStream {
+            name: stream.clone(),
+            sync_mode: SyncMode::FullRefresh,
+            partition: Some(descriptor),
+        }];
+        let declared = HashMap::from([(stream.clone(), declared.get(&stream).cloned().flatten())]);
+        let (config, state) = (config.clone(), state.map(str::to_owned));
+        let sink = Box::new(PartSink {
+            session: shared.clone(),
+        });
+        tasks.push(tokio::spawn(async move {
+            let run = connector.start(&policy, grant, labels).await?;
+            run.read(&config, &configured, declared, state.as_deref(), sink)
+                .await
+                .map(drop)
+        }));
+    }
+    for task in tasks {
+        match task.await {
+            Ok(result) => result?,
+            Err(panic) => {
+                return Err(SyncError::Sink {
+                    connection: plan.connection.clone(),
+                    connector: prepared.connector.name().to_owned(),
+                    source: SinkError::new(format!("a partition task failed: {panic}")),
+                });
+            }
+        }
+    }
+    let mut session = Arc::try_unwrap(shared)
+        .unwrap_or_else(|_| unreachable!("every part task has ended"))
+        .into_inner();
+    session.commit().await.map_err(|source| SyncError::Sink {
+        connection: plan.connection.clone(),
+        connector: prepared.connector.name().to_owned(),
+        source,
+    })?;
+    Ok(session)
+}
+
+/// Where the parts of a partitioned read emit: the shared session. Checkpoints of parts carry no
+/// state (a partitioned read is a full refresh), so the parts are committed together at the end.
+struct PartSink {
+    session: Arc<tokio::sync::Mutex<LakeSession>>,
+}
+
+impl BatchSink for PartSink {
+    fn emit<'a>(
+        &'a mut self,
+        stream: &'a str,
+        batch: arrow_array::RecordBatch,
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move { self.session.lock().await.emit(stream, batch).await })
+    }
+
+    fn checkpoint(&mut self, _state: String) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The read hands back the sink it was given; it is always the session passed in.
@@ -401,7 +538,12 @@ fn select_streams<'a>(
             })
             .collect::<Result<_, _>>()?,
     };
-    for name in plan.sync_modes.keys().chain(plan.policies.keys()) {
+    for name in plan
+        .sync_modes
+        .keys()
+        .chain(plan.policies.keys())
+        .chain(plan.parallel.keys())
+    {
         if !streams.iter().any(|s| &s.name == name) {
             return Err(SyncError::UnknownStream {
                 connection: plan.connection.clone(),

@@ -63,6 +63,14 @@ pub trait Source {
     /// Lists the streams the source offers.
     fn discover(config: &Self::Config) -> Result<Vec<Stream>, Error>;
 
+    /// Splits a full-refresh read of `stream` into at most `count` disjoint parts covering it, for
+    /// parallel reads; each descriptor comes back in [`ConfiguredStream::partition`]. The default,
+    /// an empty list, means "cannot be split": the stream is read whole.
+    fn partitions(config: &Self::Config, stream: &str, count: u32) -> Result<Vec<String>, Error> {
+        let _ = (config, stream, count);
+        Ok(Vec::new())
+    }
+
     /// Reads `streams`, emitting rows and checkpoints through `output`.
     fn read(
         config: &Self::Config,
@@ -110,6 +118,11 @@ impl<S: Source> Guest for Adapter<S> {
             .into_iter()
             .map(|s| s.into_wit().map_err(Into::into))
             .collect()
+    }
+
+    fn partitions(config: String, stream: String, count: u32) -> Result<Vec<String>, wit::Error> {
+        let config = parse_config::<S>(&config)?;
+        S::partitions(&config, &stream, count).map_err(Into::into)
     }
 
     fn read(

@@ -108,6 +108,8 @@ pub struct ConfiguredStream {
     pub name: String,
     /// The mode to read it in.
     pub sync_mode: SyncMode,
+    /// Only this part of the stream (a descriptor from [`crate::Source::partitions`]), if set.
+    pub partition: Option<String>,
 }
 
 impl From<wit::ConfiguredStream> for ConfiguredStream {
@@ -115,6 +117,7 @@ impl From<wit::ConfiguredStream> for ConfiguredStream {
         Self {
             name: stream.name,
             sync_mode: stream.sync_mode.into(),
+            partition: stream.partition,
         }
     }
 }

@@ -414,3 +414,41 @@ async fn the_database_is_unreachable_without_the_operators_permission() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_table_is_read_in_parallel_key_ranges_with_every_row_once() {
+    let pg = server();
+    let db = pg.database("ranges");
+    pg.sql(
+        &db,
+        "CREATE TABLE big (id int8 PRIMARY KEY, v text NOT NULL);
+        INSERT INTO big SELECT i, 'v' || i FROM generate_series(1, 10000) i;
+        DELETE FROM big WHERE id BETWEEN 4000 AND 4999;",
+    );
+    let lake = Lake::in_memory();
+    let mut plan = pg_plan("ranges", pg.config(&db));
+    plan.full_refresh = true;
+    plan.parallel.insert("public.big".into(), 3);
+    let (result, recorder) = sync(&lake, &plan).await;
+    assert_eq!(result.unwrap().streams["public.big"].rows, 9000);
+    let logs = recorder.logs.lock().unwrap().clone();
+    let parts: Vec<&String> = logs
+        .iter()
+        .filter(|l| l.starts_with("public.big:") && l.contains("with id in ["))
+        .collect();
+    assert_eq!(
+        parts.len(),
+        3,
+        "three instances read three ranges: {logs:?}"
+    );
+    let expected: Vec<i64> = (1..=10000).filter(|i| !(4000..=4999).contains(i)).collect();
+    assert_eq!(
+        ids(&read_committed(&lake, "ranges", "public.big").await.unwrap()),
+        expected
+    );
+    assert_eq!(
+        History::read(&lake, "ranges").await.unwrap().commits.len(),
+        1,
+        "the parts commit together"
+    );
+}

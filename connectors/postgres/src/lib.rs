@@ -149,6 +149,16 @@ impl Source for Postgres {
             .collect()
     }
 
+    fn partitions(config: &PostgresConfig, stream: &str, count: u32) -> Result<Vec<String>, Error> {
+        let mut connection = config.connect()?;
+        let tables = catalog::tables(&mut connection, &config.schemas, config.include_views)?;
+        let table = tables
+            .iter()
+            .find(|t| t.stream_name() == stream)
+            .ok_or_else(|| Error::NotFound(format!("table `{stream}`")))?;
+        read::partitions(&mut connection, table, config.tables.get(stream), count)
+    }
+
     fn read(
         config: &PostgresConfig,
         streams: &[ConfiguredStream],

@@ -85,6 +85,72 @@ pub fn stream_of(table: &TableInfo, options: Option<&TableConfig>) -> Result<Str
     })
 }
 
+/// A primary-key range of a partitioned read: `column >= from AND column < to`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct KeyRange {
+    pub column: String,
+    pub from: i64,
+    /// Exclusive.
+    pub to: i64,
+}
+
+/// Splits `table` into at most `count` ranges of its leading primary-key column, when that column
+/// is an integer; an empty list otherwise.
+pub fn partitions(
+    connection: &mut Connection,
+    table: &TableInfo,
+    options: Option<&TableConfig>,
+    count: u32,
+) -> Result<Vec<String>, Error> {
+    let Some(column) = table.primary_key.first().and_then(|key| table.column(key)) else {
+        return Ok(Vec::new());
+    };
+    if count < 2
+        || !matches!(
+            column.ty,
+            crate::types::PgType::Int2 | crate::types::PgType::Int4 | crate::types::PgType::Int8
+        )
+    {
+        return Ok(Vec::new());
+    }
+    let filter = options
+        .and_then(|o| o.filter.as_deref())
+        .map(|f| format!(" WHERE ({f})"))
+        .unwrap_or_default();
+    let rows = connection.query(&format!(
+        "SELECT min({c})::text, max({c})::text FROM {}.{}{filter}",
+        quote_ident(&table.schema),
+        quote_ident(&table.name),
+        c = quote_ident(&column.name)
+    ))?;
+    let bound = |i: usize| {
+        rows.first()
+            .and_then(|r| r.get(i).cloned().flatten())
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    let (Some(min), Some(max)) = (bound(0), bound(1)) else {
+        return Ok(Vec::new());
+    };
+    let span = i128::from(max) - i128::from(min) + 1;
+    let parts = i128::from(count).min(span);
+    let step = (span + parts - 1) / parts;
+    let ranges = (0..parts)
+        .map(|i| {
+            let from = i128::from(min) + i * step;
+            let to = (from + step).min(i128::from(max) + 1);
+            // `to` may be i64::MAX + 1 for the last range; it is exclusive, so clamp and include the end.
+            KeyRange {
+                column: column.name.clone(),
+                from: from as i64,
+                to: to.min(i128::from(i64::MAX)) as i64,
+            }
+        })
+        .filter(|r| r.from < r.to || r.to == i64::MAX)
+        .map(|r| serde_json::to_string(&r).expect("ranges serialize"))
+        .collect();
+    Ok(ranges)
+}
+
 /// Reads every requested stream.
 pub fn read(
     connection: &mut Connection,
@@ -140,7 +206,20 @@ pub fn read(
         } else {
             None
         };
-        let sql = copy_sql(table, &columns, options, cursor, last.as_deref());
+        let range: Option<KeyRange> = match &wanted.partition {
+            Some(descriptor) => Some(serde_json::from_str(descriptor).map_err(|e| {
+                Error::internal(format!("partition descriptor `{descriptor}`: {e}"))
+            })?),
+            None => None,
+        };
+        let sql = copy_sql(
+            table,
+            &columns,
+            options,
+            cursor,
+            last.as_deref(),
+            range.as_ref(),
+        );
         let mut splitter = RowSplitter::default();
         let mut current_cursor: Option<String> = last.clone();
         let mut since_checkpoint = 0u64;
@@ -182,10 +261,14 @@ pub fn read(
                 ),
             );
         }
-        out.log(
-            LogLevel::Info,
-            &format!("{}: {} rows", wanted.name, reader.rows),
-        );
+        let message = match &range {
+            Some(range) => format!(
+                "{}: {} rows with {} in [{}, {})",
+                wanted.name, reader.rows, range.column, range.from, range.to
+            ),
+            None => format!("{}: {} rows", wanted.name, reader.rows),
+        };
+        out.log(LogLevel::Info, &message);
     }
     Ok(())
 }
@@ -196,6 +279,7 @@ fn copy_sql(
     options: Option<&TableConfig>,
     cursor: Option<&ColumnInfo>,
     last: Option<&str>,
+    range: Option<&KeyRange>,
 ) -> String {
     let list = columns
         .iter()
@@ -211,6 +295,17 @@ fn copy_sql(
     let mut conditions = Vec::new();
     if let Some(filter) = options.and_then(|o| o.filter.as_deref()) {
         conditions.push(format!("({filter})"));
+    }
+    if let Some(range) = range {
+        let column = quote_ident(&range.column);
+        if range.to == i64::MAX {
+            conditions.push(format!("{column} >= {}", range.from));
+        } else {
+            conditions.push(format!(
+                "{column} >= {} AND {column} < {}",
+                range.from, range.to
+            ));
+        }
     }
     if let (Some(cursor), Some(last)) = (cursor, last) {
         conditions.push(format!(

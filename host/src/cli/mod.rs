@@ -93,6 +93,9 @@ enum Command {
         /// Read every stream in full, ignoring saved cursors.
         #[arg(long)]
         full_refresh: bool,
+        /// Split each full-refresh stream into this many parts read at once (when the connector can).
+        #[arg(long, default_value_t = 1)]
+        parallel: u32,
         #[command(flatten)]
         sandbox: SandboxArgs,
     },
@@ -301,6 +304,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 configured.push(crate::runtime::ConfiguredStream {
                     name: stream.name.clone(),
                     sync_mode: mode,
+                    partition: None,
                 });
                 let schema = stream
                     .schema
@@ -342,6 +346,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             connection,
             streams,
             full_refresh,
+            parallel,
             sandbox,
         } => {
             let reference = ConnectorRef::resolve(&connector, &cwd)?;
@@ -356,6 +361,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             plan.select = (!streams.is_empty()).then_some(streams);
             plan.full_refresh = full_refresh;
             plan.sandbox = sandbox.policy();
+            plan.default_parallel = parallel;
             let reporter = Arc::new(Reporter::new());
             let report = sync::sync(&runtime, &lake, &plan, reporter).await?;
             eprint!("{}", summary(std::slice::from_ref(&report)));
@@ -485,6 +491,9 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
                 }
                 if let Some(policy) = options.on_incompatible {
                     plan.policies.insert(stream.clone(), policy);
+                }
+                if let Some(parallel) = options.parallel {
+                    plan.parallel.insert(stream.clone(), parallel);
                 }
             }
             plan

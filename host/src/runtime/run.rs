@@ -302,6 +302,24 @@ impl Run {
         self.finish("discover", outcome)
     }
 
+    /// Calls `partitions` for `stream`: at most `count` descriptors, or none when it cannot be split.
+    pub async fn partitions(
+        mut self,
+        config: &str,
+        stream: &str,
+        count: u32,
+    ) -> Result<Vec<String>, CallError> {
+        let wall = self.watch.policy.wall_time;
+        let call = self.bindings.inlet_connector_source().call_partitions(
+            &mut self.store,
+            config,
+            stream,
+            count,
+        );
+        let outcome = tokio::time::timeout(wall, call).await;
+        self.finish("partitions", outcome)
+    }
+
     /// Calls `read`, sending what the connector emits to `sink`. `declared` maps each requested
     /// stream to its declared schema. Returns the sink on success, so the caller can commit.
     pub async fn read(
