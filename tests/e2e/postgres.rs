@@ -58,18 +58,18 @@ async fn every_type_round_trips_with_exact_values() {
     pg.sql(&db, "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
         CREATE TABLE everything (
             id int4 PRIMARY KEY, small int2, big int8, real4 float4, real8 float8,
-            price numeric(12,3), anything numeric, flag bool, name text, code varchar(8), letter char(2),
+            price numeric(12,3), anything numeric, flag bool, name text, code varchar(8), letter char(2), label name,
             raw bytea, day date, at_time time, at timestamp, at_tz timestamptz, span interval,
             uid uuid, doc json, docb jsonb, feeling mood, tags text[], counts int4[], address inet
         );
         INSERT INTO everything VALUES
           (1, -32768, 9223372036854775807, 1.5, 'NaN', 123456789.125, 3.14159265358979323846264338327950288419716939937510, true,
-           'héllo 日本語 🚀', 'ab', 'x', '\\x00ff10', '2024-02-29', '13:45:07.25', '2024-02-29 13:45:07.123456',
+           'héllo 日本語 🚀', 'ab', 'x', 'pg_catalog', '\\x00ff10', '2024-02-29', '13:45:07.25', '2024-02-29 13:45:07.123456',
            '2024-02-29 13:45:07.5+09', '1 year 2 mons 3 days 04:05:06.5', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
            '{\"a\": [1, 2]}', '{\"b\": null}', 'happy', ARRAY['a b', NULL, 'c\"d'], ARRAY[]::int4[], '192.168.0.1/24'),
-          (2, NULL, NULL, '-Infinity', 'Infinity', -0.001, NULL, false, '', NULL, NULL, '\\x', 'infinity', NULL, '-infinity',
+          (2, NULL, NULL, '-Infinity', 'Infinity', -0.001, NULL, false, '', NULL, NULL, NULL, '\\x', 'infinity', NULL, '-infinity',
            NULL, '-3 days', NULL, NULL, NULL, NULL, ARRAY[]::text[], ARRAY[7, NULL], NULL),
-          (3, NULL, NULL, NULL, NULL, 'NaN', NULL, NULL, NULL, NULL, NULL, NULL, '0044-03-15 BC', NULL, NULL, NULL, NULL,
+          (3, NULL, NULL, NULL, NULL, 'NaN', NULL, NULL, NULL, NULL, NULL, NULL, NULL, '0044-03-15 BC', NULL, NULL, NULL, NULL,
            NULL, NULL, NULL, NULL, NULL, NULL, NULL);");
     let lake = Lake::in_memory();
     let (result, recorder) = sync(&lake, &pg_plan("types", pg.config(&db))).await;
