@@ -5,10 +5,10 @@ use crate::lake::{
     self, ConnectorInfo, IncompatiblePolicy, Lake, LakeSession, SessionEvent, SessionOptions,
     StreamMeta, StreamStats, WriterOptions,
 };
-use crate::runtime::BatchSink;
 use crate::runtime::{
-    CallError, ConfiguredStream, Connector, ConnectorSpec, LoadError, NetworkGrant, PolicyError,
-    RunEvent, RunLabels, Runtime, SandboxPolicy, SinkError, Stream, SyncMode, decode_schema,
+    BatchSink, CallError, ConfiguredStream, Connector, ConnectorSpec, LoadError, NetworkGrant,
+    PolicyError, Run, RunEvent, RunLabels, Runtime, SandboxPolicy, SinkError, Stream, SyncMode,
+    decode_schema,
 };
 use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap};
@@ -228,17 +228,21 @@ impl Prepared {
         })
     }
 
+    /// Starts a run (a fresh store) under `policy` with this connector's grant and labels.
+    pub async fn start(&self, policy: &SandboxPolicy) -> Result<Run, SyncError> {
+        Ok(self
+            .connector
+            .start(policy, self.grant.clone(), self.labels.clone())
+            .await?)
+    }
+
     /// Calls `check`.
     pub async fn check(
         &self,
         config: &serde_json::Value,
         policy: &SandboxPolicy,
     ) -> Result<(), SyncError> {
-        let run = self
-            .connector
-            .start(policy, self.grant.clone(), self.labels.clone())
-            .await?;
-        Ok(run.check(&config.to_string()).await?)
+        Ok(self.start(policy).await?.check(&config.to_string()).await?)
     }
 
     /// Calls `discover`.
@@ -247,11 +251,11 @@ impl Prepared {
         config: &serde_json::Value,
         policy: &SandboxPolicy,
     ) -> Result<Vec<Stream>, SyncError> {
-        let run = self
-            .connector
-            .start(policy, self.grant.clone(), self.labels.clone())
-            .await?;
-        Ok(run.discover(&config.to_string()).await?)
+        Ok(self
+            .start(policy)
+            .await?
+            .discover(&config.to_string())
+            .await?)
     }
 }
 
@@ -343,14 +347,7 @@ pub async fn sync(
             .copied()
             .unwrap_or(plan.default_parallel);
         if degree > 1 && *mode == SyncMode::FullRefresh {
-            let run = prepared
-                .connector
-                .start(
-                    &plan.sandbox,
-                    prepared.grant.clone(),
-                    prepared.labels.clone(),
-                )
-                .await?;
+            let run = prepared.start(&plan.sandbox).await?;
             let descriptors = run
                 .partitions(&plan.config.to_string(), &stream.name, degree)
                 .await?;
@@ -378,14 +375,7 @@ pub async fn sync(
         })
         .collect();
 
-    let run = prepared
-        .connector
-        .start(
-            &plan.sandbox,
-            prepared.grant.clone(),
-            prepared.labels.clone(),
-        )
-        .await?;
+    let run = prepared.start(&plan.sandbox).await?;
     let sink = run
         .read(
             &plan.config.to_string(),

@@ -326,10 +326,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
-            let run = prepared
-                .connector
-                .start(&policy, prepared.grant.clone(), prepared.labels.clone())
-                .await?;
+            let run = prepared.start(&policy).await?;
             run.read(
                 &config.to_string(),
                 &configured,
