@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod connectors;
+pub mod credentials;
 pub mod lake;
 pub mod progress;
 pub mod runtime;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod credentials;
 mod ui;
 
 use std::path::{Path, PathBuf};

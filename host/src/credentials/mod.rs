@@ -1,0 +1,346 @@
+//! Google credentials on the host: one place that turns a service-account key, an authorized-user
+//! refresh token or the GCE/Cloud Run metadata server into OAuth access tokens, cached and renewed
+//! before they expire. The lake (GCS), the BigQuery loader and credential injection for HTTP
+//! connectors all ask this module; connectors never see a token.
+
+mod jwt;
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The scope that covers GCS, BigQuery and the other Cloud APIs.
+pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
+const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
+/// A token is renewed when less than this is left of its life.
+const RENEW_BEFORE: Duration = Duration::from_secs(300);
+
+/// Why no token could be had. Messages name the file, account or endpoint and suggest a fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialsError {
+    #[error("cannot read the Google credentials file `{}` ({origin}): {reason}", path.display())]
+    File {
+        path: PathBuf,
+        origin: String,
+        reason: String,
+    },
+    #[error(
+        "`{}` is not a Google credentials file: {reason}; expected a service-account key (IAM > Service accounts > Keys) or the file written by `gcloud auth application-default login`",
+        path.display()
+    )]
+    Format { path: PathBuf, reason: String },
+    #[error("`{}` holds credentials of type `{kind}`; supported: `service_account`, `authorized_user`", path.display())]
+    Kind { path: PathBuf, kind: String },
+    #[error("the private key of service account `{account}` cannot be used: {reason}")]
+    Key { account: String, reason: String },
+    #[error("{endpoint} refused {who}: HTTP {status}: {message}{hint}")]
+    Refused {
+        endpoint: String,
+        who: String,
+        status: u16,
+        message: String,
+        hint: String,
+    },
+    #[error("cannot reach {endpoint} for {who}: {reason}{hint}")]
+    Unreachable {
+        endpoint: String,
+        who: String,
+        reason: String,
+        hint: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct CredentialsFile {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// A service-account key file.
+#[derive(Deserialize)]
+struct ServiceAccount {
+    client_email: String,
+    private_key: String,
+    #[serde(default)]
+    private_key_id: Option<String>,
+    #[serde(default = "default_token_uri")]
+    token_uri: String,
+}
+
+/// An authorized-user file (`gcloud auth application-default login`).
+#[derive(Deserialize)]
+struct AuthorizedUser {
+    client_id: String,
+    client_secret: String,
+    refresh_token: String,
+    /// Not in gcloud's files; honoured so tests and proxies can redirect the exchange.
+    #[serde(default = "default_token_uri")]
+    token_uri: String,
+}
+
+fn default_token_uri() -> String {
+    DEFAULT_TOKEN_URI.to_owned()
+}
+
+enum Source {
+    ServiceAccount {
+        account: ServiceAccount,
+        signer: jwt::Signer,
+    },
+    AuthorizedUser(AuthorizedUser),
+    Metadata {
+        url: String,
+    },
+}
+
+struct Cached {
+    token: String,
+    expires_at: Instant,
+}
+
+/// A source of Google access tokens with a cache.
+pub struct GoogleAuth {
+    source: Source,
+    scopes: Vec<String>,
+    client: reqwest::Client,
+    cache: tokio::sync::Mutex<Option<Cached>>,
+}
+
+impl std::fmt::Debug for GoogleAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoogleAuth")
+            .field("who", &self.who())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default = "default_expiry")]
+    expires_in: u64,
+}
+
+fn default_expiry() -> u64 {
+    3600
+}
+
+impl GoogleAuth {
+    /// Application default credentials: `$GOOGLE_APPLICATION_CREDENTIALS`, else gcloud's
+    /// `application_default_credentials.json`, else the metadata server (`$GCE_METADATA_HOST` or
+    /// `metadata.google.internal`), as Google's own libraries look for them.
+    pub fn discover() -> Result<Self, CredentialsError> {
+        if let Some(path) = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS") {
+            return Self::from_file(Path::new(&path), "set by GOOGLE_APPLICATION_CREDENTIALS");
+        }
+        let config = std::env::var_os("CLOUDSDK_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/gcloud"))
+            });
+        if let Some(file) = config.map(|dir| dir.join("application_default_credentials.json"))
+            && file.is_file()
+        {
+            return Self::from_file(&file, "gcloud application default credentials");
+        }
+        let host =
+            std::env::var("GCE_METADATA_HOST").unwrap_or_else(|_| DEFAULT_METADATA_HOST.to_owned());
+        Ok(Self::metadata(&format!("http://{host}")))
+    }
+
+    /// Credentials from a key or authorized-user file; `origin` says where the path came from.
+    pub fn from_file(path: &Path, origin: &str) -> Result<Self, CredentialsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| CredentialsError::File {
+            path: path.to_owned(),
+            origin: origin.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let format = |e: serde_json::Error| CredentialsError::Format {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
+        let kind: CredentialsFile = serde_json::from_str(&text).map_err(format)?;
+        let source = match kind.kind.as_str() {
+            "service_account" => {
+                let account: ServiceAccount = serde_json::from_str(&text).map_err(format)?;
+                let signer = jwt::Signer::from_pem(&account.private_key).map_err(|reason| {
+                    CredentialsError::Key {
+                        account: account.client_email.clone(),
+                        reason,
+                    }
+                })?;
+                Source::ServiceAccount { account, signer }
+            }
+            "authorized_user" => {
+                Source::AuthorizedUser(serde_json::from_str(&text).map_err(format)?)
+            }
+            other => {
+                return Err(CredentialsError::Kind {
+                    path: path.to_owned(),
+                    kind: other.to_owned(),
+                });
+            }
+        };
+        Ok(Self::new(source))
+    }
+
+    /// The metadata server at `base` (for example `http://metadata.google.internal`).
+    pub fn metadata(base: &str) -> Self {
+        let url = format!(
+            "{}/computeMetadata/v1/instance/service-accounts/default/token",
+            base.trim_end_matches('/')
+        );
+        Self::new(Source::Metadata { url })
+    }
+
+    fn new(source: Source) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client with default settings can be built");
+        Self {
+            source,
+            scopes: vec![CLOUD_PLATFORM.to_owned()],
+            client,
+            cache: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Asks for these OAuth scopes instead of `cloud-platform`.
+    pub fn with_scopes(mut self, scopes: &[&str]) -> Self {
+        self.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// Who the tokens are for, for messages: never a secret.
+    pub fn who(&self) -> String {
+        match &self.source {
+            Source::ServiceAccount { account, .. } => {
+                format!("service account `{}`", account.client_email)
+            }
+            Source::AuthorizedUser(user) => {
+                format!("the authorized user of OAuth client `{}`", user.client_id)
+            }
+            Source::Metadata { .. } => "the metadata server's default service account".to_owned(),
+        }
+    }
+
+    /// A valid access token, from the cache when it has more than five minutes left.
+    pub async fn token(&self) -> Result<String, CredentialsError> {
+        let mut cache = self.cache.lock().await;
+        if let Some(cached) = cache.as_ref()
+            && cached.expires_at.saturating_duration_since(Instant::now()) > RENEW_BEFORE
+        {
+            return Ok(cached.token.clone());
+        }
+        let requested = Instant::now();
+        let response = self.fetch().await?;
+        let token = response.access_token.clone();
+        *cache = Some(Cached {
+            token: response.access_token,
+            expires_at: requested + Duration::from_secs(response.expires_in),
+        });
+        Ok(token)
+    }
+
+    async fn fetch(&self) -> Result<TokenResponse, CredentialsError> {
+        let (endpoint, request, hint) = match &self.source {
+            Source::ServiceAccount { account, signer } => {
+                let assertion = signer
+                    .assertion(
+                        &account.client_email,
+                        account.private_key_id.as_deref(),
+                        &self.scopes.join(" "),
+                        &account.token_uri,
+                    )
+                    .map_err(|reason| CredentialsError::Key {
+                        account: account.client_email.clone(),
+                        reason,
+                    })?;
+                let form = [
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", assertion.as_str()),
+                ];
+                let request = self.client.post(&account.token_uri).form(&form);
+                (
+                    account.token_uri.clone(),
+                    request,
+                    " (check that the key was not deleted or disabled, and that this machine's clock is right)",
+                )
+            }
+            Source::AuthorizedUser(user) => {
+                let form = [
+                    ("grant_type", "refresh_token"),
+                    ("client_id", user.client_id.as_str()),
+                    ("client_secret", user.client_secret.as_str()),
+                    ("refresh_token", user.refresh_token.as_str()),
+                ];
+                let request = self.client.post(&user.token_uri).form(&form);
+                (
+                    user.token_uri.clone(),
+                    request,
+                    " (run `gcloud auth application-default login` again)",
+                )
+            }
+            Source::Metadata { url } => {
+                let request = self
+                    .client
+                    .get(url)
+                    .header("Metadata-Flavor", "Google")
+                    .query(&[("scopes", self.scopes.join(","))]);
+                (
+                    url.clone(),
+                    request,
+                    " (outside Google Cloud, set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file or run `gcloud auth application-default login`)",
+                )
+            }
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| CredentialsError::Unreachable {
+                endpoint: endpoint.clone(),
+                who: self.who(),
+                reason: e.to_string(),
+                hint: hint.to_owned(),
+            })?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(CredentialsError::Refused {
+                endpoint,
+                who: self.who(),
+                status: status.as_u16(),
+                message: oauth_error_message(&body),
+                hint: hint.to_owned(),
+            });
+        }
+        serde_json::from_str(&body).map_err(|e| CredentialsError::Refused {
+            endpoint,
+            who: self.who(),
+            status: status.as_u16(),
+            message: format!("the answer is not a token: {e}"),
+            hint: String::new(),
+        })
+    }
+}
+
+/// Google's OAuth errors are `{"error": "...", "error_description": "..."}`; anything else is shown
+/// as it came (shortened).
+fn oauth_error_message(body: &str) -> String {
+    #[derive(Deserialize)]
+    struct OAuthError {
+        error: String,
+        #[serde(default)]
+        error_description: Option<String>,
+    }
+    match serde_json::from_str::<OAuthError>(body) {
+        Ok(e) => match e.error_description {
+            Some(description) => format!("{}: {description}", e.error),
+            None => e.error,
+        },
+        Err(_) => body.chars().take(300).collect(),
+    }
+}
