@@ -448,17 +448,25 @@ async fn read_partitions(
                 .map(drop)
         }));
     }
-    for task in tasks {
-        match task.await {
-            Ok(result) => result?,
-            Err(panic) => {
-                return Err(SyncError::Sink {
-                    connection: plan.connection.clone(),
-                    connector: prepared.connector.name().to_owned(),
-                    source: SinkError::new(format!("a partition task failed: {panic}")),
-                });
-            }
+    let mut failure = None;
+    for index in 0..tasks.len() {
+        let outcome = match (&mut tasks[index]).await {
+            Ok(result) => result.map_err(SyncError::from),
+            Err(panic) => Err(SyncError::Sink {
+                connection: plan.connection.clone(),
+                connector: prepared.connector.name().to_owned(),
+                source: SinkError::new(format!("a partition task failed: {panic}")),
+            }),
+        };
+        if let Err(error) = outcome {
+            // The other parts cannot be committed without this one: stop them.
+            tasks.iter().for_each(|t| t.abort());
+            failure = Some(error);
+            break;
         }
+    }
+    if let Some(error) = failure {
+        return Err(error);
     }
     let mut session = Arc::try_unwrap(shared)
         .unwrap_or_else(|_| unreachable!("every part task has ended"))
