@@ -368,3 +368,64 @@ async fn incremental_syncs_add_up_to_a_full_refresh() {
         None | Some(SyncMode::FullRefresh)
     ));
 }
+
+#[tokio::test]
+async fn two_runners_of_one_connection_cannot_both_commit() {
+    use inlet_host::lake::{ConnectorInfo, LakeSession, SessionOptions, StreamMeta};
+    use inlet_host::runtime::BatchSink;
+    let lake = Lake::in_memory();
+    let info = ConnectorInfo {
+        name: "test".into(),
+        version: "0".into(),
+        digest: "0".into(),
+    };
+    let streams =
+        || std::collections::BTreeMap::from([("items".to_owned(), StreamMeta::default())]);
+    let open = || {
+        LakeSession::open(
+            lake.clone(),
+            "shared",
+            info.clone(),
+            streams(),
+            SessionOptions::default(),
+            Arc::new(|_| {}),
+        )
+    };
+    let batch = |ids: Vec<i64>| {
+        RecordBatch::try_from_iter(vec![("id", Arc::new(Int64Array::from(ids)) as ArrayRef)])
+            .unwrap()
+    };
+
+    let mut first = open().await.unwrap();
+    let mut second = open().await.unwrap();
+    first.emit("items", batch(vec![1, 2])).await.unwrap();
+    second.emit("items", batch(vec![3, 4])).await.unwrap();
+    first.checkpoint("{\"runner\": 1}".into()).await.unwrap();
+    let lost = second
+        .checkpoint("{\"runner\": 2}".into())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        lost.contains("sequence 1 of connection `shared` was committed by another run first"),
+        "{lost}"
+    );
+    drop(second);
+
+    let history = History::read(&lake, "shared").await.unwrap();
+    assert_eq!(history.commits.len(), 1);
+    assert_eq!(history.latest().unwrap().state, Some(json!({"runner": 1})));
+    let rows = one_batch(read_committed(&lake, "shared", "items").await.unwrap());
+    assert_eq!(
+        rows.column(0).as_primitive::<Int64Type>().values().to_vec(),
+        vec![1, 2],
+        "only the winner's rows"
+    );
+
+    // The loser's file is debris: the next successful run removes it.
+    let mut third = open().await.unwrap();
+    third.emit("items", batch(vec![5])).await.unwrap();
+    third.checkpoint("{\"runner\": 3}".into()).await.unwrap();
+    let summary = third.finish().await.unwrap();
+    assert_eq!(summary.swept, 1, "the losing runner's file is swept");
+}
