@@ -429,3 +429,15 @@ async fn two_runners_of_one_connection_cannot_both_commit() {
     let summary = third.finish().await.unwrap();
     assert_eq!(summary.swept, 1, "the losing runner's file is swept");
 }
+
+#[tokio::test]
+async fn the_sample_connector_passes_the_conformance_kit() {
+    let config = json!({"patients": 50, "new_per_run": 5, "updates_per_run": 5});
+    inlet_tests::conformance::source_contract(
+        crate::harness::runtime(),
+        "sample",
+        config,
+        Default::default(),
+    )
+    .await;
+}

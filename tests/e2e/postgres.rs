@@ -452,3 +452,23 @@ async fn a_table_is_read_in_parallel_key_ranges_with_every_row_once() {
         "the parts commit together"
     );
 }
+
+#[tokio::test]
+async fn the_postgres_connector_passes_the_conformance_kit() {
+    let pg = server();
+    let db = pg.database("conformance");
+    pg.sql(&db, "CREATE TABLE accounts (id serial PRIMARY KEY, email text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+        CREATE TABLE tags (name text NOT NULL);
+        INSERT INTO accounts (email) VALUES ('a@example.jp'), ('b@example.jp'); INSERT INTO tags VALUES ('x');");
+    let policy = inlet_host::runtime::SandboxPolicy {
+        allow_private_network: true,
+        ..Default::default()
+    };
+    inlet_tests::conformance::source_contract(
+        crate::harness::runtime(),
+        "postgres",
+        pg.config(&db),
+        policy,
+    )
+    .await;
+}

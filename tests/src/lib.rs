@@ -6,4 +6,5 @@ pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }
 
+pub mod conformance;
 pub mod postgres;
