@@ -428,11 +428,7 @@ async fn prepare(
     let policy = sandbox.policy();
     let name = reference.display_name();
     let loaded = sync::load(runtime, &name, &reference)?;
-    let observer = Arc::new(|event| {
-        if let crate::runtime::RunEvent::Log { level, message } = event {
-            crate::runtime::log_event(level, &message)
-        }
-    });
+    let observer = Arc::new(crate::runtime::log_run_event);
     let prepared = Prepared::new(loaded, &name, &config, &policy, observer).await?;
     Ok((prepared, config, policy))
 }

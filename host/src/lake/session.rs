@@ -148,11 +148,6 @@ impl LakeSession {
         self.state.as_ref().map(|s| s.to_string())
     }
 
-    /// The newest commit before this session.
-    pub fn history(&self) -> &History {
-        &self.history
-    }
-
     async fn write_batch(&mut self, stream: &str, batch: RecordBatch) -> Result<(), SinkError> {
         let slot = self
             .slots

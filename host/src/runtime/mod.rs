@@ -16,7 +16,7 @@ pub use bindings::{
 };
 pub use cache::{CacheOutcome, CompileCache};
 pub use emit::{decode_schema, describe};
-pub use run::{BatchSink, CallError, CallFailure, Run, RunEvent, SinkError, log_event};
+pub use run::{BatchSink, CallError, CallFailure, Run, RunEvent, SinkError, log_run_event};
 pub use sandbox::{NetworkGrant, PolicyError, SandboxPolicy, Violation};
 
 use bindings::{SOURCE_EXPORT, SourceConnectorPre};
@@ -137,11 +137,6 @@ impl Runtime {
                 pre,
             }),
         })
-    }
-
-    /// The engine (for benchmarks and tests that inspect it).
-    pub fn engine(&self) -> &Engine {
-        &self.engine
     }
 }
 

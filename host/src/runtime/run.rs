@@ -80,11 +80,7 @@ impl RunLabels {
             connection: connection.to_owned(),
             connector: connector.to_owned(),
             secrets: Vec::new(),
-            observer: Arc::new(|event| {
-                if let RunEvent::Log { level, message } = event {
-                    log_event(level, &message)
-                }
-            }),
+            observer: Arc::new(log_run_event),
         }
     }
 
@@ -99,8 +95,15 @@ impl RunLabels {
     }
 }
 
+/// The default observer: logs go to `tracing`, progress is dropped.
+pub fn log_run_event(event: RunEvent) {
+    if let RunEvent::Log { level, message } = event {
+        log_event(level, &message)
+    }
+}
+
 /// Forwards a connector log line to `tracing`.
-pub fn log_event(level: LogLevel, message: &str) {
+fn log_event(level: LogLevel, message: &str) {
     match level {
         LogLevel::Debug => tracing::debug!(target: "connector", "{message}"),
         LogLevel::Info => tracing::info!(target: "connector", "{message}"),
