@@ -2,7 +2,17 @@
 //!
 //! ```toml
 //! [lake]
-//! url = "./lake"                      # a folder, file://, memory://
+//! url = "./lake"                      # a folder, file://, gs://bucket/prefix, memory://
+//! endpoint = "http://127.0.0.1:4443"  # optional: a GCS emulator or private endpoint
+//!
+//! [google]
+//! credentials = "key.json"            # optional: a key file, or "none" (emulators); default: ADC
+//!
+//! [bigquery]                          # optional: load every commit into BigQuery after a run
+//! project = "my-project"
+//! location = "asia-northeast1"
+//! dataset = "raw_{connection}"        # the default
+//! table = "{stream}"                  # the default
 //!
 //! [connections.pharmacy]
 //! connector = "sample"                # a built-in name or a path to a .wasm (relative to this file)
@@ -13,12 +23,18 @@
 //! sync_mode = "full_refresh"          # or "incremental"
 //! on_incompatible = "evolve"          # or "freeze", "discard"
 //! parallel = 4                        # full refresh in 4 parts read at once
+//! write_mode = "merge"                # BigQuery: "append", "replace" or "merge"
+//! partition_by = "ordered_at"         # BigQuery time partitioning column
+//! partition_granularity = "day"       # "hour", "day", "month", "year"
+//! cluster_by = ["patient_id"]
 //!
 //! [connections.pharmacy.sandbox]
 //! memory_mib = 512
 //! ```
 
+use crate::bigquery::{self, Destination, StreamOptions, WriteMode};
 use crate::connectors::ConnectorRef;
+use crate::credentials::{CredentialsError, GoogleAuth};
 use crate::lake::IncompatiblePolicy;
 use crate::runtime::SandboxPolicy;
 use serde::Deserialize;
@@ -32,6 +48,11 @@ use std::time::Duration;
 pub struct InletConfig {
     /// Where output goes.
     pub lake: LakeConfig,
+    /// Google credentials for a `gs://` lake and BigQuery.
+    #[serde(default)]
+    pub google: GoogleConfig,
+    /// Load into BigQuery after each run.
+    pub bigquery: Option<BigQueryConfig>,
     /// Runtime settings.
     #[serde(default)]
     pub runtime: RuntimeConfig,
@@ -44,8 +65,52 @@ pub struct InletConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
-    /// A folder path, `file://...` or `memory://`. Example: `"./lake"`.
+    /// A folder path, `file://...`, `gs://bucket/prefix` or `memory://`. Example: `"./lake"`.
     pub url: String,
+    /// A GCS endpoint instead of Google's (an emulator, a private endpoint).
+    pub endpoint: Option<String>,
+}
+
+/// `[google]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleConfig {
+    /// A service-account key or authorized-user file (relative to this file), or `"none"` for
+    /// emulators. Default: application default credentials (`GOOGLE_APPLICATION_CREDENTIALS`,
+    /// gcloud's login, the metadata server).
+    pub credentials: Option<String>,
+}
+
+/// `[bigquery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BigQueryConfig {
+    /// The project that runs the jobs and holds the datasets.
+    pub project: String,
+    /// Dataset location. Example: `"asia-northeast1"`.
+    #[serde(default = "default_location")]
+    pub location: String,
+    /// Dataset name template; `{connection}` is the connection name.
+    #[serde(default = "default_dataset")]
+    pub dataset: String,
+    /// Table name template; `{stream}` is the stream name (`public.orders` -> `public_orders`).
+    #[serde(default = "default_table")]
+    pub table: String,
+    /// An API endpoint instead of `https://bigquery.googleapis.com` (an emulator).
+    pub endpoint: Option<String>,
+    /// Labels on the datasets and tables Inlet creates.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_location() -> String {
+    "US".into()
+}
+fn default_dataset() -> String {
+    "raw_{connection}".into()
+}
+fn default_table() -> String {
+    "{stream}".into()
 }
 
 /// `[runtime]`
@@ -91,6 +156,42 @@ pub struct StreamConfig {
     /// Full-refresh reads split into this many parts read at once, when the connector can split
     /// the stream (postgres: ranges of an integer primary key). Example: `4`.
     pub parallel: Option<u32>,
+    /// BigQuery write mode; default `replace` for full refresh, `merge` with a primary key,
+    /// `append` otherwise.
+    pub write_mode: Option<WriteMode>,
+    /// BigQuery time-partitioning column (a DATE, TIMESTAMP or DATETIME column).
+    pub partition_by: Option<String>,
+    /// Partition size (default `day`).
+    pub partition_granularity: Option<Granularity>,
+    /// BigQuery clustering columns (at most four).
+    pub cluster_by: Option<Vec<String>>,
+    /// A boolean column marking deleted rows: `merge` deletes them from the table.
+    pub deleted_flag: Option<String>,
+}
+
+/// Time-partition sizes BigQuery offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// One partition per hour.
+    Hour,
+    /// Per day.
+    Day,
+    /// Per month.
+    Month,
+    /// Per year.
+    Year,
+}
+
+impl Granularity {
+    fn api_name(self) -> &'static str {
+        match self {
+            Self::Hour => "HOUR",
+            Self::Day => "DAY",
+            Self::Month => "MONTH",
+            Self::Year => "YEAR",
+        }
+    }
 }
 
 /// A sync mode as written in the file.
@@ -202,6 +303,28 @@ impl LoadedConfig {
         };
         crate::lake::check_location(&config.lake.url)
             .map_err(|e| value_error("lake.url".into(), e.to_string()))?;
+        if let Some(bq) = &config.bigquery {
+            if !config.lake.url.starts_with("gs://") {
+                return Err(value_error(
+                    "bigquery".into(),
+                    format!(
+                        "BigQuery loads files from Cloud Storage, so lake.url must be gs://<bucket>/<prefix> (it is `{}`)",
+                        config.lake.url
+                    ),
+                ));
+            }
+            for (key, template, placeholder) in [
+                ("bigquery.dataset", &bq.dataset, "{connection}"),
+                ("bigquery.table", &bq.table, "{stream}"),
+            ] {
+                if template.replace(placeholder, "").contains(['{', '}']) {
+                    return Err(value_error(
+                        key.into(),
+                        format!("`{template}`: the only placeholder here is `{placeholder}`"),
+                    ));
+                }
+            }
+        }
         let mut connectors = BTreeMap::new();
         for (name, connection) in &config.connections {
             if name.is_empty()
@@ -224,6 +347,21 @@ impl LoadedConfig {
                     "lists no stream; remove it to sync all".into(),
                 ));
             }
+            for (stream, options) in &connection.streams {
+                let key = format!("connections.{name}.streams.{stream}");
+                if options.cluster_by.as_ref().is_some_and(|c| c.len() > 4) {
+                    return Err(value_error(
+                        format!("{key}.cluster_by"),
+                        "BigQuery clusters by at most four columns".into(),
+                    ));
+                }
+                if options.partition_granularity.is_some() && options.partition_by.is_none() {
+                    return Err(value_error(
+                        format!("{key}.partition_granularity"),
+                        "set partition_by (the column) as well".into(),
+                    ));
+                }
+            }
             connectors.insert(name.clone(), connector);
         }
         Ok(Self {
@@ -241,6 +379,55 @@ impl LoadedConfig {
         }
         let base = self.file.parent().unwrap_or(Path::new(""));
         base.join(url).display().to_string()
+    }
+}
+
+impl LoadedConfig {
+    /// The Google credentials `[google] credentials` names (relative paths from this file).
+    pub fn google_auth(&self) -> Result<GoogleAuth, CredentialsError> {
+        match self.config.google.credentials.as_deref() {
+            Some("none") => Ok(GoogleAuth::anonymous()),
+            Some(path) => {
+                let base = self.file.parent().unwrap_or(Path::new(""));
+                let origin = format!("`google.credentials` in {}", self.file.display());
+                GoogleAuth::from_file(&base.join(path), &origin)
+            }
+            None => GoogleAuth::discover(),
+        }
+    }
+
+    /// Where and how `connection` is loaded into BigQuery; `None` without `[bigquery]`.
+    pub fn destination(&self, connection: &str) -> Option<Destination> {
+        let bq = self.config.bigquery.as_ref()?;
+        let streams = self
+            .config
+            .connections
+            .get(connection)
+            .map(|c| {
+                c.streams
+                    .iter()
+                    .map(|(name, s)| {
+                        let options = StreamOptions {
+                            write_mode: s.write_mode,
+                            partition: s.partition_by.clone().map(|column| {
+                                let granularity = s.partition_granularity.unwrap_or(Granularity::Day);
+                                (column, granularity.api_name().to_owned())
+                            }),
+                            cluster_by: s.cluster_by.clone().unwrap_or_default(),
+                            deleted_flag: s.deleted_flag.clone(),
+                        };
+                        (name.clone(), options)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Destination {
+            location: bq.location.clone(),
+            dataset: bigquery::sanitize(&bq.dataset.replace("{connection}", connection)),
+            table_template: bq.table.clone(),
+            labels: bq.labels.clone(),
+            streams,
+        })
     }
 }
 

@@ -5,6 +5,7 @@
 //! component, [`runtime`] compiles (or loads from cache) and sandboxes it, [`sync`] drives
 //! `discover` and `read`, and [`lake`] turns emitted batches into Parquet files and commits.
 
+pub mod bigquery;
 pub mod cli;
 pub mod config;
 pub mod connectors;

@@ -288,12 +288,13 @@ pub async fn sync(
 
     let mut metas = BTreeMap::new();
     let mut declared = HashMap::new();
-    for (stream, _) in &selected {
+    for (stream, mode) in &selected {
         metas.insert(
             stream.name.clone(),
             StreamMeta {
                 primary_key: stream.primary_key.clone(),
                 cursor_field: stream.cursor_field.clone(),
+                full_refresh: *mode == SyncMode::FullRefresh,
             },
         );
         let schema = match &stream.schema {

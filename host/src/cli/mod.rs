@@ -1,6 +1,7 @@
 //! The `inlet` command line: parsing (clap), dispatch, and error reporting with context.
 
 mod args;
+mod load;
 mod print;
 
 use crate::config::{LoadedConfig, SandboxConfig, SyncModeConfig, toml_to_json};
@@ -101,6 +102,16 @@ enum Command {
     },
     /// Sync the connections listed in an `inlet.toml`.
     Run {
+        /// The config file.
+        #[arg(default_value = "inlet.toml")]
+        file: PathBuf,
+        /// Only these connections (repeatable); all when absent.
+        #[arg(long = "connection")]
+        connections: Vec<String>,
+    },
+    /// Load what the connections of an `inlet.toml` committed into BigQuery (`inlet run` does this
+    /// after syncing when the file has a [bigquery] table). Resumes an interrupted load.
+    Load {
         /// The config file.
         #[arg(default_value = "inlet.toml")]
         file: PathBuf,
@@ -366,9 +377,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { file, connections } => {
             return run_config(&runtime, &file, &connections).await;
         }
+        Command::Load { file, connections } => {
+            let loaded = LoadedConfig::load(&file)?;
+            let names = chosen_connections(&loaded, &connections)?;
+            let mut google = None;
+            let lake = load::open_lake(&loaded, &mut google).await?;
+            let failures = load::load_connections(&loaded, &lake, &mut google, &names).await?;
+            if failures > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::State { command } => match command {
             StateCommand::Show(target) => {
-                let lake = target.lake(&cwd)?;
+                let lake = target.lake(&cwd).await?;
                 let history = History::read(&lake, &target.connection).await?;
                 let Some(latest) = history.latest() else {
                     bail!(
@@ -389,7 +410,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             }
             StateCommand::Reset(target) => {
-                let lake = target.lake(&cwd)?;
+                let lake = target.lake(&cwd).await?;
                 match reset_state(&lake, &target.connection).await? {
                     Some(sequence) => println!(
                         "state of `{}` reset by commit #{sequence}",
@@ -407,12 +428,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 impl StateTarget {
-    fn lake(&self, cwd: &Path) -> anyhow::Result<Lake> {
-        let location = match &self.lake {
-            Some(url) => url.clone(),
-            None => LoadedConfig::load(&cwd.join(&self.file))?.lake_location(),
-        };
-        Lake::open(&location).with_context(|| format!("opening the lake `{location}`"))
+    async fn lake(&self, cwd: &Path) -> anyhow::Result<Lake> {
+        match &self.lake {
+            Some(url) => Lake::open(url).with_context(|| format!("opening the lake `{url}`")),
+            None => {
+                let loaded = LoadedConfig::load(&cwd.join(&self.file))?;
+                load::open_lake(&loaded, &mut None).await
+            }
+        }
     }
 }
 
@@ -433,39 +456,42 @@ async fn prepare(
     Ok((prepared, config, policy))
 }
 
-async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
-    let loaded = LoadedConfig::load(file)?;
-    for name in only {
-        if !loaded.config.connections.contains_key(name) {
-            bail!(
-                "`{}` has no connection `{name}` (connections: {})",
-                file.display(),
-                loaded
-                    .config
-                    .connections
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-    }
-    if loaded.config.connections.is_empty() {
+/// The connections a command names (all when none), each checked to exist in the file.
+fn chosen_connections(loaded: &LoadedConfig, only: &[String]) -> anyhow::Result<Vec<String>> {
+    let file = loaded.file.display();
+    let known: Vec<String> = loaded.config.connections.keys().cloned().collect();
+    if known.is_empty() {
         bail!(
-            "`{}` lists no connections; add a [connections.<name>] table (built-in connectors: {})",
-            file.display(),
+            "`{file}` lists no connections; add a [connections.<name>] table (built-in connectors: {})",
             builtin_names().join(", ")
         );
     }
-    let location = loaded.lake_location();
-    let lake = Lake::open(&location)
-        .with_context(|| format!("`{}`: opening lake.url `{location}`", file.display()))?;
+    for name in only {
+        if !known.contains(name) {
+            bail!(
+                "`{file}` has no connection `{name}` (connections: {})",
+                known.join(", ")
+            );
+        }
+    }
+    Ok(if only.is_empty() {
+        known
+    } else {
+        only.to_vec()
+    })
+}
+
+async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
+    let loaded = LoadedConfig::load(file)?;
+    let names = chosen_connections(&loaded, only)?;
+    let mut google = None;
+    let lake = load::open_lake(&loaded, &mut google).await?;
     let reporter = Arc::new(Reporter::new());
     let plans: Vec<SyncPlan> = loaded
         .config
         .connections
         .iter()
-        .filter(|(name, _)| only.is_empty() || only.contains(name))
+        .filter(|(name, _)| names.contains(name))
         .map(|(name, connection)| {
             let mut plan = SyncPlan::new(
                 name,
@@ -521,11 +547,23 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
     }
     reports.sort_by(|a, b| a.connection.cmp(&b.connection));
     eprint!("{}", summary(&reports));
+    let load_failures = if loaded.config.bigquery.is_some() {
+        // Failed syncs may have committed checkpoints: those are loaded too.
+        load::load_connections(&loaded, &lake, &mut google, &names).await?
+    } else {
+        0
+    };
+    if load_failures > 0 {
+        eprintln!("{load_failures} of {} loads into BigQuery failed", names.len());
+    }
     if failures > 0 {
         eprintln!(
             "{failures} of {} connections failed",
             failures + reports.len()
         );
+        return Ok(ExitCode::FAILURE);
+    }
+    if load_failures > 0 {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

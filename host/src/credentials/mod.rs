@@ -93,6 +93,8 @@ enum Source {
     Metadata {
         url: String,
     },
+    /// No credentials: requests go out without `Authorization` (emulators).
+    Anonymous,
 }
 
 struct Cached {
@@ -195,6 +197,17 @@ impl GoogleAuth {
         Self::new(Source::Metadata { url })
     }
 
+    /// No credentials at all: [`GoogleAuth::token`] answers an empty string and callers send no
+    /// `Authorization` header. For emulators (`credentials = "none"` in `inlet.toml`).
+    pub fn anonymous() -> Self {
+        Self::new(Source::Anonymous)
+    }
+
+    /// Whether this is [`GoogleAuth::anonymous`].
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self.source, Source::Anonymous)
+    }
+
     fn new(source: Source) -> Self {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -224,11 +237,15 @@ impl GoogleAuth {
                 format!("the authorized user of OAuth client `{}`", user.client_id)
             }
             Source::Metadata { .. } => "the metadata server's default service account".to_owned(),
+            Source::Anonymous => "no credentials (`credentials = \"none\"`)".to_owned(),
         }
     }
 
     /// A valid access token, from the cache when it has more than five minutes left.
     pub async fn token(&self) -> Result<String, CredentialsError> {
+        if self.is_anonymous() {
+            return Ok(String::new());
+        }
         let mut cache = self.cache.lock().await;
         if let Some(cached) = cache.as_ref()
             && cached.expires_at.saturating_duration_since(Instant::now()) > RENEW_BEFORE
@@ -295,6 +312,12 @@ impl GoogleAuth {
                     request,
                     " (outside Google Cloud, set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file or run `gcloud auth application-default login`)",
                 )
+            }
+            Source::Anonymous => {
+                return Ok(TokenResponse {
+                    access_token: String::new(),
+                    expires_in: default_expiry(),
+                });
             }
         };
         let response = request

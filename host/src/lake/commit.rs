@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The manifest format this host writes.
 pub const FORMAT: u32 = 1;
 const COMMITS: &str = "_commits";
+/// Folder of load records (see `crate::bigquery`); like commits, never swept.
+pub const LOADS: &str = "_loads";
 
 /// One Parquet file of a commit.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -38,6 +40,20 @@ pub struct StreamCommit {
     /// Files this commit adds.
     #[serde(default)]
     pub files: Vec<DataFile>,
+    /// Set when the files are part of a full copy of the stream (a full-refresh read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_copy: Option<FullCopy>,
+}
+
+/// Marks files that belong to one full copy of a stream: every commit of the run that read it in
+/// full carries the mark, and the run's last commit says the copy is complete. A loader that
+/// replaces a table uses only complete copies, so a failed run never empties or halves a table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FullCopy {
+    /// The run that read the copy.
+    pub run_id: String,
+    /// Whether this commit ends the copy (the run finished).
+    pub complete: bool,
 }
 
 /// Which connector produced a commit.
@@ -208,7 +224,8 @@ fn commits_dir(lake: &Lake, connection: &str) -> Path {
     lake.connection_root(connection).join(COMMITS)
 }
 
-/// Whether `path` (inside a connection folder) is a commit manifest rather than data.
-pub fn is_commit_path(path: &Path) -> bool {
-    path.parts().any(|p| p.as_ref() == COMMITS)
+/// Whether `path` (inside a connection folder) is a commit manifest or a load record rather than
+/// data.
+pub fn is_metadata_path(path: &Path) -> bool {
+    path.parts().any(|p| p.as_ref() == COMMITS || p.as_ref() == LOADS)
 }

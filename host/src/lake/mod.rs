@@ -11,17 +11,20 @@
 
 mod commit;
 pub mod evolution;
+mod gcs;
 mod reader;
 mod session;
 mod writer;
 
-pub use commit::{Commit, CommitError, ConnectorInfo, DataFile, History, StreamCommit};
+pub use commit::{LOADS, Commit, CommitError, ConnectorInfo, DataFile, FullCopy, History, StreamCommit};
 pub use evolution::{IncompatiblePolicy, SchemaChange};
 pub use reader::{ReadError, read_committed};
 pub use session::{
     FAULT_ENV, LakeSession, SessionEvent, SessionOptions, SessionSummary, StreamMeta, StreamStats,
     reset_state,
 };
+pub use gcs::{CloudAccess, EMULATOR_ENV};
+pub(crate) use session::rand_u32;
 pub use writer::WriterOptions;
 
 use object_store::ObjectStore;
@@ -34,13 +37,15 @@ use url::Url;
 #[non_exhaustive]
 pub enum LakeUrlError {
     #[error(
-        "`{url}` uses the scheme `{scheme}`, which this build does not support (use a folder path, `file://` or `memory://`)"
+        "`{url}` uses the scheme `{scheme}`, which Inlet does not support (use a folder path, `file://`, `gs://bucket/prefix` or `memory://`)"
     )]
     UnsupportedScheme { url: String, scheme: String },
     #[error("`{url}` is not a valid URL or path: {reason}")]
     Invalid { url: String, reason: String },
     #[error("the lake folder `{path}` cannot be created: {reason}")]
     Folder { path: String, reason: String },
+    #[error("the lake `{url}` cannot be reached: {reason}")]
+    Unreachable { url: String, reason: String },
 }
 
 /// An opened lake: an object store and the prefix the lake lives under.
@@ -58,11 +63,17 @@ impl std::fmt::Debug for Lake {
 }
 
 impl Lake {
-    /// Opens the lake at `location`: a folder path (created when missing), `file://`, or `memory://`
-    /// (a process-local store for tests).
+    /// Opens the lake at `location`: a folder path (created when missing), `file://`, `gs://`
+    /// (application default credentials) or `memory://` (a process-local store for tests).
     pub fn open(location: &str) -> Result<Self, LakeUrlError> {
+        Self::open_with(location, &CloudAccess::default())
+    }
+
+    /// Opens the lake at `location`, reaching cloud stores as `access` says.
+    pub fn open_with(location: &str, access: &CloudAccess) -> Result<Self, LakeUrlError> {
         let url = parse_location(location)?;
         match url.scheme() {
+            "gs" => gcs::open(location, &url, access),
             "file" => {
                 let path = url.to_file_path().map_err(|_| LakeUrlError::Invalid {
                     url: location.to_owned(),
@@ -121,6 +132,39 @@ impl Lake {
         &self.url
     }
 
+    /// `gs://<bucket>` when the lake is on Google Cloud Storage (so BigQuery can load its files);
+    /// file paths in commits are relative to it.
+    pub fn gcs_bucket_uri(&self) -> Option<String> {
+        let url = Url::parse(&self.url).ok()?;
+        (url.scheme() == "gs").then(|| format!("gs://{}", url.host_str().unwrap_or_default()))
+    }
+
+    /// Checks that the store answers (bucket exists, credentials work) with one listing, so a
+    /// wrong bucket fails before any connector runs.
+    pub async fn verify(&self) -> Result<(), LakeUrlError> {
+        use futures::StreamExt;
+        let mut listing = self.store.list(Some(&self.prefix));
+        match listing.next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(error)) => {
+                let hint = match &error {
+                    object_store::Error::NotFound { .. } => {
+                        " (does the bucket exist? create it with `gcloud storage buckets create gs://<bucket> --location=<region>`)"
+                    }
+                    object_store::Error::Unauthenticated { .. }
+                    | object_store::Error::PermissionDenied { .. } => {
+                        " (the credentials need roles/storage.objectAdmin on the bucket)"
+                    }
+                    _ => "",
+                };
+                Err(LakeUrlError::Unreachable {
+                    url: self.url.clone(),
+                    reason: format!("{error}{hint}"),
+                })
+            }
+        }
+    }
+
     /// The folder of one connection.
     pub fn connection_root(&self, connection: &str) -> Path {
         self.prefix.clone().join(connection)
@@ -131,7 +175,7 @@ impl Lake {
 pub fn check_location(location: &str) -> Result<(), LakeUrlError> {
     let url = parse_location(location)?;
     match url.scheme() {
-        "file" | "memory" => Ok(()),
+        "file" | "memory" | "gs" => Ok(()),
         scheme => Err(LakeUrlError::UnsupportedScheme {
             url: location.to_owned(),
             scheme: scheme.to_owned(),

@@ -5,7 +5,7 @@
 //! files that no commit references and that are older than the session: debris of runs that failed
 //! or lost a commit race, which can never be committed any more.
 
-use super::commit::{self, Commit, ConnectorInfo, History, StreamCommit};
+use super::commit::{self, Commit, ConnectorInfo, FullCopy, History, StreamCommit};
 use super::evolution::{self, IncompatiblePolicy};
 use super::writer::{RollingWriter, WriterOptions};
 use super::{Lake, commit::CommitError};
@@ -38,6 +38,8 @@ pub struct StreamMeta {
     pub primary_key: Vec<String>,
     /// Cursor column.
     pub cursor_field: Option<String>,
+    /// Read in full this run (its commits are marked as one [`FullCopy`]).
+    pub full_refresh: bool,
 }
 
 /// What one stream received in this session.
@@ -84,6 +86,7 @@ pub struct LakeSession {
     slots: BTreeMap<String, Slot>,
     state: Option<serde_json::Value>,
     state_committed: bool,
+    finishing: bool,
     stats: BTreeMap<String, StreamStats>,
     options: SessionOptions,
     observer: Arc<dyn Fn(SessionEvent) + Send + Sync>,
@@ -137,6 +140,7 @@ impl LakeSession {
             slots,
             state,
             state_committed: true,
+            finishing: false,
             stats: BTreeMap::new(),
             options,
             observer,
@@ -207,7 +211,9 @@ impl LakeSession {
             .unwrap_or_default();
         for entry in streams.values_mut() {
             entry.files.clear();
+            entry.full_copy = None;
         }
+        let mut ends_full_copy = false;
         let mut new_files = 0;
         let mut new_rows = 0;
         for (name, slot) in &mut self.slots {
@@ -228,10 +234,15 @@ impl LakeSession {
                     primary_key: slot.meta.primary_key.clone(),
                     cursor_field: slot.meta.cursor_field.clone(),
                     files,
+                    full_copy: slot.meta.full_refresh.then(|| FullCopy {
+                        run_id: self.run_id.clone(),
+                        complete: self.finishing,
+                    }),
                 },
             );
+            ends_full_copy |= slot.meta.full_refresh && self.finishing;
         }
-        if new_files == 0 && self.state_committed {
+        if new_files == 0 && self.state_committed && !ends_full_copy {
             return Ok(None);
         }
         if std::env::var(FAULT_ENV).as_deref() == Ok("crash-before-commit") {
@@ -273,6 +284,7 @@ impl LakeSession {
 
     /// Ends a successful run: commits what is left, then removes debris of failed runs.
     pub async fn finish(mut self) -> Result<SessionSummary, SinkError> {
+        self.finishing = true;
         self.commit().await?;
         let swept = self
             .sweep()
@@ -296,7 +308,7 @@ impl LakeSession {
         let objects: Vec<_> = store.list(Some(&root)).try_collect().await?;
         let mut removed = 0;
         for object in objects {
-            if commit::is_commit_path(&object.location)
+            if commit::is_metadata_path(&object.location)
                 || referenced.contains(object.location.as_ref())
                 || object.last_modified >= self.started
             {
@@ -348,7 +360,7 @@ fn storage_error(stream: &str, error: parquet::errors::ParquetError) -> SinkErro
     ))
 }
 
-fn rand_u32() -> u32 {
+pub(crate) fn rand_u32() -> u32 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -370,6 +382,7 @@ pub async fn reset_state(lake: &Lake, connection: &str) -> Result<Option<u64>, C
     commit.state = None;
     for stream in commit.streams.values_mut() {
         stream.files.clear();
+        stream.full_copy = None;
     }
     commit::write_commit(lake, connection, &commit).await?;
     Ok(Some(commit.sequence))
