@@ -21,6 +21,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 fi
 ls /usr/lib/postgresql/*/bin/initdb
 
+step "GCS and BigQuery emulators (fake-gcs-server, local-bigquery) into tests/.venv"
+tests/services/install.sh
+
 step "format"
 cargo fmt --all -- --check
 for ws in connectors tests/guests; do (cd "$ws" && cargo fmt --all -- --check); done

@@ -410,7 +410,8 @@ impl LoadedConfig {
                         let options = StreamOptions {
                             write_mode: s.write_mode,
                             partition: s.partition_by.clone().map(|column| {
-                                let granularity = s.partition_granularity.unwrap_or(Granularity::Day);
+                                let granularity =
+                                    s.partition_granularity.unwrap_or(Granularity::Day);
                                 (column, granularity.api_name().to_owned())
                             }),
                             cluster_by: s.cluster_by.clone().unwrap_or_default(),

@@ -1,5 +1,6 @@
 //! End-to-end tests: real components (built from `tests/guests` and `connectors/`) in the real host.
 
+mod bigquery;
 mod harness;
 mod lake;
 mod load;

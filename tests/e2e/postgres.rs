@@ -11,12 +11,12 @@ use inlet_tests::postgres::{PASSWORD, PgServer};
 use serde_json::json;
 use std::sync::OnceLock;
 
-fn server() -> &'static PgServer {
+pub(crate) fn server() -> &'static PgServer {
     static SERVER: OnceLock<PgServer> = OnceLock::new();
     SERVER.get_or_init(PgServer::start)
 }
 
-fn pg_plan(connection: &str, config: serde_json::Value) -> SyncPlan {
+pub(crate) fn pg_plan(connection: &str, config: serde_json::Value) -> SyncPlan {
     let mut plan = plan("postgres", connection, config);
     plan.sandbox.allow_private_network = true;
     plan

@@ -142,7 +142,12 @@ class Proxy(BaseHTTPRequestHandler):
                     return self.reply(*result)
             # Everything else goes through as it is (only Host is rewritten).
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-            self.reply(*upstream(self.command, self.path, data or None, headers))
+            status, reply_headers, body = upstream(self.command, self.path, data or None, headers)
+            if xml and status == 500 and b"no bucket named" in body:
+                # fake-gcs-server answers 500 for a missing bucket; GCS answers 404 NoSuchBucket.
+                return self.reply(*xml_error(404, "NoSuchBucket",
+                                             "The specified bucket does not exist."))
+            self.reply(status, reply_headers, body)
         except Exception as error:  # surface proxy bugs as 500s rather than hangs
             self.reply(*xml_error(500, "ProxyError", f"{type(error).__name__}: {error}"))
 

@@ -7,4 +7,5 @@ pub mod guests {
 }
 
 pub mod conformance;
+pub mod gcp;
 pub mod postgres;

@@ -103,7 +103,10 @@ impl Client {
         body: Option<&Value>,
         what: &str,
     ) -> Result<Option<Value>, ApiError> {
-        let url = format!("{}/bigquery/v2/projects/{}{path}", self.endpoint, self.project);
+        let url = format!(
+            "{}/bigquery/v2/projects/{}{path}",
+            self.endpoint, self.project
+        );
         let mut delay = Duration::from_millis(500);
         let mut attempt = 1;
         loop {
@@ -201,7 +204,13 @@ impl Client {
     ) -> Result<(), ApiError> {
         let what = format!("read dataset `{}.{dataset}`", self.project);
         if self
-            .call(Method::GET, &format!("/datasets/{dataset}"), &[], None, &what)
+            .call(
+                Method::GET,
+                &format!("/datasets/{dataset}"),
+                &[],
+                None,
+                &what,
+            )
             .await?
             .is_some()
         {
@@ -212,10 +221,7 @@ impl Client {
             "location": location,
             "labels": labels,
         });
-        let what = format!(
-            "create dataset `{}.{dataset}` in {location}",
-            self.project
-        );
+        let what = format!("create dataset `{}.{dataset}` in {location}", self.project);
         match self
             .call(Method::POST, "/datasets", &[], Some(&body), &what)
             .await
@@ -246,8 +252,8 @@ impl Client {
         else {
             return Ok(None);
         };
-        let fields = serde_json::from_value(resource["schema"]["fields"].clone())
-            .unwrap_or_default();
+        let fields =
+            serde_json::from_value(resource["schema"]["fields"].clone()).unwrap_or_default();
         Ok(Some(fields))
     }
 
@@ -343,7 +349,13 @@ impl Client {
         let path = format!("/jobs/{job_id}");
         let query = [("location", location)];
         let job = match self
-            .call(Method::GET, &path, &query, None, &format!("look up job `{job_id}` ({what})"))
+            .call(
+                Method::GET,
+                &path,
+                &query,
+                None,
+                &format!("look up job `{job_id}` ({what})"),
+            )
             .await?
         {
             Some(existing) => {
@@ -449,11 +461,11 @@ mod tests {
     #[test]
     fn job_failure_keeps_bigquery_words_and_locations() {
         let job = json!({"status": {"state": "DONE",
-            "errorResult": {"reason": "invalid", "message": "Provided Schema does not match Table p:d.t. Field id has changed type from INTEGER to STRING", "location": "gs://b/x.parquet"},
-            "errors": [
-                {"reason": "invalid", "message": "Provided Schema does not match Table p:d.t. Field id has changed type from INTEGER to STRING", "location": "gs://b/x.parquet"},
-                {"reason": "invalid", "message": "Error while reading data"}
-            ]}});
+        "errorResult": {"reason": "invalid", "message": "Provided Schema does not match Table p:d.t. Field id has changed type from INTEGER to STRING", "location": "gs://b/x.parquet"},
+        "errors": [
+            {"reason": "invalid", "message": "Provided Schema does not match Table p:d.t. Field id has changed type from INTEGER to STRING", "location": "gs://b/x.parquet"},
+            {"reason": "invalid", "message": "Error while reading data"}
+        ]}});
         let message = job_failure(&job).unwrap();
         assert_eq!(
             message,

@@ -212,16 +212,12 @@ pub async fn load_connection(
         }
         None => {
             let history = History::read(lake, connection).await?;
-            let Some(plan) = make_plan(
-                &history,
-                loaded_through,
-                destination,
-                &bucket_uri,
-            )?
-            else {
+            let Some(plan) = make_plan(&history, loaded_through, destination, &bucket_uri)? else {
                 return Ok(None);
             };
-            let path = records.clone().join(format!("{:020}.plan.json", plan.last_sequence));
+            let path = records
+                .clone()
+                .join(format!("{:020}.plan.json", plan.last_sequence));
             put_create(lake, connection, &path, &plan).await?;
             (plan, false)
         }
@@ -242,7 +238,10 @@ pub async fn load_connection(
         streams.push(load_stream(client, destination, &plan, stream).await?);
     }
     if std::env::var(crate::lake::FAULT_ENV).as_deref() == Ok(FAULT_BEFORE_RECORD) {
-        eprintln!("{}={FAULT_BEFORE_RECORD}: aborting after the load jobs, before the record", crate::lake::FAULT_ENV);
+        eprintln!(
+            "{}={FAULT_BEFORE_RECORD}: aborting after the load jobs, before the record",
+            crate::lake::FAULT_ENV
+        );
         std::process::abort();
     }
     let done = Done {
@@ -278,8 +277,13 @@ async fn read_records(lake: &Lake, dir: &Path) -> Result<(u64, Option<Plan>), Lo
     let mut done = BTreeSet::new();
     let mut plans = BTreeSet::new();
     for path in &listed {
-        let Some(name) = path.filename() else { continue };
-        let sequence = |suffix: &str| name.strip_suffix(suffix).and_then(|s| s.parse::<u64>().ok());
+        let Some(name) = path.filename() else {
+            continue;
+        };
+        let sequence = |suffix: &str| {
+            name.strip_suffix(suffix)
+                .and_then(|s| s.parse::<u64>().ok())
+        };
         if let Some(s) = sequence(".done.json") {
             done.insert(s);
         } else if let Some(s) = sequence(".plan.json") {
@@ -392,7 +396,9 @@ fn make_plan(
                             .commits
                             .iter()
                             .filter_map(|c| c.streams.get(name))
-                            .filter(|s| s.full_copy.as_ref().map(|f| &f.run_id) == Some(&copy.run_id))
+                            .filter(|s| {
+                                s.full_copy.as_ref().map(|f| &f.run_id) == Some(&copy.run_id)
+                            })
                             .collect(),
                     ],
                 }
@@ -406,7 +412,13 @@ fn make_plan(
             .sum();
         let batches: Vec<Vec<String>> = batches
             .iter()
-            .map(|group| group.iter().flat_map(|s| &s.files).map(|f| uri(&f.path)).collect())
+            .map(|group| {
+                group
+                    .iter()
+                    .flat_map(|s| &s.files)
+                    .map(|f| uri(&f.path))
+                    .collect()
+            })
             .filter(|uris: &Vec<String>| !uris.is_empty() || mode == WriteMode::Replace)
             .collect();
         if mode == WriteMode::Merge && newest.primary_key.is_empty() {
@@ -504,28 +516,46 @@ async fn load_stream(
     ));
     let location = destination.location.as_str();
     let mut jobs = Vec::new();
-    let what = |step: &str| format!("{step} of stream `{}` into `{dataset}.{table}`", stream.stream);
+    let what = |step: &str| {
+        format!(
+            "{step} of stream `{}` into `{dataset}.{table}`",
+            stream.stream
+        )
+    };
     for (index, uris) in stream.batches.iter().enumerate() {
         let job = |step: &str| format!("{job_base}_{index}_{step}");
         match stream.mode {
             WriteMode::Append => {
-                let config = load_config(client, dataset, table, uris, &stream.schema, "WRITE_APPEND");
+                let config =
+                    load_config(client, dataset, table, uris, &stream.schema, "WRITE_APPEND");
                 let id = job("load");
-                client.run_job(&id, location, config, &what("append")).await?;
+                client
+                    .run_job(&id, location, config, &what("append"))
+                    .await?;
                 jobs.push(id);
             }
             WriteMode::Replace if uris.is_empty() => {
                 // The newest full copy is empty: so is the table, in one statement.
                 let sql = format!("DELETE FROM {} WHERE TRUE", quoted(client, dataset, table));
                 let id = job("empty");
-                client.run_job(&id, location, query_config(&sql), &what("replace")).await?;
+                client
+                    .run_job(&id, location, query_config(&sql), &what("replace"))
+                    .await?;
                 jobs.push(id);
             }
             WriteMode::Replace => {
-                let config =
-                    load_config(client, dataset, table, uris, &stream.schema, "WRITE_TRUNCATE");
+                let config = load_config(
+                    client,
+                    dataset,
+                    table,
+                    uris,
+                    &stream.schema,
+                    "WRITE_TRUNCATE",
+                );
                 let id = job("load");
-                client.run_job(&id, location, config, &what("replace")).await?;
+                client
+                    .run_job(&id, location, config, &what("replace"))
+                    .await?;
                 jobs.push(id);
             }
             WriteMode::Merge => {
@@ -536,15 +566,27 @@ async fn load_stream(
                     expires_at_ms: Some(chrono::Utc::now().timestamp_millis() + STAGING_TTL_MS),
                     ..TableSpec::default()
                 };
-                client.create_table(dataset, &staging, &staging_spec).await?;
-                let config =
-                    load_config(client, dataset, &staging, uris, &stream.schema, "WRITE_TRUNCATE");
+                client
+                    .create_table(dataset, &staging, &staging_spec)
+                    .await?;
+                let config = load_config(
+                    client,
+                    dataset,
+                    &staging,
+                    uris,
+                    &stream.schema,
+                    "WRITE_TRUNCATE",
+                );
                 let id = job("stage");
-                client.run_job(&id, location, config, &what("staging load")).await?;
+                client
+                    .run_job(&id, location, config, &what("staging load"))
+                    .await?;
                 jobs.push(id);
                 let sql = merge_sql(client, dataset, table, &staging, stream);
                 let id = job("merge");
-                client.run_job(&id, location, query_config(&sql), &what("merge")).await?;
+                client
+                    .run_job(&id, location, query_config(&sql), &what("merge"))
+                    .await?;
                 jobs.push(id);
                 client.delete_table(dataset, &staging).await?;
             }
@@ -628,7 +670,10 @@ fn merge_sql(
         .join(", ");
     let (delete, insert_if) = match &stream.deleted_flag {
         Some(flag) => (
-            format!(" WHEN MATCHED AND S.{f} IS TRUE THEN DELETE", f = ident(flag)),
+            format!(
+                " WHEN MATCHED AND S.{f} IS TRUE THEN DELETE",
+                f = ident(flag)
+            ),
             format!(" AND S.{f} IS NOT TRUE", f = ident(flag)),
         ),
         None => (String::new(), String::new()),

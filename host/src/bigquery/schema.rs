@@ -59,11 +59,7 @@ pub struct SchemaError {
 
 /// The BigQuery schema of a lake schema.
 pub fn to_bigquery(schema: &Schema) -> Result<Vec<TableField>, SchemaError> {
-    schema
-        .fields()
-        .iter()
-        .map(|f| map_field(f, ""))
-        .collect()
+    schema.fields().iter().map(|f| map_field(f, "")).collect()
 }
 
 fn map_field(field: &Field, parent: &str) -> Result<TableField, SchemaError> {
@@ -284,7 +280,11 @@ mod tests {
                 DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
                 true,
             ),
-            Field::new("local", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new(
+                "local",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
             json,
             Field::new(
                 "tags",

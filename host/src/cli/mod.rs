@@ -554,7 +554,10 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
         0
     };
     if load_failures > 0 {
-        eprintln!("{load_failures} of {} loads into BigQuery failed", names.len());
+        eprintln!(
+            "{load_failures} of {} loads into BigQuery failed",
+            names.len()
+        );
     }
     if failures > 0 {
         eprintln!(

@@ -227,5 +227,6 @@ fn commits_dir(lake: &Lake, connection: &str) -> Path {
 /// Whether `path` (inside a connection folder) is a commit manifest or a load record rather than
 /// data.
 pub fn is_metadata_path(path: &Path) -> bool {
-    path.parts().any(|p| p.as_ref() == COMMITS || p.as_ref() == LOADS)
+    path.parts()
+        .any(|p| p.as_ref() == COMMITS || p.as_ref() == LOADS)
 }

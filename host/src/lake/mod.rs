@@ -16,15 +16,17 @@ mod reader;
 mod session;
 mod writer;
 
-pub use commit::{LOADS, Commit, CommitError, ConnectorInfo, DataFile, FullCopy, History, StreamCommit};
+pub use commit::{
+    Commit, CommitError, ConnectorInfo, DataFile, FullCopy, History, LOADS, StreamCommit,
+};
 pub use evolution::{IncompatiblePolicy, SchemaChange};
+pub use gcs::{CloudAccess, EMULATOR_ENV};
 pub use reader::{ReadError, read_committed};
+pub(crate) use session::rand_u32;
 pub use session::{
     FAULT_ENV, LakeSession, SessionEvent, SessionOptions, SessionSummary, StreamMeta, StreamStats,
     reset_state,
 };
-pub use gcs::{CloudAccess, EMULATOR_ENV};
-pub(crate) use session::rand_u32;
 pub use writer::WriterOptions;
 
 use object_store::ObjectStore;
@@ -147,8 +149,11 @@ impl Lake {
         match listing.next().await {
             None | Some(Ok(_)) => Ok(()),
             Some(Err(error)) => {
+                // A listing's 404 arrives as a generic error carrying GCS's `NoSuchBucket` code.
+                let missing_bucket = matches!(error, object_store::Error::NotFound { .. })
+                    || error.to_string().contains("NoSuchBucket");
                 let hint = match &error {
-                    object_store::Error::NotFound { .. } => {
+                    _ if missing_bucket => {
                         " (does the bucket exist? create it with `gcloud storage buckets create gs://<bucket> --location=<region>`)"
                     }
                     object_store::Error::Unauthenticated { .. }

@@ -1,9 +1,13 @@
 //! Integration tests of the `inlet` binary and its config: one test binary for the crate.
 
+mod bigquery;
 mod cli;
 mod crash;
 mod credentials;
 mod ui;
+
+#[path = "../../../tests/src/gcp.rs"]
+mod gcp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,114 @@
+//! PostgreSQL -> GCS lake -> BigQuery with the library API: schema changes at the source reach
+//! the warehouse table on the next load (added column, relaxed NOT NULL, a type change as a
+//! variant column), and rows the source flags as deleted leave the table.
+
+use crate::harness::sync;
+use crate::postgres::{pg_plan, server};
+use inlet_host::bigquery::{Client, Destination, StreamOptions, load_connection};
+use inlet_host::credentials::GoogleAuth;
+use inlet_host::lake::{CloudAccess, Lake};
+use inlet_host::runtime::SyncMode;
+use inlet_tests::gcp::{GcpServices, PROJECT};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_schema_changes_and_deletes_reach_bigquery_without_a_refresh() {
+    let pg = server();
+    let db = pg.database("bq_evolve");
+    pg.sql(
+        &db,
+        "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, score int, \
+         deleted boolean NOT NULL DEFAULT false, updated_at timestamptz NOT NULL DEFAULT now()); \
+         INSERT INTO items (id, name, score) VALUES (1, 'one', 10), (2, 'two', 20), (3, 'three', 30);",
+    );
+    let services = GcpServices::get();
+    let bucket = services.bucket("evolve-lake");
+    let access = CloudAccess {
+        google: Some(Arc::new(GoogleAuth::anonymous())),
+        gcs_endpoint: Some(services.gcs_endpoint.clone()),
+    };
+    let lake = Lake::open_with(&format!("gs://{bucket}/raw"), &access).unwrap();
+    let mut plan = pg_plan("shop", pg.config(&db));
+    plan.sync_modes
+        .insert("public.items".into(), SyncMode::Incremental);
+    let client = Client::new(
+        &services.bigquery_endpoint,
+        PROJECT,
+        Arc::new(GoogleAuth::anonymous()),
+    );
+    let destination = Destination {
+        location: "US".into(),
+        dataset: "evolve_shop".into(),
+        table_template: "{stream}".into(),
+        labels: BTreeMap::new(),
+        streams: BTreeMap::from([(
+            "public.items".to_owned(),
+            StreamOptions {
+                deleted_flag: Some("deleted".into()),
+                ..StreamOptions::default()
+            },
+        )]),
+    };
+
+    sync(&lake, &plan).await.0.unwrap();
+    let report = load_connection(&lake, "shop", &client, &destination)
+        .await
+        .unwrap()
+        .expect("the first load has commits to load");
+    assert_eq!(report.streams[0].table, "test.evolve_shop.public_items");
+    assert_eq!(report.streams[0].rows, 3);
+
+    pg.sql(
+        &db,
+        "ALTER TABLE items ADD COLUMN email text; \
+         ALTER TABLE items ALTER COLUMN name DROP NOT NULL; \
+         ALTER TABLE items ALTER COLUMN score TYPE text USING score::text; \
+         UPDATE items SET email = 'one@example.com', updated_at = now() + interval '1 second' WHERE id = 1; \
+         UPDATE items SET deleted = true, updated_at = now() + interval '1 second' WHERE id = 2; \
+         UPDATE items SET score = 'high', updated_at = now() + interval '1 second' WHERE id = 3; \
+         INSERT INTO items (id, name, updated_at) VALUES (4, NULL, now() + interval '1 second');",
+    );
+    sync(&lake, &plan).await.0.unwrap();
+    load_connection(&lake, "shop", &client, &destination)
+        .await
+        .unwrap()
+        .expect("the second sync is loaded");
+
+    let columns = services
+        .table_columns("evolve_shop", "public_items")
+        .unwrap();
+    let mode = |name: &str| {
+        columns
+            .iter()
+            .find(|c| c.0 == name)
+            .map(|c| (c.1.clone(), c.2.clone()))
+            .unwrap_or_else(|| panic!("no column {name} in {columns:?}"))
+    };
+    assert_eq!(mode("name"), ("STRING".into(), "NULLABLE".into()));
+    assert_eq!(mode("email"), ("STRING".into(), "NULLABLE".into()));
+    assert_eq!(mode("score__string"), ("STRING".into(), "NULLABLE".into()));
+    assert!(matches!(mode("id").0.as_str(), "INTEGER" | "INT64"));
+
+    let rows = services.query(
+        "SELECT id, name, email, score, score__string FROM `test.evolve_shop.public_items` ORDER BY id",
+    );
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        rows,
+        vec![
+            // Re-read after the type change: the text value sits in the variant column.
+            vec![s("1"), s("one"), s("one@example.com"), None, s("10")],
+            vec![s("3"), s("three"), None, None, s("high")],
+            vec![s("4"), None, None, None, None],
+        ],
+        "id 2 was flagged deleted"
+    );
+    assert!(
+        load_connection(&lake, "shop", &client, &destination)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing new: nothing loaded"
+    );
+}
