@@ -457,6 +457,138 @@ fn job_failure(job: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::Mutex;
+
+    /// A scripted BigQuery: answers the n-th request with `script[n]` and records each request
+    /// as `METHOD path`. The emulator answers every job DONE at once, so polling is tested here.
+    fn fixture(script: Vec<(u16, Value)>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).unwrap();
+                        if header.trim().is_empty() {
+                            break;
+                        }
+                        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let mut parts = request_line.split_whitespace();
+                    let (method, path) = (parts.next().unwrap(), parts.next().unwrap());
+                    let path = path.split('?').next().unwrap();
+                    log.lock().unwrap().push(format!("{method} {path}"));
+                    let (status, answer) = script.next().expect("more requests than scripted");
+                    let answer = answer.to_string();
+                    write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    )
+                    .unwrap();
+                }
+            }
+        });
+        (address, seen)
+    }
+
+    fn state(state: &str) -> Value {
+        json!({"status": {"state": state}})
+    }
+
+    #[tokio::test]
+    async fn a_running_job_is_polled_through_transient_failures_until_done() {
+        let not_found = json!({"error": {"code": 404, "message": "Not found: Job p:j", "errors": [{"reason": "notFound"}]}});
+        let unavailable = json!({"error": {"code": 503, "message": "backend error", "errors": [{"reason": "backendError"}]}});
+        let (endpoint, seen) = fixture(vec![
+            (404, not_found),
+            (200, state("PENDING")),
+            (503, unavailable),
+            (200, state("RUNNING")),
+            (
+                200,
+                json!({"status": {"state": "DONE"}, "statistics": {"load": {"outputRows": "7"}}}),
+            ),
+        ]);
+        let client = Client::new(&endpoint, "p", Arc::new(GoogleAuth::anonymous()));
+        let job = client
+            .run_job("j", "US", json!({"load": {}}), "a test load")
+            .await
+            .unwrap();
+        assert_eq!(job["statistics"]["load"]["outputRows"], "7");
+        let job_path = "/bigquery/v2/projects/p/jobs";
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![
+                format!("GET {job_path}/j"),
+                format!("POST {job_path}"),
+                format!("GET {job_path}/j"),
+                format!("GET {job_path}/j"),
+                format!("GET {job_path}/j"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_id_taken_by_a_lost_attempt_is_awaited_and_its_failure_reported() {
+        let duplicate = json!({"error": {"code": 409, "message": "Already Exists: Job p:US.j", "errors": [{"reason": "duplicate"}]}});
+        let failed = json!({"status": {"state": "DONE",
+            "errorResult": {"reason": "invalid", "message": "Error while reading data, error message: Could not convert string 'x' to INT64", "location": "gs://b/f.parquet"}}});
+        let (endpoint, seen) = fixture(vec![
+            (404, json!({"error": {"code": 404, "message": "Not found"}})),
+            (409, duplicate),
+            (200, state("RUNNING")),
+            (200, failed),
+        ]);
+        let client = Client::new(&endpoint, "p", Arc::new(GoogleAuth::anonymous()));
+        let error = client
+            .run_job(
+                "j",
+                "US",
+                json!({"load": {}}),
+                "append of stream `s` into `d.t`",
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "BigQuery job `j` (append of stream `s` into `d.t`) failed: Error while reading data, error message: Could not convert string 'x' to INT64 (at gs://b/f.parquet)"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 4, "no second submission");
+    }
+
+    #[tokio::test]
+    async fn refusals_carry_bigquery_words_and_a_fix() {
+        let (endpoint, _) = fixture(vec![(
+            403,
+            json!({"error": {"code": 403, "message": "Access Denied: Project p: User does not have bigquery.datasets.create permission", "errors": [{"reason": "accessDenied"}], "status": "PERMISSION_DENIED"}}),
+        )]);
+        let client = Client::new(&endpoint, "p", Arc::new(GoogleAuth::anonymous()));
+        let error = client.delete_table("d", "t").await.unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("BigQuery refused to delete table `d.t`: HTTP 403 accessDenied: Access Denied: Project p")
+                && message.contains("roles/bigquery.dataEditor"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn job_failure_keeps_bigquery_words_and_locations() {

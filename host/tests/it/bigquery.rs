@@ -236,6 +236,24 @@ fn a_missing_bucket_and_a_conflicting_table_are_named() {
         "{stderr}"
     );
 
+    // A credentials file that is not one: named, with what to use instead.
+    let toml = std::fs::read_to_string(dir.path().join("inlet.toml")).unwrap();
+    std::fs::write(dir.path().join("key.json"), "{\"type\": \"api_key\"}").unwrap();
+    std::fs::write(
+        dir.path().join("inlet.toml"),
+        toml.replace("credentials = \"none\"", "credentials = \"key.json\""),
+    )
+    .unwrap();
+    let output = inlet(dir.path(), &["run", "inlet.toml"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("key.json")
+            && stderr.contains("`api_key`")
+            && stderr.contains("service_account"),
+        "{stderr}"
+    );
+
     // A table someone else made, where `id` is text: BigQuery cannot change it, Inlet says so.
     let bucket = services.bucket("conflict-lake");
     config(dir.path(), &bucket, "conflict", "select = [\"patients\"]\n");
