@@ -44,3 +44,18 @@ fn invalid_configs_fail_with_the_expected_message() {
         mismatches.join("\n")
     );
 }
+
+#[test]
+fn every_example_config_is_valid() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let file = entry.unwrap().path().join("inlet.toml");
+        if file.is_file() {
+            let loaded = LoadedConfig::load(&file)
+                .unwrap_or_else(|e| panic!("{} is not valid: {e}", file.display()));
+            checked.push(loaded.config.connections.len());
+        }
+    }
+    assert!(checked.len() >= 2, "quickstart and bigquery examples: {checked:?}");
+}
