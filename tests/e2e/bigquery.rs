@@ -19,8 +19,9 @@ async fn source_schema_changes_and_deletes_reach_bigquery_without_a_refresh() {
     pg.sql(
         &db,
         "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, score int, \
-         deleted boolean NOT NULL DEFAULT false, updated_at timestamptz NOT NULL DEFAULT now()); \
-         INSERT INTO items (id, name, score) VALUES (1, 'one', 10), (2, 'two', 20), (3, 'three', 30);",
+         deleted boolean NOT NULL DEFAULT false, doc jsonb, tags text[], updated_at timestamptz NOT NULL DEFAULT now()); \
+         INSERT INTO items (id, name, score, doc, tags) VALUES (1, 'one', 10, '{\"a\": [1, 2]}', '{x,y}'), \
+         (2, 'two', 20, NULL, '{}'), (3, 'three', 30, 'null', NULL);",
     );
     let services = GcpServices::get();
     let bucket = services.bucket("evolve-lake");
@@ -89,6 +90,12 @@ async fn source_schema_changes_and_deletes_reach_bigquery_without_a_refresh() {
     assert_eq!(mode("email"), ("STRING".into(), "NULLABLE".into()));
     assert_eq!(mode("score__string"), ("STRING".into(), "NULLABLE".into()));
     assert!(matches!(mode("id").0.as_str(), "INTEGER" | "INT64"));
+    assert_eq!(mode("doc").0, "JSON");
+    assert_eq!(mode("tags"), ("STRING".into(), "REPEATED".into()));
+    let nested = services.query(
+        "SELECT id, TO_JSON_STRING(doc), ARRAY_LENGTH(tags) FROM `test.evolve_shop.public_items` ORDER BY id",
+    );
+    assert_eq!(nested[0], vec![Some("1".into()), Some(r#"{"a":[1,2]}"#.into()), Some("2".into())]);
 
     let rows = services.query(
         "SELECT id, name, email, score, score__string FROM `test.evolve_shop.public_items` ORDER BY id",
