@@ -95,7 +95,14 @@ async fn source_schema_changes_and_deletes_reach_bigquery_without_a_refresh() {
     let nested = services.query(
         "SELECT id, TO_JSON_STRING(doc), ARRAY_LENGTH(tags) FROM `test.evolve_shop.public_items` ORDER BY id",
     );
-    assert_eq!(nested[0], vec![Some("1".into()), Some(r#"{"a":[1,2]}"#.into()), Some("2".into())]);
+    assert_eq!(
+        nested[0],
+        vec![
+            Some("1".into()),
+            Some(r#"{"a":[1,2]}"#.into()),
+            Some("2".into())
+        ]
+    );
 
     let rows = services.query(
         "SELECT id, name, email, score, score__string FROM `test.evolve_shop.public_items` ORDER BY id",

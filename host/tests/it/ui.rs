@@ -57,5 +57,8 @@ fn every_example_config_is_valid() {
             checked.push(loaded.config.connections.len());
         }
     }
-    assert!(checked.len() >= 2, "quickstart and bigquery examples: {checked:?}");
+    assert!(
+        checked.len() >= 2,
+        "quickstart and bigquery examples: {checked:?}"
+    );
 }
