@@ -218,6 +218,9 @@ pub struct SandboxConfig {
     pub allow_private_network: Option<bool>,
     /// When set, the only destinations (`host:port`) the connector may reach.
     pub allow_destinations: Option<Vec<String>>,
+    /// Hosts (`host` or `host:port`) credentials may be sent to besides their defaults
+    /// (`*.googleapis.com` for `google`), e.g. a private API endpoint.
+    pub credential_hosts: Option<Vec<String>>,
 }
 
 impl SandboxConfig {
@@ -245,6 +248,12 @@ impl SandboxConfig {
                 .allow_destinations
                 .clone()
                 .or_else(|| fallback.allow_destinations.clone()),
+            credential_hosts: self
+                .credential_hosts
+                .clone()
+                .or_else(|| fallback.credential_hosts.clone())
+                .unwrap_or_default(),
+            tokens: None,
         }
     }
 }

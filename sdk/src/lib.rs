@@ -33,6 +33,7 @@
 mod error;
 mod output;
 mod source;
+pub mod http;
 mod state;
 mod stream;
 

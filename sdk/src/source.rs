@@ -14,7 +14,7 @@ pub struct Spec {
     version: String,
     description: String,
     secret_fields: Vec<String>,
-    tcp_destinations: Vec<String>,
+    destinations: Vec<wit::Destination>,
 }
 
 impl Spec {
@@ -25,7 +25,7 @@ impl Spec {
             version: version.to_owned(),
             description: description.to_owned(),
             secret_fields: Vec::new(),
-            tcp_destinations: Vec::new(),
+            destinations: Vec::new(),
         }
     }
 
@@ -38,7 +38,17 @@ impl Spec {
     /// Declares a TCP destination, a template over top-level config fields such as `{host}:{port}`.
     /// The connector can reach nothing else.
     pub fn tcp(mut self, template: &str) -> Self {
-        self.tcp_destinations.push(template.to_owned());
+        self.destinations
+            .push(wit::Destination::Tcp(template.to_owned()));
+        self
+    }
+
+    /// Declares an HTTP origin, `scheme://host[:port]`, or a template such as
+    /// `{endpoint:https://sheets.googleapis.com}` (the config field `endpoint`, else the default).
+    /// [`crate::http::Client`] requests to any other origin are refused.
+    pub fn http(mut self, template: &str) -> Self {
+        self.destinations
+            .push(wit::Destination::Http(template.to_owned()));
         self
     }
 }
@@ -98,11 +108,7 @@ impl<S: Source> Guest for Adapter<S> {
             description: spec.description,
             config_schema: serde_json::to_string(&schema).unwrap_or_else(|_| "{}".to_owned()),
             secret_fields: spec.secret_fields,
-            destinations: spec
-                .tcp_destinations
-                .into_iter()
-                .map(wit::Destination::Tcp)
-                .collect(),
+            destinations: spec.destinations,
         }
     }
 

@@ -6,10 +6,12 @@ mod print;
 
 use crate::config::{LoadedConfig, SandboxConfig, SyncModeConfig, toml_to_json};
 use crate::connectors::{ConnectorRef, builtin_names};
+use crate::credentials::{GoogleAuth, GoogleTokens};
 use crate::lake::{History, Lake, reset_state};
 use crate::progress::{Reporter, summary};
 use crate::runtime::{
-    CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, decode_schema, describe,
+    CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, Tokens, decode_schema,
+    describe,
 };
 use crate::sync::{self, Prepared, SyncPlan, SyncReport};
 use anyhow::{Context, bail};
@@ -171,8 +173,10 @@ impl SandboxArgs {
             timeout_seconds: self.timeout_seconds,
             allow_private_network: Some(self.allow_private_network),
             allow_destinations: None,
+            credential_hosts: None,
         }
         .policy(&SandboxConfig::default())
+        .with_tokens(Tokens(Arc::new(GoogleTokens::new(GoogleAuth::discover))))
     }
 }
 
@@ -232,6 +236,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|d| match d {
                     crate::runtime::Destination::Tcp(t) => format!("tcp:{t}"),
+                    crate::runtime::Destination::Http(t) => format!("http:{t}"),
                 })
                 .collect();
             let out = serde_json::json!({
@@ -499,7 +504,13 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
                 toml_to_json(&connection.config),
             );
             plan.select = connection.select.clone();
-            plan.sandbox = connection.sandbox.policy(&loaded.config.runtime.sandbox);
+            let config = loaded.clone();
+            plan.sandbox = connection
+                .sandbox
+                .policy(&loaded.config.runtime.sandbox)
+                .with_tokens(Tokens(Arc::new(GoogleTokens::new(move || {
+                    config.google_auth()
+                }))));
             for (stream, options) in &connection.streams {
                 if let Some(mode) = options.sync_mode {
                     let mode = match mode {

@@ -367,3 +367,48 @@ fn oauth_error_message(body: &str) -> String {
         Err(_) => body.chars().take(300).collect(),
     }
 }
+
+/// Google tokens for connectors (the `google` credential): one [`GoogleAuth`] per set of scopes,
+/// made on first use, so a connector that never asks costs nothing and one that does gets a
+/// token for exactly the scopes it named.
+pub struct GoogleTokens {
+    make: Box<dyn Fn() -> Result<GoogleAuth, CredentialsError> + Send + Sync>,
+    by_scopes: tokio::sync::Mutex<std::collections::HashMap<Vec<String>, std::sync::Arc<GoogleAuth>>>,
+}
+
+impl GoogleTokens {
+    /// Tokens from the credentials `make` builds (called once per set of scopes).
+    pub fn new(make: impl Fn() -> Result<GoogleAuth, CredentialsError> + Send + Sync + 'static) -> Self {
+        Self {
+            make: Box::new(make),
+            by_scopes: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl crate::runtime::TokenSource for GoogleTokens {
+    fn token<'a>(
+        &'a self,
+        scopes: &'a [String],
+    ) -> futures::future::BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let auth = {
+                let mut cache = self.by_scopes.lock().await;
+                match cache.get(scopes) {
+                    Some(auth) => auth.clone(),
+                    None => {
+                        let mut auth = (self.make)().map_err(|e| e.to_string())?;
+                        if !scopes.is_empty() {
+                            let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+                            auth = auth.with_scopes(&scopes);
+                        }
+                        let auth = std::sync::Arc::new(auth);
+                        cache.insert(scopes.to_vec(), auth.clone());
+                        auth
+                    }
+                }
+            };
+            auth.token().await.map_err(|e| e.to_string())
+        })
+    }
+}

@@ -7,6 +7,7 @@
 mod bindings;
 mod cache;
 mod emit;
+pub mod http;
 mod run;
 pub mod sandbox;
 
@@ -17,7 +18,8 @@ pub use bindings::{
 pub use cache::{CacheOutcome, CompileCache};
 pub use emit::{decode_schema, describe};
 pub use run::{BatchSink, CallError, CallFailure, Run, RunEvent, SinkError, log_run_event};
-pub use sandbox::{NetworkGrant, PolicyError, SandboxPolicy, Violation};
+pub use http::{HttpMetrics, TokenSource};
+pub use sandbox::{HttpOrigin, NetworkGrant, PolicyError, SandboxPolicy, Tokens, Violation};
 
 use bindings::{SOURCE_EXPORT, SourceConnectorPre};
 use std::path::PathBuf;
@@ -78,6 +80,8 @@ impl Runtime {
         start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // Only wasi:http's own interfaces: wasi:io and the rest come from wasmtime_wasi above.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::SourceConnector::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |data| data,

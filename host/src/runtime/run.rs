@@ -6,6 +6,7 @@ use super::bindings::{
     SourceConnectorPre, Stream,
 };
 use super::emit;
+use super::http::{HttpGuard, HttpMetrics, HttpPolicy, InletHttpHooks};
 use super::sandbox::{MemoryBudget, NetworkGrant, SandboxPolicy, Violation};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -17,6 +18,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Where the rows and checkpoints of a `read` go (the lake, or stdout for `inlet read`).
 pub trait BatchSink: std::any::Any + Send {
@@ -160,6 +162,8 @@ impl std::fmt::Display for ConnectorErrorText<'_> {
 /// The state of one store: WASI context, limits, and what the host imports need.
 pub struct RunData {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_hooks: InletHttpHooks,
     table: ResourceTable,
     budget: MemoryBudget,
     cpu_ticks: u64,
@@ -178,6 +182,16 @@ impl WasiView for RunData {
     }
 }
 
+impl WasiHttpView for RunData {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
+}
+
 /// One started run: a store and the instantiated component.
 pub struct Run {
     store: Store<RunData>,
@@ -189,7 +203,9 @@ pub struct Run {
 struct Watch {
     policy: SandboxPolicy,
     grant: NetworkGrant,
-    refused: Arc<Mutex<Vec<std::net::SocketAddr>>>,
+    /// Network and credential refusals, in order.
+    refused: Arc<Mutex<Vec<Violation>>>,
+    http: Arc<HttpGuard>,
     stderr: MemoryOutputPipe,
 }
 
@@ -200,10 +216,19 @@ impl Run {
         grant: NetworkGrant,
         labels: RunLabels,
     ) -> Result<Self, CallError> {
+        let refused = Arc::new(Mutex::new(Vec::new()));
+        let http_policy = HttpPolicy {
+            origins: grant.http.clone(),
+            credential_hosts: policy.credential_hosts.clone(),
+            tokens: policy.tokens.clone(),
+            ..HttpPolicy::default()
+        };
+        let http = Arc::new(HttpGuard::new(http_policy, refused.clone()));
         let watch = Watch {
             policy: policy.clone(),
             grant,
-            refused: Arc::new(Mutex::new(Vec::new())),
+            refused,
+            http: http.clone(),
             stderr: MemoryOutputPipe::new(1 << 20),
         };
         let mut wasi = WasiCtxBuilder::new();
@@ -222,15 +247,25 @@ impl Run {
                     _ => false,
                 };
                 if !ok {
+                    let declared = allowed.destinations.join(", ");
                     refusals
                         .lock()
                         .expect("refusal list is never poisoned")
-                        .push(address);
+                        .push(Violation::Network {
+                            address,
+                            declared: if declared.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                declared
+                            },
+                        });
                 }
                 Box::pin(async move { ok })
             });
         let data = RunData {
             wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            http_hooks: InletHttpHooks { guard: http },
             table: ResourceTable::new(),
             budget: MemoryBudget::new(policy.memory_bytes),
             cpu_ticks: 0,
@@ -349,11 +384,35 @@ impl Run {
         Ok(sink.expect("the sink stays in the store for the whole call"))
     }
 
+    /// What the run did over HTTP so far.
+    pub fn http_metrics(&self) -> HttpMetrics {
+        self.watch.http.metrics()
+    }
+
     fn finish<T>(
         self,
         call: &'static str,
         outcome: Result<wasmtime::Result<Result<T, ConnectorError>>, tokio::time::error::Elapsed>,
     ) -> Result<T, CallError> {
+        let http = self.watch.http.metrics();
+        if http.requests + http.refused > 0 {
+            let statuses: Vec<String> = http
+                .statuses
+                .iter()
+                .map(|(status, count)| format!("{status}x{count}"))
+                .collect();
+            let labels = &self.store.data().labels;
+            (labels.observer)(RunEvent::Log {
+                level: LogLevel::Info,
+                message: format!(
+                    "`{call}`: {} HTTP requests ({}), {} refused, {} bytes received",
+                    http.requests,
+                    statuses.join(" "),
+                    http.refused,
+                    http.bytes_received
+                ),
+            });
+        }
         let failure = match outcome {
             Ok(Ok(Ok(value))) if self.watch.refused().is_none() => return Ok(value),
             // A refused connection attempt fails the call even if the connector carried on;
@@ -372,14 +431,7 @@ impl Run {
 impl Watch {
     fn refused(&self) -> Option<Violation> {
         let refused = self.refused.lock().expect("refusal list is never poisoned");
-        refused.first().map(|address| Violation::Network {
-            address: *address,
-            declared: if self.grant.destinations.is_empty() {
-                "none".to_owned()
-            } else {
-                self.grant.destinations.join(", ")
-            },
-        })
+        refused.first().cloned()
     }
 
     /// Turns the end of a failed call (a known failure, or a trap) into a [`CallError`]: a sandbox
@@ -516,6 +568,18 @@ impl host::Host for RunData {
         let message = self.labels.redact(&message);
         (self.labels.observer)(RunEvent::Log { level, message });
         Ok(())
+    }
+
+    async fn credential(
+        &mut self,
+        name: String,
+        scopes: Vec<String>,
+    ) -> wasmtime::Result<Result<String, ConnectorError>> {
+        Ok(self
+            .http_hooks
+            .guard
+            .placeholder(&name, scopes)
+            .map_err(ConnectorError::Auth))
     }
 
     async fn progress(

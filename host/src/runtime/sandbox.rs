@@ -18,6 +18,11 @@ pub struct SandboxPolicy {
     pub allow_private_network: bool,
     /// When set, declared destinations must also appear here (`host:port`).
     pub allowed_destinations: Option<Vec<String>>,
+    /// Hosts (`host` or `host:port`) that credentials may be sent to besides their defaults
+    /// (`*.googleapis.com` for `google`): a private API endpoint or a test server.
+    pub credential_hosts: Vec<String>,
+    /// Where credentials asked for by name come from; `None`: the operator grants none.
+    pub tokens: Option<Tokens>,
 }
 
 impl Default for SandboxPolicy {
@@ -28,7 +33,17 @@ impl Default for SandboxPolicy {
             wall_time: Duration::from_secs(6 * 3600),
             allow_private_network: false,
             allowed_destinations: None,
+            credential_hosts: Vec::new(),
+            tokens: None,
         }
+    }
+}
+
+impl SandboxPolicy {
+    /// This policy, with credentials from `tokens`.
+    pub fn with_tokens(mut self, tokens: Tokens) -> Self {
+        self.tokens = Some(tokens);
+        self
     }
 }
 
@@ -42,6 +57,8 @@ pub enum PolicyError {
     MissingField { template: String, field: String },
     #[error("destination `{destination}` is not of the form `host:port`")]
     Malformed { destination: String },
+    #[error("HTTP destination `{destination}` is not an origin `http(s)://host[:port]`")]
+    MalformedOrigin { destination: String },
     #[error("destination `{destination}` cannot be resolved: {reason}")]
     Unresolvable { destination: String, reason: String },
     #[error(
@@ -60,15 +77,76 @@ pub enum PolicyError {
     },
 }
 
-/// The TCP endpoints a run may connect to, resolved before it starts.
+/// An HTTP origin: scheme, host and port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HttpOrigin {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Host name or address, lowercase.
+    pub host: String,
+    /// Port (the scheme's default when the URL names none).
+    pub port: u16,
+}
+
+impl HttpOrigin {
+    /// Parses `scheme://host[:port]` (a trailing `/` is allowed, a path is not).
+    pub fn parse(text: &str) -> Option<Self> {
+        let uri: http::Uri = text.parse().ok()?;
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return None;
+        }
+        Self::of_uri(&uri)
+    }
+
+    /// The origin a request goes to.
+    pub fn of_uri(uri: &http::Uri) -> Option<Self> {
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "https" => 443,
+            "http" => 80,
+            _ => return None,
+        };
+        let host = uri.host()?.trim_matches(['[', ']']).to_ascii_lowercase();
+        Some(Self {
+            port: uri.port_u16().unwrap_or(default_port),
+            scheme,
+            host,
+        })
+    }
+}
+
+impl std::fmt::Display for HttpOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        write!(f, "{}://{host}:{}", self.scheme, self.port)
+    }
+}
+
+/// The TCP endpoints and HTTP origins a run may reach, resolved before it starts.
 #[derive(Debug, Clone, Default)]
 pub struct NetworkGrant {
     /// Declared destinations as the user wrote them (for messages).
     pub destinations: Vec<String>,
-    /// The addresses they resolved to.
+    /// The addresses TCP destinations resolved to.
     pub addresses: BTreeSet<SocketAddr>,
-    /// Whether any destination is a name, so the guest needs name lookups.
+    /// Whether any TCP destination is a name, so the guest needs name lookups.
     pub needs_name_lookup: bool,
+    /// HTTP origins.
+    pub http: Vec<HttpOrigin>,
+}
+
+/// A [`super::TokenSource`] handed to runs.
+#[derive(Clone)]
+pub struct Tokens(pub std::sync::Arc<dyn super::TokenSource>);
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens(..)")
+    }
 }
 
 impl NetworkGrant {
@@ -85,7 +163,15 @@ impl NetworkGrant {
     ) -> Result<Self, PolicyError> {
         let mut grant = Self::default();
         for destination in declared {
-            let Destination::Tcp(template) = destination;
+            let template = match destination {
+                Destination::Tcp(template) => template,
+                Destination::Http(template) => {
+                    let origin = Self::resolve_http(template, config, policy).await?;
+                    grant.destinations.push(origin.to_string());
+                    grant.http.push(origin);
+                    continue;
+                }
+            };
             let destination = fill_template(template, config)?;
             if let Some(allowed) = &policy.allowed_destinations
                 && !allowed.iter().any(|a| a == &destination)
@@ -124,6 +210,45 @@ impl NetworkGrant {
     /// Whether a connect to `address` is allowed.
     pub fn allows(&self, address: &SocketAddr) -> bool {
         self.addresses.contains(address)
+    }
+
+    /// An HTTP origin checked like a TCP destination: operator allowlist (`host:port`), and no
+    /// private address without `allow_private_network`. The HTTP client resolves the name again
+    /// when it connects; pinning the address would need a sender of our own.
+    async fn resolve_http(
+        template: &str,
+        config: &serde_json::Value,
+        policy: &SandboxPolicy,
+    ) -> Result<HttpOrigin, PolicyError> {
+        let destination = fill_template(template, config)?;
+        let origin =
+            HttpOrigin::parse(&destination).ok_or_else(|| PolicyError::MalformedOrigin {
+                destination: destination.clone(),
+            })?;
+        let host_port = format!("{}:{}", origin.host, origin.port);
+        if let Some(allowed) = &policy.allowed_destinations
+            && !allowed.iter().any(|a| a == &host_port || a == &destination)
+        {
+            return Err(PolicyError::NotAllowed {
+                destination,
+                allowed: allowed.join(", "),
+            });
+        }
+        let addresses = tokio::net::lookup_host((origin.host.as_str(), origin.port))
+            .await
+            .map_err(|e| PolicyError::Unresolvable {
+                destination: destination.clone(),
+                reason: e.to_string(),
+            })?;
+        for address in addresses {
+            if !policy.allow_private_network && is_private(address.ip()) {
+                return Err(PolicyError::Private {
+                    destination,
+                    address: address.ip(),
+                });
+            }
+        }
+        Ok(origin)
     }
 }
 
@@ -246,6 +371,16 @@ pub enum Violation {
         address: SocketAddr,
         declared: String,
     },
+    #[error(
+        "network policy: the HTTP request to {url} was refused; the connector may only reach its declared destinations ({declared})"
+    )]
+    Http { url: String, declared: String },
+    #[error("credential policy: credential `{credential}` may not be sent to {url}: {rule}")]
+    Credential {
+        credential: String,
+        url: String,
+        rule: String,
+    },
     #[error("schema contract: {0}")]
     Schema(String),
     #[error("emit: {0}")]
@@ -270,6 +405,20 @@ mod tests {
         );
         let missing = fill_template("{hostname}:1", &config).unwrap_err();
         assert!(missing.to_string().contains("`hostname`"), "{missing}");
+    }
+
+    #[test]
+    fn http_origins_parse_with_default_ports_and_refuse_paths() {
+        let origin = HttpOrigin::parse("https://Sheets.googleapis.com").unwrap();
+        assert_eq!(origin.to_string(), "https://sheets.googleapis.com:443");
+        assert_eq!(HttpOrigin::parse("http://127.0.0.1:8080/").unwrap().port, 8080);
+        assert!(HttpOrigin::parse("https://example.com/v4").is_none());
+        assert!(HttpOrigin::parse("ftp://example.com").is_none());
+        let config = serde_json::json!({});
+        assert_eq!(
+            fill_template("{endpoint:https://sheets.googleapis.com}", &config).unwrap(),
+            "https://sheets.googleapis.com"
+        );
     }
 
     #[test]

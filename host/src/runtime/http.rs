@@ -1,0 +1,344 @@
+//! The host side of `wasi:http`: every outgoing request is checked against the run's declared HTTP
+//! origins, credential placeholders are replaced by real tokens only for hosts that credential may
+//! reach, timeouts are clamped, responses are capped in size, and requests are counted.
+//!
+//! The default sender connects from the host (not through the guest's socket check), so this is
+//! the one place HTTP is policed. Nothing here can trap the guest: a refusal answers
+//! `HttpRequestDenied` and is recorded as a [`Violation`], which fails the call when it ends.
+
+use super::sandbox::{HttpOrigin, Violation};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The credential name for Google OAuth access tokens.
+pub const GOOGLE: &str = "google";
+/// Prefix of every placeholder handed to a connector.
+const PLACEHOLDER_PREFIX: &str = "inlet-credential-";
+
+/// Where the host gets access tokens for the `google` credential.
+pub trait TokenSource: Send + Sync {
+    /// A token for `scopes`; the error is a message for the operator.
+    fn token<'a>(&'a self, scopes: &'a [String]) -> BoxFuture<'a, Result<String, String>>;
+}
+
+/// What a run did over HTTP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpMetrics {
+    /// Requests sent (refused ones not included).
+    pub requests: u64,
+    /// Requests refused by policy.
+    pub refused: u64,
+    /// Response body bytes received.
+    pub bytes_received: u64,
+    /// Responses by status code.
+    pub statuses: BTreeMap<u16, u64>,
+}
+
+/// The HTTP permissions and limits of one run.
+#[derive(Clone)]
+pub struct HttpPolicy {
+    /// Origins the connector declared (resolved and allowed).
+    pub origins: Vec<HttpOrigin>,
+    /// Hosts (`host` or `host:port`) the operator lets credentials reach besides their defaults.
+    pub credential_hosts: Vec<String>,
+    /// Token source for the `google` credential, if the operator has Google credentials.
+    pub tokens: Option<super::sandbox::Tokens>,
+    /// Largest response body accepted.
+    pub max_response_bytes: u64,
+    /// Longest connect, first-byte and between-bytes timeout a connector may ask for (and the
+    /// default when it asks for none).
+    pub max_timeout: Duration,
+}
+
+impl Default for HttpPolicy {
+    fn default() -> Self {
+        Self {
+            origins: Vec::new(),
+            credential_hosts: Vec::new(),
+            tokens: None,
+            max_response_bytes: 256 << 20,
+            max_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+struct Placeholder {
+    text: String,
+    name: String,
+    scopes: Vec<String>,
+}
+
+/// Shared by the store's hooks, the request tasks and the run's watch.
+pub(super) struct HttpGuard {
+    policy: HttpPolicy,
+    placeholders: Mutex<Vec<Placeholder>>,
+    violations: Arc<Mutex<Vec<Violation>>>,
+    metrics: Mutex<HttpMetrics>,
+}
+
+impl HttpGuard {
+    pub(super) fn new(policy: HttpPolicy, violations: Arc<Mutex<Vec<Violation>>>) -> Self {
+        Self {
+            policy,
+            placeholders: Mutex::new(Vec::new()),
+            violations,
+            metrics: Mutex::new(HttpMetrics::default()),
+        }
+    }
+
+    pub(super) fn metrics(&self) -> HttpMetrics {
+        self.metrics.lock().expect("metrics lock").clone()
+    }
+
+    /// A placeholder for credential `name`, or why there is none.
+    pub(super) fn placeholder(&self, name: &str, scopes: Vec<String>) -> Result<String, String> {
+        if name != GOOGLE {
+            return Err(format!(
+                "unknown credential `{name}`; this host offers `{GOOGLE}`"
+            ));
+        }
+        if self.policy.tokens.is_none() {
+            return Err(
+                "the operator has no Google credentials for connectors (set GOOGLE_APPLICATION_CREDENTIALS or [google] credentials)".into(),
+            );
+        }
+        let mut placeholders = self.placeholders.lock().expect("placeholder lock");
+        let text = format!(
+            "{PLACEHOLDER_PREFIX}{name}-{:08x}{:08x}",
+            crate::lake::rand_u32(),
+            placeholders.len() as u32 ^ crate::lake::rand_u32().rotate_left(7)
+        );
+        placeholders.push(Placeholder {
+            text: text.clone(),
+            name: name.to_owned(),
+            scopes,
+        });
+        Ok(text)
+    }
+
+    fn refuse(&self, violation: Violation) -> HttpError {
+        tracing::warn!("{violation}");
+        self.metrics.lock().expect("metrics lock").refused += 1;
+        self.violations
+            .lock()
+            .expect("violation list is never poisoned")
+            .push(violation);
+        HttpError::HttpRequestDenied
+    }
+
+    fn declared(&self) -> String {
+        if self.policy.origins.is_empty() {
+            "none".to_owned()
+        } else {
+            self.policy
+                .origins
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+
+    /// Whether credential `name` may be sent to `origin`.
+    fn credential_reaches(&self, name: &str, origin: &HttpOrigin) -> bool {
+        let by_default = name == GOOGLE
+            && origin.scheme == "https"
+            && origin.host.ends_with(".googleapis.com");
+        by_default
+            || self.policy.credential_hosts.iter().any(|allowed| {
+                allowed == &origin.host || allowed == &format!("{}:{}", origin.host, origin.port)
+            })
+    }
+
+    /// Checks a request and fills in credentials; `Err` is what the guest gets.
+    async fn prepare(
+        &self,
+        mut request: http::Request<WasiBody>,
+    ) -> Result<http::Request<WasiBody>, HttpError> {
+        let uri = request.uri().clone();
+        let url = redact_query(&uri);
+        let Some(origin) = HttpOrigin::of_uri(&uri) else {
+            return Err(self.refuse(Violation::Http {
+                url,
+                declared: self.declared(),
+            }));
+        };
+        if !self.policy.origins.contains(&origin) {
+            return Err(self.refuse(Violation::Http {
+                url,
+                declared: self.declared(),
+            }));
+        }
+        if uri.to_string().contains(PLACEHOLDER_PREFIX) {
+            return Err(self.refuse(Violation::Credential {
+                credential: "(any)".into(),
+                url,
+                rule: "credentials go in headers, never in URLs".into(),
+            }));
+        }
+        // Which placeholders this request carries, and where.
+        let mut uses: Vec<(http::HeaderName, String, Vec<String>)> = Vec::new();
+        let mut unreachable = None;
+        {
+            let placeholders = self.placeholders.lock().expect("placeholder lock");
+            for (header, value) in request.headers() {
+                let value = String::from_utf8_lossy(value.as_bytes());
+                for p in placeholders.iter().filter(|p| value.contains(&p.text)) {
+                    uses.push((header.clone(), p.text.clone(), p.scopes.clone()));
+                    if !self.credential_reaches(&p.name, &origin) {
+                        unreachable.get_or_insert_with(|| p.name.clone());
+                    }
+                }
+            }
+        }
+        if let Some(credential) = unreachable {
+            let rule = match credential.as_str() {
+                GOOGLE => "it may only go to https://*.googleapis.com and the operator's credential_hosts",
+                _ => "it may only go to the operator's credential_hosts",
+            };
+            return Err(self.refuse(Violation::Credential {
+                credential,
+                url,
+                rule: rule.to_owned(),
+            }));
+        }
+        for (header, placeholder, scopes) in uses {
+            let tokens = self
+                .policy
+                .tokens
+                .as_ref()
+                .expect("placeholders exist only with a token source");
+            let token = tokens.0.token(&scopes).await.map_err(|message| {
+                tracing::error!("credential `{GOOGLE}`: {message}");
+                HttpError::InternalError(Some(format!("the host could not get a token: {message}")))
+            })?;
+            let values: Vec<http::HeaderValue> = request
+                .headers()
+                .get_all(&header)
+                .iter()
+                .map(|v| {
+                    let text = String::from_utf8_lossy(v.as_bytes()).replace(&placeholder, &token);
+                    let mut value = http::HeaderValue::from_str(&text)
+                        .map_err(|_| HttpError::InternalError(Some("token is not a header value".into())))?;
+                    value.set_sensitive(true);
+                    Ok(value)
+                })
+                .collect::<Result<_, HttpError>>()?;
+            request.headers_mut().remove(&header);
+            for value in values {
+                request.headers_mut().append(header.clone(), value);
+            }
+        }
+        Ok(request)
+    }
+}
+
+/// The hooks installed in every store.
+pub(super) struct InletHttpHooks {
+    pub(super) guard: Arc<HttpGuard>,
+}
+
+impl WasiHttpHooks for InletHttpHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                    ),
+                    HttpError,
+                >,
+            > + Send,
+    > {
+        drop(fut);
+        let guard = self.guard.clone();
+        Box::new(async move {
+            let request = guard.prepare(request).await?;
+            let max = guard.policy.max_timeout;
+            let clamp = |t: Option<Duration>| Some(t.map_or(max, |t| t.min(max)));
+            let mut options = options.unwrap_or_default();
+            options.connect_timeout = clamp(options.connect_timeout);
+            options.first_byte_timeout = clamp(options.first_byte_timeout);
+            options.between_bytes_timeout = clamp(options.between_bytes_timeout);
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            {
+                let mut metrics = guard.metrics.lock().expect("metrics lock");
+                metrics.requests += 1;
+                *metrics.statuses.entry(response.status().as_u16()).or_default() += 1;
+            }
+            let limit = guard.policy.max_response_bytes;
+            let counted = guard.clone();
+            let response = response.map(move |body| {
+                Capped {
+                    inner: body.boxed_unsync(),
+                    left: limit,
+                    limit,
+                    guard: counted,
+                }
+                .boxed_unsync()
+            });
+            Ok((
+                response,
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
+        })
+    }
+}
+
+/// A response body that fails once it passes the size cap, and counts received bytes.
+struct Capped {
+    inner: WasiBody,
+    left: u64,
+    limit: u64,
+    guard: Arc<HttpGuard>,
+}
+
+impl Body for Capped {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let size = data.len() as u64;
+            self.guard.metrics.lock().expect("metrics lock").bytes_received += size;
+            if size > self.left {
+                return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.limit)))));
+            }
+            self.left -= size;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
+
+/// The URL without its query (which may carry keys) for messages.
+fn redact_query(uri: &http::Uri) -> String {
+    let text = uri.to_string();
+    match text.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => text,
+    }
+}
