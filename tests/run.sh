@@ -35,3 +35,5 @@ for ws in connectors tests/guests; do (cd "$ws" && cargo clippy --workspace --re
 
 step "tests"
 cargo test --workspace
+step "connector unit tests (native target: pure parsing and mapping code)"
+(cd connectors && cargo test --workspace --lib --target "$(rustc -vV | sed -n 's/host: //p')")

@@ -131,7 +131,8 @@ impl Client {
 
     /// Adds a header to every request.
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 
@@ -178,7 +179,12 @@ impl Client {
         body: Option<&[u8]>,
     ) -> Result<Response, Error> {
         let path_and_query = self.path_and_query(path, query);
-        let what = format!("{method} {}://{}{}", self.scheme, self.authority, self.prefix_path(path));
+        let what = format!(
+            "{method} {}://{}{}",
+            self.scheme,
+            self.authority,
+            self.prefix_path(path)
+        );
         let mut attempt = 1;
         loop {
             let outcome = self.send_once(method, &path_and_query, body);
@@ -210,7 +216,10 @@ impl Client {
             let wait = retry_after.unwrap_or(backoff + jitter);
             host::log(
                 host::LogLevel::Debug,
-                &format!("{failure}; attempt {attempt} of {}, retrying in {wait:?}", self.retry.max_attempts),
+                &format!(
+                    "{failure}; attempt {attempt} of {}, retrying in {wait:?}",
+                    self.retry.max_attempts
+                ),
             );
             (self.sleep)(wait);
             attempt += 1;
@@ -228,7 +237,11 @@ impl Client {
     fn path_and_query(&self, path: &str, query: &[(&str, &str)]) -> String {
         let mut out = self.prefix_path(path);
         for (i, (key, value)) in query.iter().enumerate() {
-            out.push(if i == 0 && !out.contains('?') { '?' } else { '&' });
+            out.push(if i == 0 && !out.contains('?') {
+                '?'
+            } else {
+                '&'
+            });
             out.push_str(&percent_encode(key));
             out.push('=');
             out.push_str(&percent_encode(value));
@@ -251,7 +264,8 @@ impl Client {
         if body.is_some() {
             headers.push(("content-type".into(), b"application/json".to_vec()));
         }
-        let fields = Fields::from_list(&headers).map_err(|e| failed(format!("invalid header: {e:?}")))?;
+        let fields =
+            Fields::from_list(&headers).map_err(|e| failed(format!("invalid header: {e:?}")))?;
         let request = OutgoingRequest::new(fields);
         let method = match method {
             "GET" => Method::Get,
@@ -306,7 +320,12 @@ impl Client {
             .headers()
             .entries()
             .into_iter()
-            .map(|(n, v)| (n.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.to_ascii_lowercase(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
             .collect();
         let incoming = response
             .consume()
@@ -367,7 +386,11 @@ fn error_message(body: &[u8]) -> String {
 }
 
 fn classify(what: &str, response: &Response) -> Error {
-    let message = format!("{what} answered HTTP {}: {}", response.status, error_message(&response.body));
+    let message = format!(
+        "{what} answered HTTP {}: {}",
+        response.status,
+        error_message(&response.body)
+    );
     match response.status {
         401 | 403 => Error::Auth(message),
         404 => Error::NotFound(message),
@@ -476,16 +499,19 @@ mod tests {
         .collect::<Result<_, _>>()
         .unwrap();
         assert_eq!(pages, vec![1, 2, 3]);
-        let looping: Vec<_> = paginate(|_| Ok((0, Some("same".to_owned())))).take(5).collect();
+        let looping: Vec<_> = paginate(|_| Ok((0, Some("same".to_owned()))))
+            .take(5)
+            .collect();
         assert!(looping[1].is_err(), "{looping:?}");
         assert_eq!(looping.len(), 2);
     }
 
     #[test]
     fn offsets_stop_after_a_short_page() {
-        let pages: Vec<usize> = paginate_offset(10, |offset| Ok((offset, if offset < 20 { 10 } else { 3 })))
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let pages: Vec<usize> =
+            paginate_offset(10, |offset| Ok((offset, if offset < 20 { 10 } else { 3 })))
+                .collect::<Result<_, _>>()
+                .unwrap();
         assert_eq!(pages, vec![0, 10, 20]);
     }
 
@@ -503,15 +529,22 @@ mod tests {
     fn statuses_map_to_typed_errors() {
         let response = |status, body: &str, retry: Option<&str>| Response {
             status,
-            headers: retry.map(|r| vec![("retry-after".to_owned(), r.to_owned())]).unwrap_or_default(),
+            headers: retry
+                .map(|r| vec![("retry-after".to_owned(), r.to_owned())])
+                .unwrap_or_default(),
             body: body.as_bytes().to_vec(),
         };
         let google = r#"{"error": {"code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND"}}"#;
         assert_eq!(
             classify("GET x", &response(404, google, None)),
-            Error::NotFound("GET x answered HTTP 404: NOT_FOUND: Requested entity was not found.".into())
+            Error::NotFound(
+                "GET x answered HTTP 404: NOT_FOUND: Requested entity was not found.".into()
+            )
         );
-        assert!(matches!(classify("GET x", &response(403, "{}", None)), Error::Auth(_)));
+        assert!(matches!(
+            classify("GET x", &response(403, "{}", None)),
+            Error::Auth(_)
+        ));
         assert_eq!(
             classify("GET x", &response(429, "slow down", Some("7"))),
             Error::RateLimited {
@@ -519,7 +552,13 @@ mod tests {
                 retry_after_ms: Some(7000)
             }
         );
-        assert!(matches!(classify("GET x", &response(503, "", None)), Error::Transient(_)));
-        assert!(matches!(classify("GET x", &response(400, "", None)), Error::Config(_)));
+        assert!(matches!(
+            classify("GET x", &response(503, "", None)),
+            Error::Transient(_)
+        ));
+        assert!(matches!(
+            classify("GET x", &response(400, "", None)),
+            Error::Config(_)
+        ));
     }
 }

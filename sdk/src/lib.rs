@@ -31,9 +31,9 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod http;
 mod output;
 mod source;
-pub mod http;
 mod state;
 mod stream;
 

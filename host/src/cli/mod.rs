@@ -10,8 +10,7 @@ use crate::credentials::{GoogleAuth, GoogleTokens};
 use crate::lake::{History, Lake, reset_state};
 use crate::progress::{Reporter, summary};
 use crate::runtime::{
-    CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, Tokens, decode_schema,
-    describe,
+    CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, Tokens, decode_schema, describe,
 };
 use crate::sync::{self, Prepared, SyncPlan, SyncReport};
 use anyhow::{Context, bail};

@@ -373,12 +373,15 @@ fn oauth_error_message(body: &str) -> String {
 /// token for exactly the scopes it named.
 pub struct GoogleTokens {
     make: Box<dyn Fn() -> Result<GoogleAuth, CredentialsError> + Send + Sync>,
-    by_scopes: tokio::sync::Mutex<std::collections::HashMap<Vec<String>, std::sync::Arc<GoogleAuth>>>,
+    by_scopes:
+        tokio::sync::Mutex<std::collections::HashMap<Vec<String>, std::sync::Arc<GoogleAuth>>>,
 }
 
 impl GoogleTokens {
     /// Tokens from the credentials `make` builds (called once per set of scopes).
-    pub fn new(make: impl Fn() -> Result<GoogleAuth, CredentialsError> + Send + Sync + 'static) -> Self {
+    pub fn new(
+        make: impl Fn() -> Result<GoogleAuth, CredentialsError> + Send + Sync + 'static,
+    ) -> Self {
         Self {
             make: Box::new(make),
             by_scopes: tokio::sync::Mutex::new(std::collections::HashMap::new()),

@@ -149,9 +149,8 @@ impl HttpGuard {
 
     /// Whether credential `name` may be sent to `origin`.
     fn credential_reaches(&self, name: &str, origin: &HttpOrigin) -> bool {
-        let by_default = name == GOOGLE
-            && origin.scheme == "https"
-            && origin.host.ends_with(".googleapis.com");
+        let by_default =
+            name == GOOGLE && origin.scheme == "https" && origin.host.ends_with(".googleapis.com");
         by_default
             || self.policy.credential_hosts.iter().any(|allowed| {
                 allowed == &origin.host || allowed == &format!("{}:{}", origin.host, origin.port)
@@ -201,7 +200,9 @@ impl HttpGuard {
         }
         if let Some(credential) = unreachable {
             let rule = match credential.as_str() {
-                GOOGLE => "it may only go to https://*.googleapis.com and the operator's credential_hosts",
+                GOOGLE => {
+                    "it may only go to https://*.googleapis.com and the operator's credential_hosts"
+                }
                 _ => "it may only go to the operator's credential_hosts",
             };
             return Err(self.refuse(Violation::Credential {
@@ -226,8 +227,9 @@ impl HttpGuard {
                 .iter()
                 .map(|v| {
                     let text = String::from_utf8_lossy(v.as_bytes()).replace(&placeholder, &token);
-                    let mut value = http::HeaderValue::from_str(&text)
-                        .map_err(|_| HttpError::InternalError(Some("token is not a header value".into())))?;
+                    let mut value = http::HeaderValue::from_str(&text).map_err(|_| {
+                        HttpError::InternalError(Some("token is not a header value".into()))
+                    })?;
                     value.set_sensitive(true);
                     Ok(value)
                 })
@@ -278,7 +280,10 @@ impl WasiHttpHooks for InletHttpHooks {
             {
                 let mut metrics = guard.metrics.lock().expect("metrics lock");
                 metrics.requests += 1;
-                *metrics.statuses.entry(response.status().as_u16()).or_default() += 1;
+                *metrics
+                    .statuses
+                    .entry(response.status().as_u16())
+                    .or_default() += 1;
             }
             let limit = guard.policy.max_response_bytes;
             let counted = guard.clone();
@@ -320,7 +325,11 @@ impl Body for Capped {
             && let Some(data) = frame.data_ref()
         {
             let size = data.len() as u64;
-            self.guard.metrics.lock().expect("metrics lock").bytes_received += size;
+            self.guard
+                .metrics
+                .lock()
+                .expect("metrics lock")
+                .bytes_received += size;
             if size > self.left {
                 return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.limit)))));
             }

@@ -17,8 +17,8 @@ pub use bindings::{
 };
 pub use cache::{CacheOutcome, CompileCache};
 pub use emit::{decode_schema, describe};
-pub use run::{BatchSink, CallError, CallFailure, Run, RunEvent, SinkError, log_run_event};
 pub use http::{HttpMetrics, TokenSource};
+pub use run::{BatchSink, CallError, CallFailure, Run, RunEvent, SinkError, log_run_event};
 pub use sandbox::{HttpOrigin, NetworkGrant, PolicyError, SandboxPolicy, Tokens, Violation};
 
 use bindings::{SOURCE_EXPORT, SourceConnectorPre};

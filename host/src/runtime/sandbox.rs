@@ -411,7 +411,10 @@ mod tests {
     fn http_origins_parse_with_default_ports_and_refuse_paths() {
         let origin = HttpOrigin::parse("https://Sheets.googleapis.com").unwrap();
         assert_eq!(origin.to_string(), "https://sheets.googleapis.com:443");
-        assert_eq!(HttpOrigin::parse("http://127.0.0.1:8080/").unwrap().port, 8080);
+        assert_eq!(
+            HttpOrigin::parse("http://127.0.0.1:8080/").unwrap().port,
+            8080
+        );
         assert!(HttpOrigin::parse("https://example.com/v4").is_none());
         assert!(HttpOrigin::parse("ftp://example.com").is_none());
         let config = serde_json::json!({});
