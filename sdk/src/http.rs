@@ -124,8 +124,7 @@ impl Client {
     /// `credential` function): the host substitutes the real token for requests to hosts the
     /// credential may reach.
     pub fn with_credential(self, name: &str, scopes: &[&str]) -> Result<Self, Error> {
-        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-        let placeholder = host::credential(name, &scopes)?;
+        let placeholder = credential(name, scopes)?;
         Ok(self.with_header("authorization", &format!("Bearer {placeholder}")))
     }
 
@@ -350,6 +349,13 @@ impl Client {
             body,
         })
     }
+}
+
+/// The placeholder of host credential `name` for `scopes` (see the WIT `credential` function),
+/// for APIs that want the token somewhere other than `authorization: Bearer`.
+pub fn credential(name: &str, scopes: &[&str]) -> Result<String, Error> {
+    let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+    Ok(host::credential(name, &scopes)?)
 }
 
 enum TransportError {

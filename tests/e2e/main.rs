@@ -6,3 +6,4 @@ mod lake;
 mod load;
 mod postgres;
 mod sandbox;
+mod sheets;

@@ -8,4 +8,6 @@ pub mod guests {
 
 pub mod conformance;
 pub mod gcp;
+pub mod http_fixture;
 pub mod postgres;
+pub mod sheets_fixture;

@@ -1,0 +1,380 @@
+//! The google-sheets connector against a fixture of the Sheets API, and the host's HTTP policy:
+//! declared origins only, credentials filled in by the host for the hosts they may reach.
+
+use crate::harness::{plan, sync};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, RecordBatch};
+use inlet_host::credentials::{GoogleAuth, GoogleTokens};
+use inlet_host::lake::{Lake, read_committed};
+use inlet_host::runtime::{CallFailure, ConnectorError, Tokens, Violation};
+use inlet_host::sync::{SyncError, SyncPlan};
+use inlet_tests::guests::HTTP_PROBE;
+use inlet_tests::http_fixture::{FixtureServer, Response, authorized_user_file};
+use inlet_tests::sheets_fixture::{self, FORBIDDEN, Sheet, TOKEN};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A plan whose `google` credential comes from the fixture's token endpoint, and which lets the
+/// credential reach the fixture (a loopback host, so private addresses are allowed too).
+fn with_fixture_credentials(
+    mut plan: SyncPlan,
+    fixture: &FixtureServer,
+    dir: &std::path::Path,
+) -> SyncPlan {
+    let file = authorized_user_file(dir, fixture);
+    plan.sandbox.allow_private_network = true;
+    plan.sandbox.credential_hosts = vec![format!("127.0.0.1:{}", fixture.port)];
+    plan.sandbox.tokens = Some(Tokens(Arc::new(GoogleTokens::new(move || {
+        GoogleAuth::from_file(&file, "the test")
+    }))));
+    plan
+}
+
+fn shop() -> BTreeMap<String, Vec<Sheet>> {
+    let orders = Sheet {
+        title: "Orders 2024".into(),
+        values: vec![
+            vec![
+                json!("Order ID"),
+                json!("Customer"),
+                json!("Amount"),
+                json!("Ordered on"),
+                json!("Paid"),
+                json!(""),
+                json!("customer"),
+                json!("Delivered at"),
+            ],
+            // 45292 = 2024-01-01; 45292.5 = 2024-01-01 12:00 (serial numbers).
+            vec![
+                json!(1001),
+                json!("Ana"),
+                json!(12.5),
+                json!(45292),
+                json!(true),
+                json!("x"),
+                json!("dup"),
+                json!(45292.5),
+            ],
+            // A ragged row: shorter than the header.
+            vec![
+                json!(1002),
+                json!("Bo"),
+                json!(7),
+                json!(45293),
+                json!(false),
+            ],
+            // An empty row in the middle of the sheet.
+            vec![],
+            // Longer than the header, and a text amount.
+            vec![
+                json!(1003),
+                json!("Cy"),
+                json!("n/a"),
+                json!(45294),
+                json!(true),
+                json!(""),
+                json!(""),
+                json!(""),
+                json!("extra"),
+            ],
+        ],
+        formats: vec![
+            Some("NUMBER"),
+            None,
+            Some("CURRENCY"),
+            Some("DATE"),
+            None,
+            None,
+            None,
+            Some("DATE_TIME"),
+        ],
+    };
+    let empty = Sheet {
+        title: "Empty".into(),
+        values: vec![],
+        formats: vec![],
+    };
+    BTreeMap::from([("shop-sheet".to_owned(), vec![orders, empty])])
+}
+
+fn one_batch(batches: Vec<RecordBatch>) -> RecordBatch {
+    arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
+    batch
+        .column_by_name(column)
+        .unwrap_or_else(|| panic!("no column {column} in {:?}", batch.schema()))
+        .as_string::<i32>()
+        .iter()
+        .map(|v| v.map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spreadsheet_arrives_typed_through_a_throttled_api_with_a_host_held_token() {
+    let fixture = sheets_fixture::start(shop(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({"spreadsheets": [{"id": "shop-sheet"}], "endpoint": fixture.url});
+    let plan = with_fixture_credentials(
+        plan("google-sheets", "sheets", config),
+        &fixture,
+        dir.path(),
+    );
+    let lake = Lake::in_memory();
+    let (result, recorder) = sync(&lake, &plan).await;
+    let report = result.unwrap();
+    assert_eq!(report.streams["orders_2024"].rows, 3, "{report:?}");
+
+    let batch = one_batch(
+        read_committed(&lake, "sheets", "orders_2024")
+            .await
+            .unwrap(),
+    );
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "_row",
+            "order_id",
+            "customer",
+            "amount",
+            "ordered_on",
+            "paid",
+            "column_f",
+            "customer_2",
+            "delivered_at",
+            "column_i"
+        ]
+    );
+    let rows: Vec<i64> = batch
+        .column(0)
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec();
+    assert_eq!(
+        rows,
+        vec![2, 3, 5],
+        "sheet row numbers; the empty row 4 is skipped"
+    );
+    let ids: Vec<f64> = batch
+        .column(1)
+        .as_primitive::<Float64Type>()
+        .values()
+        .to_vec();
+    assert_eq!(ids, vec![1001.0, 1002.0, 1003.0]);
+    assert_eq!(
+        strings(&batch, "amount"),
+        vec![Some("12.5".into()), Some("7".into()), Some("n/a".into())],
+        "numbers and text in one column become text"
+    );
+    let dates = batch
+        .column_by_name("ordered_on")
+        .unwrap()
+        .as_primitive::<Date32Type>();
+    assert_eq!(
+        dates.values().to_vec(),
+        vec![19723, 19724, 19725],
+        "2024-01-01..03"
+    );
+    let paid = batch.column_by_name("paid").unwrap().as_boolean();
+    assert_eq!(
+        paid.iter().collect::<Vec<_>>(),
+        vec![Some(true), Some(false), Some(true)]
+    );
+    assert_eq!(
+        strings(&batch, "column_f"),
+        vec![Some("x".into()), None, None]
+    );
+    assert_eq!(
+        strings(&batch, "customer_2"),
+        vec![Some("dup".into()), None, None]
+    );
+    let delivered = batch
+        .column_by_name("delivered_at")
+        .unwrap()
+        .as_primitive::<TimestampMicrosecondType>();
+    assert_eq!(
+        delivered.value(0),
+        1_704_110_400_000_000,
+        "2024-01-01T12:00"
+    );
+    assert_eq!(delivered.null_count(), 2);
+    assert_eq!(
+        strings(&batch, "column_i"),
+        vec![None, None, Some("extra".into())]
+    );
+    assert!(
+        read_committed(&lake, "sheets", "empty").await.is_err(),
+        "an empty sheet commits no rows and no schema"
+    );
+
+    let requests = fixture.requests();
+    let batch_gets = requests
+        .iter()
+        .filter(|r| r.path.ends_with("values:batchGet"))
+        .count();
+    assert_eq!(batch_gets, 2, "the throttled page was retried once");
+    let api_calls: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.starts_with("/v4/"))
+        .collect();
+    assert!(
+        api_calls
+            .iter()
+            .all(|r| r.header("authorization") == Some(&format!("Bearer {TOKEN}"))),
+        "the host put the real token in every API call"
+    );
+    let logs = recorder.logs.lock().unwrap().join("\n");
+    assert!(!logs.contains(TOKEN), "no token in logs: {logs}");
+}
+
+fn connector_error(result: Result<inlet_host::sync::SyncReport, SyncError>) -> ConnectorError {
+    match result {
+        Err(SyncError::Call(error)) => match *error.failure {
+            CallFailure::Connector(e) => e,
+            other => panic!("not a connector error: {other}"),
+        },
+        other => panic!("expected a connector error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_or_unshared_spreadsheet_says_what_to_fix() {
+    let fixture = sheets_fixture::start(shop(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    for (id, expected) in [
+        ("no-such-sheet", "check the id"),
+        (FORBIDDEN, "share it with the service account"),
+    ] {
+        let config = json!({"spreadsheets": [{"id": id}], "endpoint": fixture.url});
+        let plan = with_fixture_credentials(
+            plan("google-sheets", "sheets", config),
+            &fixture,
+            dir.path(),
+        );
+        let error = connector_error(sync(&Lake::in_memory(), &plan).await.0);
+        let message = format!("{error:?}");
+        match id {
+            FORBIDDEN => assert!(matches!(error, ConnectorError::Auth(_)), "{message}"),
+            _ => assert!(matches!(error, ConnectorError::NotFound(_)), "{message}"),
+        }
+        assert!(
+            message.contains(expected) && message.contains(id),
+            "{message}"
+        );
+    }
+}
+
+fn violation(result: Result<inlet_host::sync::SyncReport, SyncError>) -> Violation {
+    match result {
+        Err(SyncError::Call(error)) => match *error.failure {
+            CallFailure::Violation(v) => v,
+            other => panic!("not a violation: {other}"),
+        },
+        other => panic!("expected a violation, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undeclared_origins_and_credential_exfiltration_are_refused() {
+    let declared = FixtureServer::start(|_| Response::json(200, json!({"ok": true})));
+    let other = FixtureServer::start(|_| Response::json(200, json!({"ok": true})));
+    let tokens = sheets_fixture::start(BTreeMap::new(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let probe = |config: serde_json::Value, credential_reaches_declared: bool| {
+        let mut plan =
+            with_fixture_credentials(plan(HTTP_PROBE, "probe", config), &tokens, dir.path());
+        if credential_reaches_declared {
+            plan.sandbox
+                .credential_hosts
+                .push(format!("127.0.0.1:{}", declared.port));
+        }
+        plan
+    };
+
+    // The declared origin, no credential: allowed.
+    let ok = sync(
+        &Lake::in_memory(),
+        &probe(json!({"endpoint": declared.url}), false),
+    )
+    .await;
+    ok.0.unwrap();
+
+    // Another origin: refused, with the URL and the rule.
+    let result = sync(
+        &Lake::in_memory(),
+        &probe(
+            json!({"endpoint": declared.url, "target": other.url}),
+            false,
+        ),
+    )
+    .await;
+    let refused = violation(result.0).to_string();
+    assert!(
+        refused.contains(&format!("{}/probe", other.url))
+            && refused.contains(&declared.url.replace("http://", "")),
+        "{refused}"
+    );
+    assert!(
+        other.requests().is_empty(),
+        "nothing reached the undeclared host"
+    );
+
+    // The credential to a declared host it may not reach: refused before anything is sent.
+    let sent_before = declared.requests().len();
+    let result = sync(
+        &Lake::in_memory(),
+        &probe(json!({"endpoint": declared.url, "credential": true}), false),
+    )
+    .await;
+    let refused = violation(result.0).to_string();
+    assert!(
+        refused.contains("credential `google` may not be sent to")
+            && refused.contains("googleapis.com"),
+        "{refused}"
+    );
+    assert_eq!(
+        declared.requests().len(),
+        sent_before,
+        "the request never left"
+    );
+
+    // Where the operator lets it go, the host fills in the token; the connector holds only a
+    // placeholder.
+    sync(
+        &Lake::in_memory(),
+        &probe(json!({"endpoint": declared.url, "credential": true}), true),
+    )
+    .await
+    .0
+    .unwrap();
+    let last = declared.requests().pop().unwrap();
+    assert_eq!(
+        last.header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    let held = connector_error(
+        sync(
+            &Lake::in_memory(),
+            &probe(
+                json!({"endpoint": declared.url, "reveal_credential": true}),
+                true,
+            ),
+        )
+        .await
+        .0,
+    );
+    let held = format!("{held:?}");
+    assert!(
+        held.contains("inlet-credential-google-") && !held.contains(TOKEN),
+        "{held}"
+    );
+}

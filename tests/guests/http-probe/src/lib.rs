@@ -1,0 +1,65 @@
+//! A connector that declares the HTTP origin `{endpoint}` and sends a GET to `target` (default:
+//! the declared origin), optionally with the `google` credential, so tests can show what the host
+//! lets through and that the connector only ever holds a placeholder.
+
+use inlet_sdk::http::{Client, RetryPolicy};
+use inlet_sdk::prelude::*;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ProbeConfig {
+    endpoint: String,
+    /// Where to send the request (a base URL); the declared endpoint when absent.
+    target: Option<String>,
+    /// Send `authorization: Bearer <google placeholder>`.
+    #[serde(default)]
+    credential: bool,
+    /// Fail with the credential value the connector holds, so a test can see it.
+    #[serde(default)]
+    reveal_credential: bool,
+}
+
+struct Probe;
+
+impl Source for Probe {
+    type Config = ProbeConfig;
+
+    fn spec() -> Spec {
+        Spec::new("http-probe", "0.0.0", "sends a GET where it is told").http("{endpoint}")
+    }
+
+    fn check(config: &ProbeConfig) -> Result<(), Error> {
+        if config.reveal_credential {
+            let placeholder = inlet_sdk::http::credential("google", &["scope-a"])?;
+            return Err(Error::data(format!("the connector holds `{placeholder}`")));
+        }
+        let target = config.target.as_deref().unwrap_or(&config.endpoint);
+        let mut client = Client::new(target)?.with_retry(RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        });
+        if config.credential {
+            client = client.with_credential("google", &["scope-a"])?;
+        }
+        client.send("GET", "/probe", &[], None).map(|_| ())
+    }
+
+    fn discover(_: &ProbeConfig) -> Result<Vec<Stream>, Error> {
+        Ok(vec![Stream::new("probe")])
+    }
+
+    fn read(
+        config: &ProbeConfig,
+        _: &[ConfiguredStream],
+        state: State,
+        out: &mut Output,
+    ) -> Result<(), Error> {
+        Self::check(config)?;
+        out.emit_json("probe", &[serde_json::json!({"ok": true})])?;
+        out.checkpoint(&state)
+    }
+}
+
+inlet_sdk::export_source!(Probe);
