@@ -378,3 +378,23 @@ async fn undeclared_origins_and_credential_exfiltration_are_refused() {
         "{held}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_google_sheets_connector_passes_the_conformance_kit() {
+    let fixture = sheets_fixture::start(shop(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({"spreadsheets": [{"id": "shop-sheet"}], "endpoint": fixture.url});
+    let policy = with_fixture_credentials(
+        plan("google-sheets", "kit", config.clone()),
+        &fixture,
+        dir.path(),
+    )
+    .sandbox;
+    inlet_tests::conformance::source_contract(
+        crate::harness::runtime(),
+        "google-sheets",
+        config,
+        policy,
+    )
+    .await;
+}

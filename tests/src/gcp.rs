@@ -44,7 +44,8 @@ fn venv_python(root: &Path) -> PathBuf {
     python
 }
 
-fn free_port() -> u16 {
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -53,7 +54,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts `command` under a watchdog shell that stops it once this process is gone.
-fn supervise(command: &str, log: &Path) -> Child {
+pub fn supervise(command: &str, log: &Path) -> Child {
     let script = format!(
         "{command} >{log} 2>&1 & child=$!; \
          while [ -d /proc/{parent} ] && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
@@ -70,36 +71,67 @@ fn supervise(command: &str, log: &Path) -> Child {
         .expect("sh starts")
 }
 
-/// A minimal HTTP/1.0 exchange: status code and body.
+/// A minimal HTTP exchange (one request per connection): status code and body. Reads the body
+/// by `Content-Length` or chunks, since some servers keep the connection open regardless.
 pub fn http(
     method: &str,
     port: u16,
     path: &str,
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
+    use std::io::BufRead;
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let body = body.unwrap_or("");
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status = line
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+            break;
+        }
+        let lower = header.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse::<usize>().ok();
+        }
+        chunked |= lower.starts_with("transfer-encoding:") && lower.contains("chunked");
+    }
+    let mut data = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if size == 0 {
+                break;
+            }
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            data.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(length) = length {
+        data.resize(length, 0);
+        reader.read_exact(&mut data)?;
+    } else {
+        reader.read_to_end(&mut data)?;
+    }
+    Ok((status, String::from_utf8_lossy(&data).into_owned()))
 }
 
-fn wait_ready(name: &str, port: u16, path: &str, log: &Path) {
+/// Waits until `GET path` answers 200 (a minute at most; the log is shown otherwise).
+pub fn wait_ready(name: &str, port: u16, path: &str, log: &Path) {
     let started = Instant::now();
     loop {
         if let Ok((200, _)) = http("GET", port, path, None) {

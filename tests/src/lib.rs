@@ -7,6 +7,7 @@ pub mod guests {
 }
 
 pub mod conformance;
+pub mod firestore;
 pub mod gcp;
 pub mod http_fixture;
 pub mod postgres;
