@@ -30,6 +30,7 @@
 //!
 //! [connections.pharmacy.sandbox]
 //! memory_mib = 512
+//! credential_hosts = ["sheets.internal.example:443"]   # where the `google` token may also go
 //! ```
 
 use crate::bigquery::{self, Destination, StreamOptions, WriteMode};
