@@ -144,6 +144,27 @@ pub struct ConnectionConfig {
     /// Sandbox overrides for this connection.
     #[serde(default)]
     pub sandbox: SandboxConfig,
+    /// For push connectors (`heroku-logplex`): where `inlet serve` takes their requests.
+    pub drain: Option<DrainConfig>,
+}
+
+/// `[connections.<name>.drain]`: an HTTP endpoint of `inlet serve`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainConfig {
+    /// The path senders POST to. Default: `/drains/<connection>`.
+    pub path: Option<String>,
+    /// `user:password` the sender must present with HTTP basic auth (the drain URL
+    /// `https://user:password@host/drains/x`).
+    pub basic_auth: Option<String>,
+    /// The `Logplex-Drain-Token` header value Heroku sends for this drain (`d.<uuid>`).
+    pub drain_token: Option<String>,
+    /// Commit at least this often while requests wait (ms). Example: `1000`.
+    pub commit_interval_ms: Option<u64>,
+    /// Commit as soon as this many request bytes wait. Example: `8388608`.
+    pub commit_bytes: Option<u64>,
+    /// Largest request body accepted; larger ones get 413. Example: `1048576`.
+    pub max_body_bytes: Option<u64>,
 }
 
 /// `[connections.<name>.streams.<stream>]`
@@ -356,6 +377,30 @@ impl LoadedConfig {
                     format!("connections.{name}.select"),
                     "lists no stream; remove it to sync all".into(),
                 ));
+            }
+            if let Some(drain) = &connection.drain {
+                if drain.basic_auth.is_none() && drain.drain_token.is_none() {
+                    return Err(value_error(
+                        format!("connections.{name}.drain"),
+                        "set `basic_auth = \"user:password\"` and/or `drain_token`: a drain takes no anonymous requests".into(),
+                    ));
+                }
+                if let Some(auth) = &drain.basic_auth
+                    && !auth.contains(':')
+                {
+                    return Err(value_error(
+                        format!("connections.{name}.drain.basic_auth"),
+                        "must be `user:password`".into(),
+                    ));
+                }
+                if let Some(path) = &drain.path
+                    && !path.starts_with('/')
+                {
+                    return Err(value_error(
+                        format!("connections.{name}.drain.path"),
+                        format!("`{path}` must start with `/`"),
+                    ));
+                }
             }
             for (stream, options) in &connection.streams {
                 let key = format!("connections.{name}.streams.{stream}");

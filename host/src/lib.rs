@@ -13,4 +13,5 @@ pub mod credentials;
 pub mod lake;
 pub mod progress;
 pub mod runtime;
+pub mod serve;
 pub mod sync;

@@ -33,6 +33,7 @@
 mod error;
 pub mod http;
 mod output;
+mod push;
 mod source;
 mod state;
 mod stream;
@@ -43,15 +44,18 @@ pub mod bindings {
     #![allow(missing_docs)]
     wit_bindgen::generate!({
         path: "../wit",
-        world: "source-connector",
+        // The superset world: every SDK component exports `source` and `push`; a pull connector's
+        // `push` answers that it takes no pushes (see `export_source!`).
+        world: "push-connector",
         pub_export_macro: true,
-        export_macro_name: "__export_source_connector",
+        export_macro_name: "__export_push_connector",
         default_bindings_module: "inlet_sdk::bindings",
     });
 }
 
 pub use error::Error;
 pub use output::{LogLevel, Output, RowEncoder};
+pub use push::{Push, PushAdapter, Request, Response};
 pub use source::{Adapter, Source, Spec};
 pub use state::State;
 pub use stream::{ConfiguredStream, Stream, SyncMode};
@@ -81,8 +85,21 @@ macro_rules! export_source {
     ($source:ty) => {
         #[doc(hidden)]
         type __InletSourceAdapter = $crate::Adapter<$source>;
-        $crate::bindings::__export_source_connector!(
+        $crate::bindings::__export_push_connector!(
             __InletSourceAdapter with_types_in $crate::bindings
+        );
+    };
+}
+
+/// Exports a [`Push`] implementation (which is also a [`Source`]) as the connector's component
+/// entry points, for `inlet serve`.
+#[macro_export]
+macro_rules! export_push {
+    ($push:ty) => {
+        #[doc(hidden)]
+        type __InletPushAdapter = $crate::PushAdapter<$push>;
+        $crate::bindings::__export_push_connector!(
+            __InletPushAdapter with_types_in $crate::bindings
         );
     };
 }

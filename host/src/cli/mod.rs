@@ -110,6 +110,16 @@ enum Command {
         #[arg(long = "connection")]
         connections: Vec<String>,
     },
+    /// Receive pushes (log drains) for the connections of an `inlet.toml` that have a
+    /// [connections.<name>.drain] table; answers each request once its rows are durable.
+    Serve {
+        /// The config file.
+        #[arg(default_value = "inlet.toml")]
+        file: PathBuf,
+        /// Address to listen on (`0.0.0.0:8080` to take traffic from other hosts).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
     /// Load what the connections of an `inlet.toml` committed into BigQuery (`inlet run` does this
     /// after syncing when the file has a [bigquery] table). Resumes an interrupted load.
     Load {
@@ -380,6 +390,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { file, connections } => {
             return run_config(&runtime, &file, &connections).await;
+        }
+        Command::Serve { file, listen } => {
+            let loaded = LoadedConfig::load(&file)?;
+            let lake = load::open_lake(&loaded, &mut None).await?;
+            crate::serve::serve(Arc::new(runtime), &loaded, lake, &listen).await?;
         }
         Command::Load { file, connections } => {
             let loaded = LoadedConfig::load(&file)?;

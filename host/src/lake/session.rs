@@ -86,6 +86,8 @@ pub struct LakeSession {
     slots: BTreeMap<String, Slot>,
     state: Option<serde_json::Value>,
     state_committed: bool,
+    /// State handed over by `stage_state`, parsed at the next commit.
+    staged_state: Option<String>,
     finishing: bool,
     stats: BTreeMap<String, StreamStats>,
     options: SessionOptions,
@@ -140,6 +142,7 @@ impl LakeSession {
             slots,
             state,
             state_committed: true,
+            staged_state: None,
             finishing: false,
             stats: BTreeMap::new(),
             options,
@@ -201,9 +204,28 @@ impl LakeSession {
             .map_err(|e| storage_error(stream, e))
     }
 
+    /// Records `state` to go with the next commit without committing now: `inlet serve` commits
+    /// many requests at once, each of which may checkpoint.
+    pub fn stage_state(&mut self, state: String) {
+        self.staged_state = Some(state);
+    }
+
+    /// What this session committed so far, per stream.
+    pub fn stats(&self) -> &BTreeMap<String, StreamStats> {
+        &self.stats
+    }
+
     /// Finishes open files and writes a commit with `state`. Does nothing if neither rows nor state
     /// changed since the last commit.
     pub async fn commit(&mut self) -> Result<Option<u64>, SinkError> {
+        if let Some(text) = self.staged_state.take() {
+            let state: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| SinkError::new(format!("checkpoint state is not JSON: {e}")))?;
+            if self.state.as_ref() != Some(&state) {
+                self.state = Some(state);
+                self.state_committed = false;
+            }
+        }
         let mut streams = self
             .history
             .latest()

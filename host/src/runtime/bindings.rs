@@ -42,3 +42,23 @@ impl std::fmt::Display for SyncMode {
         })
     }
 }
+
+/// Bindings of the `push-connector` world (a superset of `source-connector`), sharing the types
+/// and `host` imports of the source world so one `RunData` serves both.
+pub mod push {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "push-connector",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "inlet:connector/types": super::inlet::connector::types,
+            "inlet:connector/host": super::inlet::connector::host,
+        },
+    });
+
+    pub use exports::inlet::connector::push::{Request, Response};
+
+    /// The fully qualified name of the interface a push connector must export.
+    pub const PUSH_EXPORT: &str = "inlet:connector/push@0.1.0";
+}

@@ -8,9 +8,11 @@ mod bindings;
 mod cache;
 mod emit;
 pub mod http;
+pub mod push;
 mod run;
 pub mod sandbox;
 
+pub use bindings::push::{Request as PushRequest, Response as PushResponse};
 pub use bindings::{
     BatchFormat, ConfiguredStream, ConnectorError, ConnectorSpec, Destination, LogLevel, Stream,
     SyncMode,
@@ -18,6 +20,7 @@ pub use bindings::{
 pub use cache::{CacheOutcome, CompileCache};
 pub use emit::{decode_schema, describe};
 pub use http::{HttpMetrics, TokenSource};
+pub use push::{PushConnector, PushRun};
 pub use run::{BatchSink, CallError, CallFailure, Run, RunEvent, SinkError, log_run_event};
 pub use sandbox::{HttpOrigin, NetworkGrant, PolicyError, SandboxPolicy, Tokens, Violation};
 
@@ -42,9 +45,13 @@ pub enum LoadError {
     )]
     CoreModule { name: String },
     #[error(
-        "`{name}` does not export `{SOURCE_EXPORT}` (it exports: {exports}); it was built for another world or contract version"
+        "`{name}` does not export `{wanted}` (it exports: {exports}); it was built for another world or contract version"
     )]
-    WrongWorld { name: String, exports: String },
+    WrongWorld {
+        name: String,
+        wanted: String,
+        exports: String,
+    },
     #[error("`{name}` cannot be compiled: {reason}")]
     Compile { name: String, reason: String },
     #[error("`{name}` needs imports this host does not provide: {reason}")]
@@ -96,6 +103,45 @@ impl Runtime {
 
     /// Validates and compiles (or loads from cache) the component `bytes`, called `name` in messages.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Connector, LoadError> {
+        let (pre, outcome, digest) = self.prepare(name, bytes, SOURCE_EXPORT)?;
+        let pre = SourceConnectorPre::new(pre).map_err(|e| LoadError::Link {
+            name: name.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
+        Ok(Connector {
+            inner: Arc::new(ConnectorInner {
+                name: name.to_owned(),
+                digest,
+                outcome,
+                pre,
+            }),
+        })
+    }
+
+    /// Like [`Runtime::load`], for a push connector (one that exports `push` too).
+    pub fn load_push(&self, name: &str, bytes: &[u8]) -> Result<push::PushConnector, LoadError> {
+        let (pre, outcome, digest) = self.prepare(name, bytes, bindings::push::PUSH_EXPORT)?;
+        let pre = bindings::push::PushConnectorPre::new(pre).map_err(|e| LoadError::Link {
+            name: name.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
+        Ok(push::PushConnector::new(name, digest, outcome, pre))
+    }
+
+    /// Header check, compile (or cache hit), export check, link.
+    fn prepare(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        wanted: &str,
+    ) -> Result<
+        (
+            wasmtime::component::InstancePre<run::RunData>,
+            CacheOutcome,
+            String,
+        ),
+        LoadError,
+    > {
         let started = Instant::now();
         check_header(name, bytes)?;
         let (component, outcome, digest) =
@@ -110,7 +156,7 @@ impl Runtime {
             .exports(&self.engine)
             .map(|(export, _)| export.to_owned())
             .collect();
-        if !exports.iter().any(|e| e == SOURCE_EXPORT) {
+        if !exports.iter().any(|e| e == wanted) {
             let exports = if exports.is_empty() {
                 "nothing".to_owned()
             } else {
@@ -118,6 +164,7 @@ impl Runtime {
             };
             return Err(LoadError::WrongWorld {
                 name: name.to_owned(),
+                wanted: wanted.to_owned(),
                 exports,
             });
         }
@@ -128,19 +175,8 @@ impl Runtime {
                 name: name.to_owned(),
                 reason: format!("{e:#}"),
             })?;
-        let pre = SourceConnectorPre::new(pre).map_err(|e| LoadError::Link {
-            name: name.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
         tracing::debug!(connector = name, ?outcome, elapsed = ?started.elapsed(), "component loaded");
-        Ok(Connector {
-            inner: Arc::new(ConnectorInner {
-                name: name.to_owned(),
-                digest,
-                outcome,
-                pre,
-            }),
-        })
+        Ok((pre, outcome, digest))
     }
 }
 

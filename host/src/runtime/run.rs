@@ -166,11 +166,11 @@ pub struct RunData {
     http_hooks: InletHttpHooks,
     table: ResourceTable,
     budget: MemoryBudget,
-    cpu_ticks: u64,
-    labels: RunLabels,
-    sink: Option<Box<dyn BatchSink>>,
-    declared: HashMap<String, Option<SchemaRef>>,
-    current_stream: Option<String>,
+    pub(super) cpu_ticks: u64,
+    pub(super) labels: RunLabels,
+    pub(super) sink: Option<Box<dyn BatchSink>>,
+    pub(super) declared: HashMap<String, Option<SchemaRef>>,
+    pub(super) current_stream: Option<String>,
 }
 
 impl WasiView for RunData {
@@ -200,13 +200,96 @@ pub struct Run {
 }
 
 /// What the host watches during a run, to explain a failure.
-struct Watch {
-    policy: SandboxPolicy,
+pub(super) struct Watch {
+    pub(super) policy: SandboxPolicy,
     grant: NetworkGrant,
     /// Network and credential refusals, in order.
     refused: Arc<Mutex<Vec<Violation>>>,
-    http: Arc<HttpGuard>,
+    pub(super) http: Arc<HttpGuard>,
     stderr: MemoryOutputPipe,
+}
+
+/// A fresh store for one run: WASI with the socket check, wasi:http hooks, the memory budget and
+/// the CPU deadline; and the watch that explains a failure.
+pub(super) fn new_store(
+    engine: &wasmtime::Engine,
+    policy: &SandboxPolicy,
+    grant: NetworkGrant,
+    labels: RunLabels,
+) -> (Store<RunData>, Watch) {
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    let http_policy = HttpPolicy {
+        origins: grant.http.clone(),
+        credential_hosts: policy.credential_hosts.clone(),
+        tokens: policy.tokens.clone(),
+        ..HttpPolicy::default()
+    };
+    let http = Arc::new(HttpGuard::new(http_policy, refused.clone()));
+    let watch = Watch {
+        policy: policy.clone(),
+        grant,
+        refused,
+        http: http.clone(),
+        stderr: MemoryOutputPipe::new(1 << 20),
+    };
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stderr(watch.stderr.clone());
+    // TCP is enabled even without destinations, so that an attempt is seen and reported as a
+    // policy refusal rather than as an obscure "not supported" inside the connector.
+    let allowed = watch.grant.clone();
+    let refusals = watch.refused.clone();
+    wasi.allow_tcp(true)
+        .allow_ip_name_lookup(watch.grant.needs_name_lookup)
+        .socket_addr_check(move |address, use_| {
+            let ok = match use_ {
+                // std's TcpStream binds the wildcard address before it connects.
+                SocketAddrUse::TcpBind => address.ip().is_unspecified() && address.port() == 0,
+                SocketAddrUse::TcpConnect => allowed.allows(&address),
+                _ => false,
+            };
+            if !ok {
+                let declared = allowed.destinations.join(", ");
+                refusals
+                    .lock()
+                    .expect("refusal list is never poisoned")
+                    .push(Violation::Network {
+                        address,
+                        declared: if declared.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            declared
+                        },
+                    });
+            }
+            Box::pin(async move { ok })
+        });
+    let data = RunData {
+        wasi: wasi.build(),
+        http: WasiHttpCtx::new(),
+        http_hooks: InletHttpHooks { guard: http },
+        table: ResourceTable::new(),
+        budget: MemoryBudget::new(policy.memory_bytes),
+        cpu_ticks: 0,
+        labels,
+        sink: None,
+        declared: HashMap::new(),
+        current_stream: None,
+    };
+    let mut store = Store::new(engine, data);
+    store.limiter(|data| &mut data.budget);
+    let cpu_limit_ticks =
+        (policy.cpu_time.as_millis() / super::EPOCH_TICK.as_millis()).max(1) as u64;
+    let cpu_time = policy.cpu_time;
+    store.epoch_deadline_callback(move |mut context| {
+        let data = context.data_mut();
+        data.cpu_ticks += 1;
+        if data.cpu_ticks > cpu_limit_ticks {
+            return Err(wasmtime::Error::new(Violation::Cpu(cpu_time)));
+        }
+        Ok(wasmtime::UpdateDeadline::Yield(1))
+    });
+    store.set_epoch_deadline(1);
+    (store, watch)
 }
 
 impl Run {
@@ -216,78 +299,7 @@ impl Run {
         grant: NetworkGrant,
         labels: RunLabels,
     ) -> Result<Self, CallError> {
-        let refused = Arc::new(Mutex::new(Vec::new()));
-        let http_policy = HttpPolicy {
-            origins: grant.http.clone(),
-            credential_hosts: policy.credential_hosts.clone(),
-            tokens: policy.tokens.clone(),
-            ..HttpPolicy::default()
-        };
-        let http = Arc::new(HttpGuard::new(http_policy, refused.clone()));
-        let watch = Watch {
-            policy: policy.clone(),
-            grant,
-            refused,
-            http: http.clone(),
-            stderr: MemoryOutputPipe::new(1 << 20),
-        };
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stderr(watch.stderr.clone());
-        // TCP is enabled even without destinations, so that an attempt is seen and reported as a
-        // policy refusal rather than as an obscure "not supported" inside the connector.
-        let allowed = watch.grant.clone();
-        let refusals = watch.refused.clone();
-        wasi.allow_tcp(true)
-            .allow_ip_name_lookup(watch.grant.needs_name_lookup)
-            .socket_addr_check(move |address, use_| {
-                let ok = match use_ {
-                    // std's TcpStream binds the wildcard address before it connects.
-                    SocketAddrUse::TcpBind => address.ip().is_unspecified() && address.port() == 0,
-                    SocketAddrUse::TcpConnect => allowed.allows(&address),
-                    _ => false,
-                };
-                if !ok {
-                    let declared = allowed.destinations.join(", ");
-                    refusals
-                        .lock()
-                        .expect("refusal list is never poisoned")
-                        .push(Violation::Network {
-                            address,
-                            declared: if declared.is_empty() {
-                                "none".to_owned()
-                            } else {
-                                declared
-                            },
-                        });
-                }
-                Box::pin(async move { ok })
-            });
-        let data = RunData {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            http_hooks: InletHttpHooks { guard: http },
-            table: ResourceTable::new(),
-            budget: MemoryBudget::new(policy.memory_bytes),
-            cpu_ticks: 0,
-            labels,
-            sink: None,
-            declared: HashMap::new(),
-            current_stream: None,
-        };
-        let mut store = Store::new(pre.engine(), data);
-        store.limiter(|data| &mut data.budget);
-        let cpu_limit_ticks =
-            (policy.cpu_time.as_millis() / super::EPOCH_TICK.as_millis()).max(1) as u64;
-        let cpu_time = policy.cpu_time;
-        store.epoch_deadline_callback(move |mut context| {
-            let data = context.data_mut();
-            data.cpu_ticks += 1;
-            if data.cpu_ticks > cpu_limit_ticks {
-                return Err(wasmtime::Error::new(Violation::Cpu(cpu_time)));
-            }
-            Ok(wasmtime::UpdateDeadline::Yield(1))
-        });
-        store.set_epoch_deadline(1);
+        let (mut store, watch) = new_store(pre.engine(), policy, grant, labels);
         let outcome =
             tokio::time::timeout(policy.wall_time, pre.instantiate_async(&mut store)).await;
         match outcome {
@@ -429,14 +441,14 @@ impl Run {
 }
 
 impl Watch {
-    fn refused(&self) -> Option<Violation> {
+    pub(super) fn refused(&self) -> Option<Violation> {
         let refused = self.refused.lock().expect("refusal list is never poisoned");
         refused.first().cloned()
     }
 
     /// Turns the end of a failed call (a known failure, or a trap) into a [`CallError`]: a sandbox
     /// refusal wins over whatever the connector made of it; traps are classified by their cause.
-    fn explain(
+    pub(super) fn explain(
         &self,
         store: &Store<RunData>,
         call: &'static str,

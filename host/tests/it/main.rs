@@ -4,6 +4,7 @@ mod bigquery;
 mod cli;
 mod crash;
 mod credentials;
+mod serve;
 mod ui;
 
 #[path = "../../../tests/src/gcp.rs"]

@@ -1,0 +1,356 @@
+//! `inlet serve`: an HTTP server for push connectors (log drains). Each connection with a
+//! `[connections.<name>.drain]` table gets a path; requests are authenticated (basic auth and/or
+//! `Logplex-Drain-Token`, compared in constant time), size-limited, handed to the connection's
+//! drain task, and answered 2xx only once their rows are durable. `/healthz`, `/readyz` and
+//! `/metrics` tell operators how it is doing. SIGTERM or Ctrl-C stop it after committing what
+//! waits.
+
+mod drain;
+
+pub use drain::{Drain, DrainMetrics, DrainSpec, Reply};
+
+use crate::config::LoadedConfig;
+use crate::lake::Lake;
+use crate::runtime::{PushRequest, Runtime};
+use anyhow::{Context, bail};
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// One drain's route.
+struct Route {
+    name: String,
+    path: String,
+    basic_auth: Option<String>,
+    drain_token: Option<String>,
+    max_body: u64,
+    drain: Drain,
+}
+
+struct Router {
+    routes: Vec<Route>,
+    ready: AtomicBool,
+}
+
+/// Equal without telling by how long it took where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.into())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+impl Route {
+    fn authorized(&self, request: &Request<Incoming>) -> bool {
+        let header = |name: &str| request.headers().get(name).map(|v| v.as_bytes());
+        if let Some(expected) = &self.basic_auth {
+            let given = header("authorization")
+                .and_then(|v| v.strip_prefix(b"Basic "))
+                .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok());
+            if !given.is_some_and(|g| constant_time_eq(&g, expected.as_bytes())) {
+                return false;
+            }
+        }
+        if let Some(expected) = &self.drain_token
+            && !header("logplex-drain-token")
+                .is_some_and(|g| constant_time_eq(g, expected.as_bytes()))
+        {
+            return false;
+        }
+        true
+    }
+}
+
+impl Router {
+    async fn route(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = request.uri().path().to_owned();
+        match (request.method().as_str(), path.as_str()) {
+            ("GET", "/healthz") => return text(StatusCode::OK, "ok\n"),
+            ("GET", "/readyz") => {
+                return if self.ready.load(Ordering::Relaxed) {
+                    text(StatusCode::OK, "ready\n")
+                } else {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n")
+                };
+            }
+            ("GET", "/metrics") => return text(StatusCode::OK, self.metrics()),
+            _ => {}
+        }
+        let Some(route) = self.routes.iter().find(|r| r.path == path) else {
+            return text(StatusCode::NOT_FOUND, format!("no drain at {path}\n"));
+        };
+        if request.method() != hyper::Method::POST {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "drains take POST\n");
+        }
+        if !route.authorized(&request) {
+            let mut response = text(StatusCode::UNAUTHORIZED, "wrong or missing credentials\n");
+            response.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Basic realm=\"inlet\""),
+            );
+            return response;
+        }
+        let too_large = || {
+            text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {} bytes\n", route.max_body),
+            )
+        };
+        let declared = request
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|l| l > route.max_body) {
+            return too_large();
+        }
+        let (parts, body) = request.into_parts();
+        let body = match Limited::new(body, route.max_body as usize).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => return too_large(),
+            Err(error) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the body: {error}\n"),
+                );
+            }
+        };
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let push = PushRequest {
+            method: parts.method.as_str().to_owned(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| path.clone(), |p| p.as_str().to_owned()),
+            headers,
+            body: body.to_vec(),
+        };
+        match route.drain.submit(push, body.len() as u64).await {
+            Reply::Done(answer) => {
+                let mut response = Response::new(Full::new(Bytes::from(answer.body)));
+                *response.status_mut() =
+                    StatusCode::from_u16(answer.status).unwrap_or(StatusCode::NO_CONTENT);
+                for (name, value) in answer.headers {
+                    if let (Ok(name), Ok(value)) = (
+                        hyper::header::HeaderName::from_bytes(name.as_bytes()),
+                        hyper::header::HeaderValue::from_str(&value),
+                    ) {
+                        response.headers_mut().append(name, value);
+                    }
+                }
+                response
+            }
+            Reply::Refused { status, reason } => text(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                format!("{reason}\n"),
+            ),
+            Reply::Unavailable(reason) => {
+                let mut response = text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n"));
+                response.headers_mut().insert(
+                    hyper::header::RETRY_AFTER,
+                    hyper::header::HeaderValue::from_static("1"),
+                );
+                response
+            }
+        }
+    }
+
+    /// Counters in the Prometheus text format.
+    fn metrics(&self) -> String {
+        let mut out = String::new();
+        for route in &self.routes {
+            let m = &route.drain.metrics;
+            let name = &route.name;
+            let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "inlet_drain_requests_total{{drain=\"{name}\"}} {}",
+                load(&m.requests)
+            );
+            let _ = writeln!(
+                out,
+                "inlet_drain_request_bytes_total{{drain=\"{name}\"}} {}",
+                load(&m.bytes)
+            );
+            for (outcome, counter) in [
+                ("acknowledged", &m.acknowledged),
+                ("refused", &m.refused),
+                ("unavailable", &m.unavailable),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "inlet_drain_responses_total{{drain=\"{name}\",outcome=\"{outcome}\"}} {}",
+                    load(counter)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "inlet_drain_commits_total{{drain=\"{name}\"}} {}",
+                load(&m.commits)
+            );
+            let _ = writeln!(
+                out,
+                "inlet_drain_commit_seconds_total{{drain=\"{name}\"}} {:.6}",
+                load(&m.commit_micros_total) as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "inlet_drain_commit_seconds_max{{drain=\"{name}\"}} {:.6}",
+                load(&m.commit_micros_max) as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "inlet_drain_ack_seconds_max{{drain=\"{name}\"}} {:.6}",
+                load(&m.ack_micros_max) as f64 / 1e6
+            );
+            for (stream, rows) in m.rows.lock().expect("metrics lock").iter() {
+                let _ = writeln!(
+                    out,
+                    "inlet_drain_rows_total{{drain=\"{name}\",stream=\"{stream}\"}} {rows}"
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Runs the server for the drains of `loaded` on `listen` until SIGTERM or Ctrl-C.
+pub async fn serve(
+    runtime: Arc<Runtime>,
+    loaded: &LoadedConfig,
+    lake: Lake,
+    listen: &str,
+) -> anyhow::Result<()> {
+    let mut routes = Vec::new();
+    let mut tasks = Vec::new();
+    for (name, connection) in &loaded.config.connections {
+        let Some(config) = &connection.drain else {
+            continue;
+        };
+        let policy = {
+            let mut policy = connection.sandbox.policy(&loaded.config.runtime.sandbox);
+            // Per request, not per process lifetime.
+            policy.wall_time = policy.wall_time.min(Duration::from_secs(30));
+            policy
+        };
+        let spec =
+            DrainSpec::from_config(name, connection, loaded.connectors[name].clone(), policy);
+        let (drain, task) = Drain::start(runtime.clone(), lake.clone(), spec)
+            .await
+            .with_context(|| format!("starting the drain of connection `{name}`"))?;
+        tasks.push(task);
+        routes.push(Route {
+            name: name.clone(),
+            path: config
+                .path
+                .clone()
+                .unwrap_or_else(|| format!("/drains/{name}")),
+            basic_auth: config.basic_auth.clone(),
+            drain_token: config.drain_token.clone(),
+            max_body: config.max_body_bytes.unwrap_or(1 << 20),
+            drain,
+        });
+    }
+    if routes.is_empty() {
+        bail!(
+            "`{}` has no drain: add a [connections.<name>.drain] table to a push connection (connector = \"heroku-logplex\")",
+            loaded.file.display()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let address = listener.local_addr()?;
+    let router = Arc::new(Router {
+        routes,
+        ready: AtomicBool::new(true),
+    });
+    let paths: Vec<String> = router.routes.iter().map(|r| r.path.clone()).collect();
+    eprintln!(
+        "inlet serve: listening on http://{address} (drains: {})",
+        paths.join(", ")
+    );
+    let mut shutdown = Box::pin(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!("accept failed: {error}");
+                        continue;
+                    }
+                };
+                let router = router.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let router = router.clone();
+                        async move { Ok::<_, std::convert::Infallible>(router.route(request).await) }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    if let Err(error) = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await
+                    {
+                        tracing::debug!("connection ended: {error}");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    eprintln!("inlet serve: stopping; committing what waits");
+    router.ready.store(false, Ordering::Relaxed);
+    drop(listener);
+    for route in &router.routes {
+        route.drain.stop();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    // Let connections write the last answers.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    eprintln!("inlet serve: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM can be watched");
+        tokio::select! {
+            _ = interrupt => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
