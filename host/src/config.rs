@@ -28,6 +28,12 @@
 //! partition_granularity = "day"       # "hour", "day", "month", "year"
 //! cluster_by = ["patient_id"]
 //!
+//! [connections.heroku]                # a push connector, served by `inlet serve`
+//! connector = "heroku-logplex"
+//! [connections.heroku.drain]
+//! basic_auth = "drain:password"       # and/or drain_token = "d.<uuid>"
+//! commit_interval_ms = 1000
+//!
 //! [connections.pharmacy.sandbox]
 //! memory_mib = 512
 //! credential_hosts = ["sheets.internal.example:443"]   # where the `google` token may also go
