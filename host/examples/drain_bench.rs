@@ -34,7 +34,9 @@ async fn main() -> anyhow::Result<()> {
     let runtime = Arc::new(Runtime::new(RuntimeOptions {
         cache_dir: Some(dir.path().join("cache")),
     })?);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let listen = format!("127.0.0.1:{port}");
     tokio::spawn(async move {
         if let Err(error) = inlet_host::serve::serve(runtime, &loaded, lake, &listen).await {
@@ -45,11 +47,21 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/drains/heroku");
     let started = Instant::now();
-    while client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err() {
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "the server did not start");
+    while client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let body: String = (0..frames).map(|_| format!("{} {LINE}", LINE.len())).collect();
+    let body: String = (0..frames)
+        .map(|_| format!("{} {LINE}", LINE.len()))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -70,7 +82,12 @@ async fn main() -> anyhow::Result<()> {
                     .send()
                     .await
                     .expect("the server answers");
-                assert_eq!(response.status(), 204, "{}", response.text().await.unwrap_or_default());
+                assert_eq!(
+                    response.status(),
+                    204,
+                    "{}",
+                    response.text().await.unwrap_or_default()
+                );
                 latencies.push(sent.elapsed());
                 request += 1;
             }
@@ -83,11 +100,17 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    let percentile = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let percentile =
+        |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     let lines = latencies.len() as u64 * frames;
-    println!("drain_bench: {seconds} s, {senders} senders, {frames} lines per request, commit every {interval} ms");
+    println!(
+        "drain_bench: {seconds} s, {senders} senders, {frames} lines per request, commit every {interval} ms"
+    );
     println!("  requests acknowledged: {}", latencies.len());
-    println!("  lines acknowledged:    {lines} ({:.0} lines/s)", lines as f64 / elapsed.as_secs_f64());
+    println!(
+        "  lines acknowledged:    {lines} ({:.0} lines/s)",
+        lines as f64 / elapsed.as_secs_f64()
+    );
     println!(
         "  ack latency:           p50 {:?}  p99 {:?}  max {:?}",
         percentile(0.50),
@@ -100,7 +123,10 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .text()
         .await?;
-    for line in metrics.lines().filter(|l| l.contains("commit") || l.contains("rows_total")) {
+    for line in metrics
+        .lines()
+        .filter(|l| l.contains("commit") || l.contains("rows_total"))
+    {
         println!("  {line}");
     }
     std::process::exit(0);
