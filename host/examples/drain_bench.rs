@@ -3,8 +3,10 @@
 //! figures printed are lines acknowledged per second (each acknowledgement means durable) and the
 //! ack latency percentiles, for a group-commit interval. Asserts nothing.
 //!
-//! `cargo run --release -p inlet-host --example drain_bench -- [seconds] [senders] [frames] [interval_ms]`
-//! (defaults: 10 s, 8 senders, 100 frames per request, 200 ms)
+//! `cargo run --release -p inlet-host --example drain_bench -- [seconds] [senders] [frames] [interval_ms] [url]`
+//! (defaults: 10 s, 8 senders, 100 frames per request, 200 ms). With `url`, load an `inlet serve`
+//! already running there (`tests/bench/drain.sh` does, to count the server's own CPU time) instead
+//! of serving in this process.
 
 use inlet_host::config::LoadedConfig;
 use inlet_host::lake::Lake;
@@ -24,6 +26,19 @@ fn arg(index: usize, default: u64) -> u64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (seconds, senders, frames, interval) = (arg(1, 10), arg(2, 8), arg(3, 100), arg(4, 200));
+    let (base, _lake) = match std::env::args().nth(5) {
+        Some(url) => (url, None),
+        None => {
+            let (url, lake) = start_server(interval).await?;
+            (url, Some(lake))
+        }
+    };
+    run_load(&base, seconds, senders, frames, interval).await?;
+    std::process::exit(0);
+}
+
+/// Serves a drain in this process; answers its base URL and the folder of its lake.
+async fn start_server(interval: u64) -> anyhow::Result<(String, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let config = format!(
         "[lake]\nurl = \"lake\"\n\n[connections.heroku]\nconnector = \"heroku-logplex\"\n\n[connections.heroku.drain]\nbasic_auth = \"bench:bench\"\ncommit_interval_ms = {interval}\ncommit_bytes = 67108864\n"
@@ -44,15 +59,20 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(1);
         }
     });
+    Ok((format!("http://127.0.0.1:{port}"), dir))
+}
+
+async fn run_load(
+    base: &str,
+    seconds: u64,
+    senders: u64,
+    frames: u64,
+    interval: u64,
+) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/drains/heroku");
+    let url = format!("{base}/drains/heroku");
     let started = Instant::now();
-    while client
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(60),
             "the server did not start"
@@ -118,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
         latencies.last().unwrap()
     );
     let metrics = client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .get(format!("{base}/metrics"))
         .send()
         .await?
         .text()
@@ -129,5 +149,5 @@ async fn main() -> anyhow::Result<()> {
     {
         println!("  {line}");
     }
-    std::process::exit(0);
+    Ok(())
 }

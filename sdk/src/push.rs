@@ -64,9 +64,14 @@ pub trait Push: Source + Sized + 'static {
     /// state.
     fn open(config: Self::Config, state: State) -> Result<Self, Error>;
 
-    /// Handles one request: validate it whole, then emit its rows (and checkpoint state that must
-    /// become durable with them). On `Err`, emit nothing.
+    /// Handles one request: validate it whole, then emit its rows. On `Err`, emit nothing.
     fn handle(&mut self, request: &Request, out: &mut Output) -> Result<Response, Error>;
+
+    /// The state to commit with everything emitted so far; asked right before each group commit.
+    /// The default keeps the previous state.
+    fn state(&self) -> Result<Option<State>, Error> {
+        Ok(None)
+    }
 }
 
 thread_local! {
@@ -87,6 +92,17 @@ impl<P: Push> Guest for PushAdapter<P> {
         let instance = P::open(config, state)?;
         INSTANCE.with(|slot| *slot.borrow_mut() = Some(Box::new(instance)));
         Ok(())
+    }
+
+    fn state() -> Result<Option<String>, wit::Error> {
+        INSTANCE.with(|slot| {
+            let slot = slot.borrow();
+            let instance = slot
+                .as_ref()
+                .and_then(|i| i.downcast_ref::<P>())
+                .ok_or_else(|| Error::internal("`state` before `open`"))?;
+            Ok(instance.state()?.map(|state| state.to_json()))
+        })
     }
 
     fn handle(request: WitRequest) -> Result<WitResponse, wit::Error> {
@@ -122,6 +138,10 @@ impl<S: Source> Guest for crate::Adapter<S> {
 
     fn handle(_: WitRequest) -> Result<WitResponse, wit::Error> {
         Err(Error::config("this connector pulls data; it cannot receive pushes").into())
+    }
+
+    fn state() -> Result<Option<String>, wit::Error> {
+        Ok(None)
     }
 }
 

@@ -221,6 +221,16 @@ impl GcpServices {
         }
     }
 
+    /// The BigQuery emulator's port.
+    pub fn bigquery_port(&self) -> u16 {
+        self.bigquery_endpoint
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
     fn gcs_port(&self) -> u16 {
         self.gcs_endpoint
             .rsplit(':')
@@ -246,13 +256,7 @@ impl GcpServices {
     /// Runs a standard-SQL query on the emulator and returns the rows' values as strings
     /// (`None` for NULL), in order.
     pub fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        let port: u16 = self
-            .bigquery_endpoint
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let port = self.bigquery_port();
         let request =
             serde_json::json!({"query": sql, "useLegacySql": false, "maxResults": 100000});
         let (status, body) = http(
@@ -287,13 +291,7 @@ impl GcpServices {
         dataset: &str,
         table: &str,
     ) -> Option<Vec<(String, String, String)>> {
-        let port: u16 = self
-            .bigquery_endpoint
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let port = self.bigquery_port();
         let (status, body) = http(
             "GET",
             port,

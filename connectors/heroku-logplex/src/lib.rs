@@ -204,11 +204,15 @@ impl Push for Logplex {
         out.emit("rejected", &rejected)?;
         if let Some(id) = frame_id {
             self.remember(id);
-            let mut state = State::default();
-            state.set(STATE_KEY, &self.order)?;
-            out.checkpoint(&state)?;
         }
         Ok(Response::no_content())
+    }
+
+    /// The recent frame ids, committed with the rows of the requests they came with.
+    fn state(&self) -> Result<Option<State>, Error> {
+        let mut state = State::default();
+        state.set(STATE_KEY, &self.order)?;
+        Ok(Some(state))
     }
 }
 

@@ -510,7 +510,8 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
         .config
         .connections
         .iter()
-        .filter(|(name, _)| names.contains(name))
+        // Drains receive their data through `inlet serve`; `run` only loads what they committed.
+        .filter(|(name, connection)| names.contains(name) && connection.drain.is_none())
         .map(|(name, connection)| {
             let mut plan = SyncPlan::new(
                 name,

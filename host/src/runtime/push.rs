@@ -4,7 +4,9 @@
 
 use super::bindings::push::{PushConnector as Bindings, PushConnectorPre, Request, Response};
 use super::cache::CacheOutcome;
-use super::run::{BatchSink, CallError, CallFailure, RunData, RunLabels, Watch, new_store};
+use super::run::{
+    BatchSink, CallError, CallFailure, Outcome, RunData, RunLabels, Watch, new_store,
+};
 use super::sandbox::{NetworkGrant, SandboxPolicy, Violation};
 use arrow_schema::SchemaRef;
 use std::collections::HashMap;
@@ -120,23 +122,20 @@ impl PushRun {
         self.settle("handle", outcome)
     }
 
-    fn settle<T>(
-        &mut self,
-        call: &'static str,
-        outcome: Result<
-            wasmtime::Result<Result<T, super::ConnectorError>>,
-            tokio::time::error::Elapsed,
-        >,
-    ) -> Result<T, CallError> {
-        let failure = match outcome {
-            Ok(Ok(Ok(value))) if self.watch.refused().is_none() => return Ok(value),
-            Ok(Ok(Ok(_))) => Ok(CallFailure::Host("a refused connection attempt".into())),
-            Ok(Ok(Err(error))) => Ok(CallFailure::Connector(error)),
-            Ok(Err(trap)) => Err(trap),
-            Err(_) => Ok(CallFailure::Violation(Violation::WallClock(
-                self.watch.policy.wall_time,
-            ))),
-        };
-        Err(self.watch.explain(&self.store, call, failure))
+    /// Calls `state`: the connector's state to commit now, if it has one.
+    pub async fn state(&mut self) -> Result<Option<String>, CallError> {
+        let wall = self.watch.policy.wall_time;
+        let call = self
+            .bindings
+            .inlet_connector_push()
+            .call_state(&mut self.store);
+        let outcome = tokio::time::timeout(wall, call).await;
+        self.settle("state", outcome)
+    }
+
+    fn settle<T>(&mut self, call: &'static str, outcome: Outcome<T>) -> Result<T, CallError> {
+        self.watch
+            .settle(outcome)
+            .map_err(|failure| self.watch.explain(&self.store, call, failure))
     }
 }

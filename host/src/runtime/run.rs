@@ -199,6 +199,10 @@ pub struct Run {
     watch: Watch,
 }
 
+/// How a call into the component ended: timed out, trapped, or returned the connector's result.
+pub(super) type Outcome<T> =
+    Result<wasmtime::Result<Result<T, ConnectorError>>, tokio::time::error::Elapsed>;
+
 /// What the host watches during a run, to explain a failure.
 pub(super) struct Watch {
     pub(super) policy: SandboxPolicy,
@@ -401,11 +405,7 @@ impl Run {
         self.watch.http.metrics()
     }
 
-    fn finish<T>(
-        self,
-        call: &'static str,
-        outcome: Result<wasmtime::Result<Result<T, ConnectorError>>, tokio::time::error::Elapsed>,
-    ) -> Result<T, CallError> {
+    fn finish<T>(self, call: &'static str, outcome: Outcome<T>) -> Result<T, CallError> {
         let http = self.watch.http.metrics();
         if http.requests + http.refused > 0 {
             let statuses: Vec<String> = http
@@ -425,22 +425,31 @@ impl Run {
                 ),
             });
         }
-        let failure = match outcome {
-            Ok(Ok(Ok(value))) if self.watch.refused().is_none() => return Ok(value),
-            // A refused connection attempt fails the call even if the connector carried on;
-            // `explain` reports the refusal.
-            Ok(Ok(Ok(_))) => Ok(CallFailure::Host("a refused connection attempt".into())),
-            Ok(Ok(Err(error))) => Ok(CallFailure::Connector(error)),
-            Ok(Err(trap)) => Err(trap),
-            Err(_) => Ok(CallFailure::Violation(Violation::WallClock(
-                self.watch.policy.wall_time,
-            ))),
-        };
-        Err(self.watch.explain(&self.store, call, failure))
+        match self.watch.settle(outcome) {
+            Ok(value) => Ok(value),
+            Err(failure) => Err(self.watch.explain(&self.store, call, failure)),
+        }
     }
 }
 
 impl Watch {
+    /// The value of a call that ended, or what made it fail: a refused connection or request
+    /// fails even a call whose connector carried on (`explain` reports the refusal).
+    pub(super) fn settle<T>(
+        &self,
+        outcome: Outcome<T>,
+    ) -> Result<T, Result<CallFailure, wasmtime::Error>> {
+        match outcome {
+            Ok(Ok(Ok(value))) if self.refused().is_none() => Ok(value),
+            Ok(Ok(Ok(_))) => Err(Ok(CallFailure::Host("a refused network attempt".into()))),
+            Ok(Ok(Err(error))) => Err(Ok(CallFailure::Connector(error))),
+            Ok(Err(trap)) => Err(Err(trap)),
+            Err(_) => Err(Ok(CallFailure::Violation(Violation::WallClock(
+                self.policy.wall_time,
+            )))),
+        }
+    }
+
     pub(super) fn refused(&self) -> Option<Violation> {
         let refused = self.refused.lock().expect("refusal list is never poisoned");
         refused.first().cloned()

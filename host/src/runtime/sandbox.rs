@@ -187,21 +187,9 @@ impl NetworkGrant {
                     destination: destination.clone(),
                 })?;
             grant.needs_name_lookup |= host.trim_matches(['[', ']']).parse::<IpAddr>().is_err();
-            let addresses = tokio::net::lookup_host(destination.as_str())
-                .await
-                .map_err(|e| PolicyError::Unresolvable {
-                    destination: destination.clone(),
-                    reason: e.to_string(),
-                })?;
-            for address in addresses {
-                if !policy.allow_private_network && is_private(address.ip()) {
-                    return Err(PolicyError::Private {
-                        destination: destination.clone(),
-                        address: address.ip(),
-                    });
-                }
-                grant.addresses.insert(address);
-            }
+            grant
+                .addresses
+                .extend(lookup_allowed(&destination, &destination, policy).await?);
             grant.destinations.push(destination);
         }
         Ok(grant)
@@ -234,22 +222,39 @@ impl NetworkGrant {
                 allowed: allowed.join(", "),
             });
         }
-        let addresses = tokio::net::lookup_host((origin.host.as_str(), origin.port))
-            .await
-            .map_err(|e| PolicyError::Unresolvable {
-                destination: destination.clone(),
-                reason: e.to_string(),
-            })?;
-        for address in addresses {
-            if !policy.allow_private_network && is_private(address.ip()) {
-                return Err(PolicyError::Private {
-                    destination,
-                    address: address.ip(),
-                });
-            }
-        }
+        let target = match origin.host.contains(':') {
+            true => format!("[{}]:{}", origin.host, origin.port),
+            false => host_port,
+        };
+        lookup_allowed(&destination, &target, policy).await?;
         Ok(origin)
     }
+}
+
+/// Resolves `target` (`host:port`) and refuses private addresses unless the operator allows
+/// them; `destination` names it in errors.
+async fn lookup_allowed(
+    destination: &str,
+    target: &str,
+    policy: &SandboxPolicy,
+) -> Result<Vec<SocketAddr>, PolicyError> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host(target)
+        .await
+        .map_err(|e| PolicyError::Unresolvable {
+            destination: destination.to_owned(),
+            reason: e.to_string(),
+        })?
+        .collect();
+    if let Some(private) = addresses
+        .iter()
+        .find(|a| !policy.allow_private_network && is_private(a.ip()))
+    {
+        return Err(PolicyError::Private {
+            destination: destination.to_owned(),
+            address: private.ip(),
+        });
+    }
+    Ok(addresses)
 }
 
 /// Replaces `{field}` in a destination template by the top-level config value `field`.

@@ -335,10 +335,19 @@ impl DrainTask {
 
     async fn commit(&mut self) {
         let started = Instant::now();
-        let outcome = match &self.active {
+        let outcome = match &mut self.active {
             Some(active) => {
+                let state = active.run.state().await;
                 let mut session = active.session.0.lock().await;
-                let result = session.commit().await;
+                let result = match state {
+                    Ok(state) => {
+                        if let Some(state) = state {
+                            session.stage_state(state);
+                        }
+                        session.commit().await
+                    }
+                    Err(error) => Err(SinkError::new(format!("the connector's state: {error}"))),
+                };
                 (result, session.stats().clone())
             }
             None => (Err(SinkError::new("no open session")), BTreeMap::new()),

@@ -257,13 +257,7 @@ fn a_missing_bucket_and_a_conflicting_table_are_named() {
     // A table someone else made, where `id` is text: BigQuery cannot change it, Inlet says so.
     let bucket = services.bucket("conflict-lake");
     config(dir.path(), &bucket, "conflict", "select = [\"patients\"]\n");
-    let port: u16 = services
-        .bigquery_endpoint
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = services.bigquery_port();
     let dataset = serde_json::json!({"datasetReference": {"projectId": PROJECT, "datasetId": "conflict_pharmacy"}});
     let (status, body) = super::gcp::http(
         "POST",

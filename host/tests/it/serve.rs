@@ -98,13 +98,13 @@ const BROKEN: &str = "this is not syslog";
 
 async fn post(
     client: &reqwest::Client,
-    server: &Server,
+    url: &str,
     body: String,
     frames: usize,
     frame_id: &str,
 ) -> reqwest::Result<reqwest::Response> {
     client
-        .post(format!("{}/drains/heroku", server.url))
+        .post(format!("{url}/drains/heroku"))
         .basic_auth(AUTH.0, Some(AUTH.1))
         .header("Content-Type", "application/logplex-1")
         .header("Logplex-Msg-Count", frames.to_string())
@@ -137,7 +137,7 @@ fn logplex_bodies_become_rows_and_bad_requests_are_refused_with_a_reason() {
     runtime.block_on(async {
         let response = post(
             &client,
-            &server,
+            &server.url,
             body(&[ROUTER, APP, MULTILINE, BROKEN]),
             4,
             "frame-1",
@@ -148,7 +148,7 @@ fn logplex_bodies_become_rows_and_bad_requests_are_refused_with_a_reason() {
         // A retried delivery of the same frame: acknowledged, not written twice.
         let again = post(
             &client,
-            &server,
+            &server.url,
             body(&[ROUTER, APP, MULTILINE, BROKEN]),
             4,
             "frame-1",
@@ -187,7 +187,7 @@ fn logplex_bodies_become_rows_and_bad_requests_are_refused_with_a_reason() {
         assert_eq!(status, 401, "the drain token must match too");
         let truncated = format!("{} {}", APP.len() + 40, APP);
         let (status, reason) = refused(
-            post(&client, &server, truncated, 1, "frame-2")
+            post(&client, &server.url, truncated, 1, "frame-2")
                 .await
                 .unwrap(),
         )
@@ -198,7 +198,7 @@ fn logplex_bodies_become_rows_and_bad_requests_are_refused_with_a_reason() {
             "{reason}"
         );
         let (status, reason) = refused(
-            post(&client, &server, "garbage!".into(), 1, "frame-3")
+            post(&client, &server.url, "garbage!".into(), 1, "frame-3")
                 .await
                 .unwrap(),
         )
@@ -206,7 +206,7 @@ fn logplex_bodies_become_rows_and_bad_requests_are_refused_with_a_reason() {
         assert_eq!(status, 400);
         assert!(reason.contains("octet counting"), "{reason}");
         let (status, reason) = refused(
-            post(&client, &server, body(&[APP]), 3, "frame-4")
+            post(&client, &server.url, body(&[APP]), 3, "frame-4")
                 .await
                 .unwrap(),
         )
@@ -214,9 +214,15 @@ fn logplex_bodies_become_rows_and_bad_requests_are_refused_with_a_reason() {
         assert_eq!(status, 400);
         assert!(reason.contains("Logplex-Msg-Count says 3"), "{reason}");
         let (status, _) = refused(
-            post(&client, &server, body(&[&"x".repeat(70_000)]), 1, "frame-5")
-                .await
-                .unwrap(),
+            post(
+                &client,
+                &server.url,
+                body(&[&"x".repeat(70_000)]),
+                1,
+                "frame-5",
+            )
+            .await
+            .unwrap(),
         )
         .await;
         assert_eq!(status, 413);
@@ -324,7 +330,7 @@ fn a_kill_between_accept_and_commit_loses_nothing_acknowledged() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
     let acknowledged = runtime
-        .block_on(post(&client, &server, body(&[APP]), 1, "a"))
+        .block_on(post(&client, &server.url, body(&[APP]), 1, "a"))
         .unwrap();
     assert_eq!(
         acknowledged.status(),
@@ -333,19 +339,8 @@ fn a_kill_between_accept_and_commit_loses_nothing_acknowledged() {
     );
     // B is accepted and waits for the next commit, which the kill prevents.
     let pending = {
-        let client = client.clone();
-        let url = server.url.clone();
-        runtime.spawn(async move {
-            client
-                .post(format!("{url}/drains/heroku"))
-                .basic_auth(AUTH.0, Some(AUTH.1))
-                .header("Logplex-Msg-Count", "2")
-                .header("Logplex-Frame-Id", "b")
-                .header("Logplex-Drain-Token", TOKEN)
-                .body(body(&[ROUTER, MULTILINE]))
-                .send()
-                .await
-        })
+        let (client, url) = (client.clone(), server.url.clone());
+        runtime.spawn(async move { post(&client, &url, body(&[ROUTER, MULTILINE]), 2, "b").await })
     };
     std::thread::sleep(Duration::from_millis(700));
     server.kill();
@@ -356,9 +351,21 @@ fn a_kill_between_accept_and_commit_loses_nothing_acknowledged() {
     // Logplex retries B against the restarted server: written once.
     let server = Server::start(dir.path());
     let retried = runtime
-        .block_on(post(&client, &server, body(&[ROUTER, MULTILINE]), 2, "b"))
+        .block_on(post(
+            &client,
+            &server.url,
+            body(&[ROUTER, MULTILINE]),
+            2,
+            "b",
+        ))
         .unwrap();
     assert_eq!(retried.status(), 204);
+    // A, delivered again after the restart, is known from the committed state.
+    let again = runtime
+        .block_on(post(&client, &server.url, body(&[APP]), 1, "a"))
+        .unwrap();
+    assert_eq!(again.status(), 204);
+    assert_eq!(again.headers()["x-inlet-duplicate"], "true");
     assert!(server.terminate().success());
     assert_eq!(count(&rows(dir.path(), "logs")), 3);
 }
