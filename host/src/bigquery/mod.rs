@@ -363,7 +363,12 @@ fn make_plan(
     for (name, newest) in &last.streams {
         let options = destination.streams.get(name).cloned().unwrap_or_default();
         let table = table_name(&destination.table_template, name);
-        let mode = options.write_mode.unwrap_or(if newest.full_copy.is_some() {
+        // A stream read in full in this range is replaced; the newest commit alone does not tell
+        // (a later run may have synced other streams only).
+        let read_in_full = new
+            .iter()
+            .any(|c| c.streams.get(name).is_some_and(|s| s.full_copy.is_some()));
+        let mode = options.write_mode.unwrap_or(if read_in_full {
             WriteMode::Replace
         } else if !newest.primary_key.is_empty() {
             WriteMode::Merge
