@@ -183,7 +183,8 @@ struct Done {
     streams: Vec<StreamLoaded>,
 }
 
-/// Loads the commits of `connection` that are not loaded yet; `None` when there are none.
+/// Loads the commits of `connection` that are not loaded yet; `None` when there are none. An
+/// interrupted load is finished first, and reported as `resumed`; call again for what came after.
 pub async fn load_connection(
     lake: &Lake,
     connection: &str,
@@ -222,19 +223,17 @@ pub async fn load_connection(
             (plan, false)
         }
     };
+    if !plan.streams.is_empty() {
+        client
+            .ensure_dataset(
+                &destination.dataset,
+                &destination.location,
+                &destination.labels,
+            )
+            .await?;
+    }
     let mut streams = Vec::with_capacity(plan.streams.len());
-    let mut datasets_ready = false;
     for stream in &plan.streams {
-        if !datasets_ready {
-            client
-                .ensure_dataset(
-                    &destination.dataset,
-                    &destination.location,
-                    &destination.labels,
-                )
-                .await?;
-            datasets_ready = true;
-        }
         streams.push(load_stream(client, destination, &plan, stream).await?);
     }
     if std::env::var(crate::lake::FAULT_ENV).as_deref() == Ok(FAULT_BEFORE_RECORD) {

@@ -72,13 +72,24 @@ pub async fn load_connections(
         let destination = loaded
             .destination(connection)
             .expect("[bigquery] is present");
-        match bigquery::load_connection(lake, connection, &client, &destination).await {
-            Ok(Some(report)) => eprint!("{}", describe(&report)),
-            Ok(None) => eprintln!("`{connection}`: BigQuery is up to date"),
-            Err(error) => {
-                failures += 1;
-                eprintln!("error: loading connection `{connection}` into BigQuery failed: {error}");
+        // A resumed load covers only the interrupted plan; what came after is loaded next.
+        loop {
+            match bigquery::load_connection(lake, connection, &client, &destination).await {
+                Ok(Some(report)) => {
+                    eprint!("{}", describe(&report));
+                    if report.resumed {
+                        continue;
+                    }
+                }
+                Ok(None) => eprintln!("`{connection}`: BigQuery is up to date"),
+                Err(error) => {
+                    failures += 1;
+                    eprintln!(
+                        "error: loading connection `{connection}` into BigQuery failed: {error}"
+                    );
+                }
             }
+            break;
         }
     }
     Ok(failures)

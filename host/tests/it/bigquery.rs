@@ -203,22 +203,21 @@ write_mode = "append"
         "the job ran before the crash"
     );
 
-    let output = inlet(dir.path(), &["load", "inlet.toml"]);
+    // The next run syncs the next generation, finishes the interrupted load without loading its
+    // files again, then loads the new commits: every committed row exactly once.
+    let output = inlet(dir.path(), &["run", "inlet.toml"]);
     assert!(output.status.success(), "{}", text(&output));
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("resumed an interrupted load"),
         "{}",
         text(&output)
     );
-    assert_eq!(table_rows("crash_pharmacy.patients").len(), 300);
-    assert_eq!(count("crash_pharmacy.patients"), 300, "no row loaded twice");
-
-    let output = inlet(dir.path(), &["run", "inlet.toml"]);
-    assert!(output.status.success(), "{}", text(&output));
+    let committed = lake_rows(&bucket, "patients");
+    assert!(committed.len() > 300, "the second generation was committed");
     assert_eq!(
         count("crash_pharmacy.patients"),
-        lake_rows(&bucket, "patients").len(),
-        "the next generation is appended once"
+        committed.len(),
+        "no row loaded twice, none missing"
     );
 }
 
