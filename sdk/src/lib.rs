@@ -37,6 +37,7 @@ mod push;
 mod source;
 mod state;
 mod stream;
+pub mod time;
 
 #[doc(hidden)]
 pub mod bindings {

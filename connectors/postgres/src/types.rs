@@ -462,17 +462,6 @@ fn parse_bytea(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 fn split_bc(text: &str) -> (&str, bool) {
     match text.strip_suffix(" BC") {
         Some(rest) => (rest, true),
@@ -490,7 +479,7 @@ fn parse_ymd(text: &str, bc: bool) -> Option<i64> {
     }
     // 1 BC is year 0 in the proleptic Gregorian calendar.
     let year = if bc { 1 - year } else { year };
-    Some(days_from_civil(year, month, day))
+    Some(inlet_sdk::time::days_from_civil(year, month, day))
 }
 
 /// `2024-02-29` -> days since the epoch; `infinity` -> i32::MAX.
@@ -507,7 +496,7 @@ pub fn parse_date(bytes: &[u8]) -> Option<i32> {
             let month = i64::from(digit(m0)) * 10 + i64::from(digit(m1));
             let day = i64::from(digit(d0)) * 10 + i64::from(digit(d1));
             if (1..=12).contains(&month) && (1..=31).contains(&day) {
-                return i32::try_from(days_from_civil(year, month, day)).ok();
+                return i32::try_from(inlet_sdk::time::days_from_civil(year, month, day)).ok();
             }
             return None;
         }

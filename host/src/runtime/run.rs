@@ -206,7 +206,6 @@ pub(super) type Outcome<T> =
 /// What the host watches during a run, to explain a failure.
 pub(super) struct Watch {
     pub(super) policy: SandboxPolicy,
-    grant: NetworkGrant,
     /// Network and credential refusals, in order.
     refused: Arc<Mutex<Vec<Violation>>>,
     pub(super) http: Arc<HttpGuard>,
@@ -231,7 +230,6 @@ pub(super) fn new_store(
     let http = Arc::new(HttpGuard::new(http_policy, refused.clone()));
     let watch = Watch {
         policy: policy.clone(),
-        grant,
         refused,
         http: http.clone(),
         stderr: MemoryOutputPipe::new(1 << 20),
@@ -240,10 +238,11 @@ pub(super) fn new_store(
     wasi.stderr(watch.stderr.clone());
     // TCP is enabled even without destinations, so that an attempt is seen and reported as a
     // policy refusal rather than as an obscure "not supported" inside the connector.
-    let allowed = watch.grant.clone();
+    let needs_name_lookup = grant.needs_name_lookup;
+    let allowed = grant;
     let refusals = watch.refused.clone();
     wasi.allow_tcp(true)
-        .allow_ip_name_lookup(watch.grant.needs_name_lookup)
+        .allow_ip_name_lookup(needs_name_lookup)
         .socket_addr_check(move |address, use_| {
             let ok = match use_ {
                 // std's TcpStream binds the wildcard address before it connects.

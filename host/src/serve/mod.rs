@@ -184,54 +184,62 @@ impl Router {
         let mut out = String::new();
         for route in &self.routes {
             let m = &route.drain.metrics;
-            let name = &route.name;
             let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "inlet_drain_requests_total{{drain=\"{name}\"}} {}",
-                load(&m.requests)
-            );
-            let _ = writeln!(
-                out,
-                "inlet_drain_request_bytes_total{{drain=\"{name}\"}} {}",
-                load(&m.bytes)
-            );
+            let seconds = |c| format!("{:.6}", load(c) as f64 / 1e6);
+            let rows = m.rows.lock().expect("metrics lock").clone();
+            // (metric, extra labels, value), in the order they are printed.
+            let mut lines = vec![
+                (
+                    "inlet_drain_requests_total",
+                    String::new(),
+                    load(&m.requests).to_string(),
+                ),
+                (
+                    "inlet_drain_request_bytes_total",
+                    String::new(),
+                    load(&m.bytes).to_string(),
+                ),
+            ];
             for (outcome, counter) in [
                 ("acknowledged", &m.acknowledged),
                 ("refused", &m.refused),
                 ("unavailable", &m.unavailable),
             ] {
-                let _ = writeln!(
-                    out,
-                    "inlet_drain_responses_total{{drain=\"{name}\",outcome=\"{outcome}\"}} {}",
-                    load(counter)
-                );
+                let labels = format!(",outcome=\"{outcome}\"");
+                lines.push((
+                    "inlet_drain_responses_total",
+                    labels,
+                    load(counter).to_string(),
+                ));
             }
-            let _ = writeln!(
-                out,
-                "inlet_drain_commits_total{{drain=\"{name}\"}} {}",
-                load(&m.commits)
-            );
-            let _ = writeln!(
-                out,
-                "inlet_drain_commit_seconds_total{{drain=\"{name}\"}} {:.6}",
-                load(&m.commit_micros_total) as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "inlet_drain_commit_seconds_max{{drain=\"{name}\"}} {:.6}",
-                load(&m.commit_micros_max) as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "inlet_drain_ack_seconds_max{{drain=\"{name}\"}} {:.6}",
-                load(&m.ack_micros_max) as f64 / 1e6
-            );
-            for (stream, rows) in m.rows.lock().expect("metrics lock").iter() {
-                let _ = writeln!(
-                    out,
-                    "inlet_drain_rows_total{{drain=\"{name}\",stream=\"{stream}\"}} {rows}"
-                );
+            lines.extend([
+                (
+                    "inlet_drain_commits_total",
+                    String::new(),
+                    load(&m.commits).to_string(),
+                ),
+                (
+                    "inlet_drain_commit_seconds_total",
+                    String::new(),
+                    seconds(&m.commit_micros_total),
+                ),
+                (
+                    "inlet_drain_commit_seconds_max",
+                    String::new(),
+                    seconds(&m.commit_micros_max),
+                ),
+                (
+                    "inlet_drain_ack_seconds_max",
+                    String::new(),
+                    seconds(&m.ack_micros_max),
+                ),
+            ]);
+            for (stream, count) in rows {
+                let labels = format!(",stream=\"{stream}\"");
+                lines.push(("inlet_drain_rows_total", labels, count.to_string()));
+            }
+            for (metric, labels, value) in lines {
+                let _ = writeln!(out, "{metric}{{drain=\"{}\"{labels}}} {value}", route.name);
             }
         }
         out
