@@ -21,6 +21,20 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 fi
 ls /usr/lib/postgresql/*/bin/initdb
 
+step "Java and the Firestore emulator (Google's, from the Cloud SDK)"
+firestore_jar=/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
+if ! command -v java >/dev/null 2>&1; then
+  as_root=""
+  [ "$(id -u)" -eq 0 ] || as_root="sudo"
+  $as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq openjdk-17-jre-headless
+fi
+java -version 2>&1 | head -1
+if [ ! -f "$firestore_jar" ]; then
+  echo "error: the Firestore emulator is missing ($firestore_jar): install the Google Cloud SDK, then \`gcloud components install cloud-firestore-emulator\` (Debian: apt-get install google-cloud-cli-firestore-emulator from Google's Cloud SDK apt repository)" >&2
+  exit 1
+fi
+
 step "GCS and BigQuery emulators (fake-gcs-server, local-bigquery) into tests/.venv"
 tests/services/install.sh
 

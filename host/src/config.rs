@@ -60,6 +60,9 @@ pub struct InletConfig {
     pub google: GoogleConfig,
     /// Load into BigQuery after each run.
     pub bigquery: Option<BigQueryConfig>,
+    /// `inlet serve`'s HTTP limits.
+    #[serde(default)]
+    pub serve: ServeConfig,
     /// Runtime settings.
     #[serde(default)]
     pub runtime: RuntimeConfig,
@@ -171,6 +174,21 @@ pub struct DrainConfig {
     pub commit_bytes: Option<u64>,
     /// Largest request body accepted; larger ones get 413. Example: `1048576`.
     pub max_body_bytes: Option<u64>,
+    /// Request bytes that may wait for a commit; beyond it senders get 503 with `Retry-After`
+    /// (default 64 MiB). Example: `67108864`.
+    pub max_pending_bytes: Option<u64>,
+}
+
+/// `[serve]`: limits of `inlet serve`'s HTTP server.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Connections open at once; more are answered 503 and closed (default 256). Example: `256`.
+    pub max_connections: Option<usize>,
+    /// Seconds a client may take to send a request's headers (default 10). Example: `10`.
+    pub header_timeout_seconds: Option<u64>,
+    /// Seconds a client may take to send a request's body (default 30). Example: `30`.
+    pub body_timeout_seconds: Option<u64>,
 }
 
 /// `[connections.<name>.streams.<stream>]`

@@ -57,3 +57,22 @@ pub async fn sync(lake: &Lake, plan: &SyncPlan) -> (Result<SyncReport, SyncError
     let result = inlet_host::sync::sync(runtime(), lake, plan, recorder.clone()).await;
     (result, recorder)
 }
+
+/// The streams the connector of `plan` discovers with its settings.
+pub async fn discover(plan: &SyncPlan) -> Vec<inlet_host::runtime::Stream> {
+    let connector = inlet_host::sync::load(runtime(), &plan.connection, &plan.connector)
+        .expect("the connector loads");
+    let prepared = inlet_host::sync::Prepared::new(
+        connector,
+        &plan.connection,
+        &plan.config,
+        &plan.sandbox,
+        Arc::new(|_| {}),
+    )
+    .await
+    .expect("the connector prepares");
+    prepared
+        .discover(&plan.config, &plan.sandbox)
+        .await
+        .expect("discovery succeeds")
+}

@@ -326,6 +326,206 @@ async fn a_column_added_between_syncs_shows_up_without_any_step() {
 }
 
 #[tokio::test]
+async fn a_column_whose_type_changes_three_times_keeps_every_value() {
+    let pg = server();
+    let db = pg.database("retyped");
+    pg.sql(&db, "CREATE TABLE flags (id serial PRIMARY KEY, x boolean); INSERT INTO flags (x) VALUES (true), (NULL);");
+    let lake = Lake::in_memory();
+    let plan = pg_plan("retyped", pg.config(&db));
+    sync(&lake, &plan).await.0.unwrap();
+    for (alter, insert) in [
+        ("integer USING x::int", "7"),
+        ("bigint", "1099511627776"),
+        ("text", "'text'"),
+    ] {
+        pg.sql(
+            &db,
+            &format!("ALTER TABLE flags ALTER COLUMN x TYPE {alter}; INSERT INTO flags (x) VALUES ({insert});"),
+        );
+        let report = sync(&lake, &plan).await.0.unwrap();
+        assert_eq!(report.streams["public.flags"].rows, 1, "after `{alter}`");
+    }
+    // A fifth sync and a sixth change of the same kind still work (the stream is not stuck).
+    pg.sql(&db, "INSERT INTO flags (x) VALUES ('more');");
+    sync(&lake, &plan).await.0.unwrap();
+
+    let rows = one_batch(
+        read_committed(&lake, "retyped", "public.flags")
+            .await
+            .unwrap(),
+    );
+    let schema = rows.schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["id", "x", "x__int", "x__string"]);
+    let ids: Vec<i32> = rows
+        .column_by_name("id")
+        .unwrap()
+        .as_primitive::<Int32Type>()
+        .values()
+        .to_vec();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+    let bools: Vec<Option<bool>> = rows
+        .column_by_name("x")
+        .unwrap()
+        .as_boolean()
+        .iter()
+        .collect();
+    assert_eq!(bools, [Some(true), None, None, None, None, None]);
+    let ints: Vec<Option<i64>> = rows
+        .column_by_name("x__int")
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .iter()
+        .collect();
+    assert_eq!(ints, [None, None, Some(7), Some(1 << 40), None, None]);
+    assert_eq!(
+        strings(&rows, "x__string"),
+        [
+            None,
+            None,
+            None,
+            None,
+            Some("text".into()),
+            Some("more".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_nullable_cursor_reads_null_rows_once_and_saves_its_state() {
+    let pg = server();
+    let db = pg.database("nullable_cursor");
+    pg.sql(&db, "CREATE TABLE visits (id int8 PRIMARY KEY, updated_at timestamptz);
+        INSERT INTO visits SELECT i, CASE WHEN i % 10 = 0 THEN NULL ELSE timestamptz '2026-01-01' + i * interval '1 minute' END FROM generate_series(1, 50) i;");
+    let lake = Lake::in_memory();
+    let mut config = pg.config(&db);
+    config["checkpoint_rows"] = json!(3);
+    let mut plan = pg_plan("visits", config);
+    plan.sync_modes
+        .insert("public.visits".into(), SyncMode::Incremental);
+    let first = sync(&lake, &plan).await.0.unwrap();
+    assert_eq!(first.streams["public.visits"].rows, 50);
+    let second = sync(&lake, &plan).await.0.unwrap();
+    assert_eq!(
+        second.streams.get("public.visits").map_or(0, |s| s.rows),
+        0,
+        "nothing changed, nothing read again"
+    );
+    // A NULL cursor that gets a value is read again; a new row with a value is read.
+    pg.sql(
+        &db,
+        "UPDATE visits SET updated_at = timestamptz '2026-02-01' WHERE id = 10;
+        INSERT INTO visits VALUES (51, timestamptz '2026-02-02');",
+    );
+    let third = sync(&lake, &plan).await.0.unwrap();
+    assert_eq!(third.streams["public.visits"].rows, 2);
+    let history = History::read(&lake, "visits").await.unwrap();
+    let state = history.latest().unwrap().state.clone().unwrap();
+    assert_eq!(state["public.visits.cursor_nulls_read"], json!(true));
+    assert_eq!(state["public.visits.cursor_column"], json!("updated_at"));
+    let batches = read_committed(&lake, "visits", "public.visits")
+        .await
+        .unwrap();
+    let mut expected: Vec<i64> = (1..=51).collect();
+    expected.push(10);
+    expected.sort();
+    assert_eq!(ids(&batches), expected);
+}
+
+#[tokio::test]
+async fn the_suggested_cursor_prefers_a_not_null_column_and_typos_in_table_keys_are_refused() {
+    let pg = server();
+    let db = pg.database("cursor_choice");
+    pg.sql(
+        &db,
+        "CREATE TABLE a (id serial PRIMARY KEY, updated_at timestamp);
+        CREATE TABLE b (id serial PRIMARY KEY, updated_at timestamp NOT NULL DEFAULT now());
+        CREATE TABLE c (code text PRIMARY KEY, updated_at timestamp);",
+    );
+    let streams = crate::harness::discover(&pg_plan("choice", pg.config(&db))).await;
+    let cursor = |name: &str| {
+        streams
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .cursor_field
+            .clone()
+    };
+    assert_eq!(
+        cursor("public.a").as_deref(),
+        Some("id"),
+        "serial key over a nullable timestamp"
+    );
+    assert_eq!(cursor("public.b").as_deref(), Some("updated_at"));
+    assert_eq!(
+        cursor("public.c").as_deref(),
+        Some("updated_at"),
+        "nullable, but the only one"
+    );
+
+    let mut config = pg.config(&db);
+    config["tables"] = json!({"public.aa": {"where": "id < 10"}});
+    let (message, error) =
+        connector_error(sync(&Lake::in_memory(), &pg_plan("typo", config)).await.0);
+    assert!(matches!(error, ConnectorError::Config(_)), "{message}");
+    assert!(
+        message.contains("tables.\"public.aa\"")
+            && message.contains("public.a, public.b, public.c"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn lookback_picks_up_rows_committed_late_behind_the_cursor() {
+    let pg = server();
+    let db = pg.database("late_rows");
+    pg.sql(
+        &db,
+        "CREATE TABLE payments (id int8 PRIMARY KEY, updated_at timestamptz NOT NULL);
+        INSERT INTO payments VALUES (1, '2026-03-01 10:00:00+00'), (2, '2026-03-01 10:05:00+00');",
+    );
+    let lake = Lake::in_memory();
+    let mut config = pg.config(&db);
+    config["tables"] = json!({"public.payments": {"lookback": "10 minutes"}});
+    let plan = pg_plan("late", config.clone());
+    sync(&lake, &plan).await.0.unwrap();
+    // Committed after the sync with a cursor value behind the saved one (10:05).
+    pg.sql(&db, "INSERT INTO payments VALUES (3, '2026-03-01 10:01:00+00'), (4, '2026-03-01 09:00:00+00'), (5, '2026-03-01 11:00:00+00');");
+    let second = sync(&lake, &plan).await.0.unwrap();
+    // 10:00, 10:01 and 10:05 are within 10 minutes of the saved 10:05 (two of them re-read);
+    // 09:00 is not; 11:00 is new.
+    assert_eq!(second.streams["public.payments"].rows, 4);
+    let batches = read_committed(&lake, "late", "public.payments")
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&batches),
+        vec![1, 1, 2, 2, 3, 5],
+        "09:00 is beyond the lookback"
+    );
+    let state = History::read(&lake, "late")
+        .await
+        .unwrap()
+        .latest()
+        .unwrap()
+        .state
+        .clone()
+        .unwrap();
+    assert_eq!(
+        state["public.payments.cursor"],
+        json!("2026-03-01 11:00:00+00")
+    );
+
+    config["tables"] = json!({"public.payments": {"lookback": "ten minutes"}});
+    let (message, error) = connector_error(sync(&lake, &pg_plan("late", config)).await.0);
+    assert!(matches!(error, ConnectorError::Config(_)), "{message}");
+    assert!(
+        message.contains("tables.\"public.payments\".lookback"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn every_password_method_authenticates() {
     let pg = server();
     for user in ["md5_user", "scram_user", "clear_user"] {

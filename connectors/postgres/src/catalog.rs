@@ -29,27 +29,35 @@ impl TableInfo {
         format!("{}.{}", self.schema, self.name)
     }
 
-    /// The column a cursor suggestion points to: an `updated_at`-like timestamp, else a serial key.
+    /// The column a cursor suggestion points to: a NOT NULL `updated_at`-like timestamp, else a
+    /// serial key, else a nullable `updated_at`-like timestamp (rows whose cursor is NULL are only
+    /// read by the first sync, see the README).
     pub fn suggested_cursor(&self) -> Option<&ColumnInfo> {
-        let timestamp = self.columns.iter().find(|c| {
-            matches!(c.ty, PgType::Timestamp | PgType::Timestamptz)
-                && [
-                    "updated_at",
-                    "modified_at",
-                    "last_modified",
-                    "updated",
-                    "modified",
-                    "last_updated",
-                ]
-                .contains(&c.name.as_str())
-        });
-        timestamp.or_else(|| match self.primary_key.as_slice() {
+        let timestamp = |nullable: bool| {
+            self.columns.iter().find(|c| {
+                c.nullable == nullable
+                    && matches!(c.ty, PgType::Timestamp | PgType::Timestamptz)
+                    && [
+                        "updated_at",
+                        "modified_at",
+                        "last_modified",
+                        "updated",
+                        "modified",
+                        "last_updated",
+                    ]
+                    .contains(&c.name.as_str())
+            })
+        };
+        let serial_key = || match self.primary_key.as_slice() {
             [key] => self
                 .columns
                 .iter()
                 .find(|c| &c.name == key && c.serial && c.ty.can_be_cursor()),
             _ => None,
-        })
+        };
+        timestamp(false)
+            .or_else(serial_key)
+            .or_else(|| timestamp(true))
     }
 
     /// A column by name.

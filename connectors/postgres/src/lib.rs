@@ -2,8 +2,9 @@
 //! streaming `COPY ... TO STDOUT` text output straight into Arrow builders, batch by batch.
 //!
 //! Full refresh copies a table; incremental copies rows whose cursor column is greater than the
-//! saved value, in cursor order, checkpointing every `checkpoint_rows` rows at a cursor-value
-//! boundary, so rows sharing a cursor value are never split across checkpoints.
+//! saved value (minus an optional `lookback`), in cursor order with NULLs first, checkpointing
+//! every `checkpoint_rows` rows at a cursor-value boundary, so rows sharing a cursor value are
+//! never split across checkpoints.
 
 mod catalog;
 mod copy_text;
@@ -64,6 +65,11 @@ pub struct TableConfig {
     pub filter: Option<String>,
     /// The incremental cursor column, instead of the suggested one. Example: `"updated_at"`.
     pub cursor: Option<String>,
+    /// Re-read this far behind the saved cursor on every incremental sync, for rows committed
+    /// late (long transactions, `updated_at = now()` taken at statement start): a PostgreSQL
+    /// interval for timestamp and date cursors, a number for integer cursors. Re-read rows arrive
+    /// again; BigQuery's `merge` keeps one per key. Example: `"15 minutes"`.
+    pub lookback: Option<serde_json::Value>,
 }
 
 fn default_port() -> u16 {
@@ -143,6 +149,7 @@ impl Source for Postgres {
     fn discover(config: &PostgresConfig) -> Result<Vec<Stream>, Error> {
         let mut connection = config.connect()?;
         let tables = catalog::tables(&mut connection, &config.schemas, config.include_views)?;
+        read::check_table_keys(config, &tables)?;
         tables
             .iter()
             .map(|table| read::stream_of(table, config.tables.get(&table.stream_name())))
@@ -167,6 +174,7 @@ impl Source for Postgres {
     ) -> Result<(), Error> {
         let mut connection = config.connect()?;
         let tables = catalog::tables(&mut connection, &config.schemas, config.include_views)?;
+        read::check_table_keys(config, &tables)?;
         read::read(&mut connection, config, &tables, streams, state, out)
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::catalog::{ColumnInfo, TableInfo};
 use crate::copy_text::{Row, RowSplitter};
-use crate::types::Column;
+use crate::types::{Column, PgType};
 use crate::wire::{Connection, quote_ident, quote_literal};
 use crate::{PostgresConfig, TableConfig};
 use inlet_sdk::prelude::*;
@@ -63,6 +63,79 @@ fn cursor_column<'t>(
     }
 }
 
+/// Refuses `tables."schema.table"` keys that name no discovered table: a typo must not turn a
+/// filtered read into a full read.
+pub fn check_table_keys(config: &PostgresConfig, tables: &[TableInfo]) -> Result<(), Error> {
+    for key in config.tables.keys() {
+        if tables.iter().any(|t| t.stream_name() == *key) {
+            continue;
+        }
+        let known: Vec<String> = tables.iter().map(TableInfo::stream_name).collect();
+        let hint = if key.contains('.') {
+            String::new()
+        } else {
+            format!(" (keys are `schema.table`, e.g. `public.{key}`)")
+        };
+        return Err(Error::config(format!(
+            "tables.\"{key}\": no such table in schemas {}{hint}; tables found: {}",
+            config.schemas.join(", "),
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    Ok(())
+}
+
+/// The SQL type a saved cursor value is cast to before `lookback` is subtracted.
+fn cursor_sql_type(ty: &PgType) -> &'static str {
+    match ty {
+        PgType::Timestamp => "timestamp",
+        PgType::Timestamptz => "timestamptz",
+        PgType::Date => "date",
+        _ => "numeric",
+    }
+}
+
+/// `lookback` as SQL to subtract from the saved cursor: an interval literal for timestamp and date
+/// cursors (checked by the server), a number for the others.
+fn lookback_sql(
+    connection: &mut Connection,
+    stream: &str,
+    cursor: &ColumnInfo,
+    lookback: &serde_json::Value,
+) -> Result<String, Error> {
+    let key = format!("tables.\"{stream}\".lookback");
+    let temporal = matches!(
+        cursor.ty,
+        PgType::Timestamp | PgType::Timestamptz | PgType::Date
+    );
+    match lookback {
+        serde_json::Value::String(text) if temporal => {
+            let literal = format!("{}::interval", quote_literal(text));
+            connection
+                .query(&format!("SELECT {literal}"))
+                .map_err(|e| {
+                    Error::config(format!(
+                        "{key}: `{text}` is not a PostgreSQL interval ({e}); write e.g. \"15 minutes\""
+                    ))
+                })?;
+            Ok(literal)
+        }
+        serde_json::Value::Number(number) if !temporal => Ok(number.to_string()),
+        other if temporal => Err(Error::config(format!(
+            "{key}: `{other}` is not an interval; the cursor `{}` is a {:?}, so write e.g. \"15 minutes\"",
+            cursor.name, cursor.ty
+        ))),
+        other => Err(Error::config(format!(
+            "{key}: `{other}` is not a number; the cursor `{}` is a {:?}, so write e.g. 1000",
+            cursor.name, cursor.ty
+        ))),
+    }
+}
+
 fn schema_of(columns: &[&ColumnInfo]) -> SchemaRef {
     Arc::new(Schema::new(
         columns
@@ -105,12 +178,7 @@ pub fn partitions(
     let Some(column) = table.primary_key.first().and_then(|key| table.column(key)) else {
         return Ok(Vec::new());
     };
-    if count < 2
-        || !matches!(
-            column.ty,
-            crate::types::PgType::Int2 | crate::types::PgType::Int4 | crate::types::PgType::Int8
-        )
-    {
+    if count < 2 || !matches!(column.ty, PgType::Int2 | PgType::Int4 | PgType::Int8) {
         return Ok(Vec::new());
     }
     let filter = options
@@ -182,7 +250,7 @@ pub fn read(
         };
         let columns = selected_columns(table, options, cursor.map(|c| c.name.as_str()))?;
         for column in &columns {
-            if let crate::types::PgType::Fallback(type_name) = &column.ty {
+            if let PgType::Fallback(type_name) = &column.ty {
                 out.log(
                     LogLevel::Warn,
                     &format!("{}: column `{}` has type `{type_name}`, which has no Arrow mapping; it is read as text", wanted.name, column.name),
@@ -201,10 +269,28 @@ pub fn read(
             unrepresentable: 0,
         };
         let key = format!("{}.cursor", wanted.name);
-        let last: Option<String> = if cursor.is_some() {
-            state.get(&key)?
-        } else {
-            None
+        let column_key = format!("{}.cursor_column", wanted.name);
+        let nulls_key = format!("{}.cursor_nulls_read", wanted.name);
+        let (last, nulls_read): (Option<String>, bool) = match cursor {
+            Some(cursor) => {
+                let saved_column: Option<String> = state.get(&column_key)?;
+                if let Some(saved) = saved_column.filter(|saved| *saved != cursor.name) {
+                    return Err(Error::config(format!(
+                        "stream `{}`: the saved state is a cursor on column `{saved}`, but the cursor is now `{}`; \
+                         set tables.\"{}\".cursor = \"{saved}\" to go on, or reset the state (`inlet state reset`) to read the table again",
+                        wanted.name, cursor.name, wanted.name
+                    )));
+                }
+                state.set(&column_key, &cursor.name)?;
+                (state.get(&key)?, state.get(&nulls_key)?.unwrap_or(false))
+            }
+            None => (None, false),
+        };
+        let lookback = match (cursor, options.and_then(|o| o.lookback.as_ref())) {
+            (Some(cursor), Some(lookback)) if last.is_some() => {
+                Some(lookback_sql(connection, &wanted.name, cursor, lookback)?)
+            }
+            _ => None,
         };
         let range: Option<KeyRange> = match &wanted.partition {
             Some(descriptor) => Some(serde_json::from_str(descriptor).map_err(|e| {
@@ -212,17 +298,39 @@ pub fn read(
             })?),
             None => None,
         };
-        let sql = copy_sql(
-            table,
-            &columns,
-            options,
-            cursor,
-            last.as_deref(),
-            range.as_ref(),
-        );
+        let query = |bound: Bound<'_>| {
+            copy_sql(&CopyQuery {
+                table,
+                columns: &columns,
+                options,
+                cursor: cursor.map(|column| (column, bound)),
+                range: range.as_ref(),
+            })
+        };
         let mut splitter = RowSplitter::default();
+        if let (Some(last), Some(lookback)) = (&last, &lookback) {
+            // Rows at or before the saved cursor, read again: no checkpoint, the state stays.
+            let sql = query(Bound::Window { last, lookback });
+            connection.copy_out(&sql, |line| {
+                reader.push(&splitter.split(line))?;
+                if reader.rows_in_batch >= reader.batch_rows {
+                    reader.flush(out)?;
+                }
+                Ok(())
+            })?;
+            reader.flush(out)?;
+        }
+        let sql = query(match &last {
+            Some(last) => Bound::After(last),
+            None if nulls_read => Bound::NotNull,
+            None => Bound::All,
+        });
         let mut current_cursor: Option<String> = last.clone();
         let mut since_checkpoint = 0u64;
+        // With NULLs first, a nullable cursor's NULL rows all come before the first value: they
+        // are one "value" that a checkpoint never splits, and once a value follows them (or the
+        // read ends) they have all been read.
+        let nullable = cursor.is_some_and(|c| c.nullable);
         connection.copy_out(&sql, |line| {
             let row = splitter.split(line);
             if let Some(index) = reader.cursor_index {
@@ -234,6 +342,9 @@ pub fn read(
                     reader.flush(out)?;
                     if let Some(done) = &current_cursor {
                         state.set(&key, done)?;
+                    }
+                    if nullable {
+                        state.set(&nulls_key, &true)?;
                     }
                     out.checkpoint(&state)?;
                     since_checkpoint = 0;
@@ -250,6 +361,9 @@ pub fn read(
         reader.flush(out)?;
         if let Some(done) = &current_cursor {
             state.set(&key, done)?;
+        }
+        if nullable {
+            state.set(&nulls_key, &true)?;
         }
         out.checkpoint(&state)?;
         if reader.unrepresentable > 0 {
@@ -273,15 +387,31 @@ pub fn read(
     Ok(())
 }
 
-fn copy_sql(
-    table: &TableInfo,
-    columns: &[&ColumnInfo],
-    options: Option<&TableConfig>,
-    cursor: Option<&ColumnInfo>,
-    last: Option<&str>,
-    range: Option<&KeyRange>,
-) -> String {
-    let list = columns
+/// Which rows of an incremental read a query takes, by cursor value.
+#[derive(Clone, Copy)]
+enum Bound<'a> {
+    /// Every row (the first sync).
+    All,
+    /// Rows whose cursor is set (a nullable cursor's NULL rows were read before).
+    NotNull,
+    /// Rows after the saved cursor.
+    After(&'a str),
+    /// Rows within `lookback` (checked SQL) before the saved cursor, and at it.
+    Window { last: &'a str, lookback: &'a str },
+}
+
+/// Everything the COPY query of one stream depends on.
+struct CopyQuery<'a> {
+    table: &'a TableInfo,
+    columns: &'a [&'a ColumnInfo],
+    options: Option<&'a TableConfig>,
+    cursor: Option<(&'a ColumnInfo, Bound<'a>)>,
+    range: Option<&'a KeyRange>,
+}
+
+fn copy_sql(query: &CopyQuery<'_>) -> String {
+    let list = query
+        .columns
         .iter()
         .map(|c| {
             if c.ty.needs_text_cast() {
@@ -293,10 +423,10 @@ fn copy_sql(
         .collect::<Vec<_>>()
         .join(", ");
     let mut conditions = Vec::new();
-    if let Some(filter) = options.and_then(|o| o.filter.as_deref()) {
+    if let Some(filter) = query.options.and_then(|o| o.filter.as_deref()) {
         conditions.push(format!("({filter})"));
     }
-    if let Some(range) = range {
+    if let Some(range) = query.range {
         let column = quote_ident(&range.column);
         if range.to == i64::MAX {
             conditions.push(format!("{column} >= {}", range.from));
@@ -307,23 +437,32 @@ fn copy_sql(
             ));
         }
     }
-    if let (Some(cursor), Some(last)) = (cursor, last) {
-        conditions.push(format!(
-            "{} > {}",
-            quote_ident(&cursor.name),
-            quote_literal(last)
-        ));
+    if let Some((cursor, bound)) = query.cursor {
+        let column = quote_ident(&cursor.name);
+        match bound {
+            Bound::All => {}
+            Bound::NotNull => conditions.push(format!("{column} IS NOT NULL")),
+            Bound::After(last) => conditions.push(format!("{column} > {}", quote_literal(last))),
+            Bound::Window { last, lookback } => conditions.push(format!(
+                "{column} > {last}::{ty} - {lookback} AND {column} <= {last}::{ty}",
+                last = quote_literal(last),
+                ty = cursor_sql_type(&cursor.ty)
+            )),
+        }
     }
     let mut sql = format!(
         "COPY (SELECT {list} FROM {}.{}",
-        quote_ident(&table.schema),
-        quote_ident(&table.name)
+        quote_ident(&query.table.schema),
+        quote_ident(&query.table.name)
     );
     if !conditions.is_empty() {
         sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
     }
-    if let Some(cursor) = cursor {
-        sql.push_str(&format!(" ORDER BY {}", quote_ident(&cursor.name)));
+    if let Some((cursor, _)) = query.cursor {
+        sql.push_str(&format!(
+            " ORDER BY {} NULLS FIRST",
+            quote_ident(&cursor.name)
+        ));
     }
     sql.push_str(") TO STDOUT");
     sql

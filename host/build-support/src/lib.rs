@@ -48,6 +48,7 @@ pub fn build_components(
         println!("cargo:rerun-if-changed={}", path.display());
     }
 
+    ensure_wasm_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
     command
@@ -97,6 +98,49 @@ pub fn build_components(
             BuiltComponent { name, wasm }
         })
         .collect()
+}
+
+/// The target the components compile to.
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Makes sure the toolchain can compile for [`WASM_TARGET`]: `rust-toolchain.toml` lists it, but
+/// rustup does not add a toolchain file's targets to a toolchain that is already installed. Adds
+/// it with rustup when rustup is there; otherwise stops with the one command that fixes it.
+///
+/// # Panics
+/// When the target is missing and cannot be added.
+pub fn ensure_wasm_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let installed = |rustc: &str| {
+        Command::new(rustc)
+            .args(["--print", "sysroot"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| {
+                let sysroot = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+                Path::new(&sysroot)
+                    .join("lib/rustlib")
+                    .join(WASM_TARGET)
+                    .join("lib")
+                    .is_dir()
+            })
+    };
+    if installed(&rustc) != Some(false) {
+        return;
+    }
+    println!(
+        "cargo:warning=adding the {WASM_TARGET} target with rustup (the connectors compile to it)"
+    );
+    let added = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !added || installed(&rustc) == Some(false) {
+        panic!(
+            "the Rust target {WASM_TARGET} is not installed and could not be added: run `rustup target add {WASM_TARGET}` and build again"
+        );
+    }
 }
 
 fn member_dirs(workspace: &Path) -> Vec<PathBuf> {

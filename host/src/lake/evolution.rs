@@ -124,9 +124,7 @@ pub fn merge(
             continue;
         };
         let existing = fields[index].clone();
-        if existing.data_type().equals_datatype(new.data_type())
-            || widens_to(new.data_type(), existing.data_type())
-        {
+        if fits(new.data_type(), existing.data_type()) {
             continue;
         }
         if widens_to(existing.data_type(), new.data_type()) {
@@ -153,27 +151,21 @@ pub fn merge(
                 });
             }
             IncompatiblePolicy::Evolve => {
-                let variant = variant_name(new.name(), new.data_type());
-                match fields.iter().find(|f| f.name() == &variant) {
-                    Some(f) if f.data_type().equals_datatype(new.data_type()) => {}
-                    Some(_) => unreachable!("a variant column's name encodes its type"),
-                    None => {
-                        fields.push(Field::new(&variant, new.data_type().clone(), true));
-                        changes.push(SchemaChange::Variant {
-                            column: new.name().clone(),
-                            variant,
-                            data_type: new.data_type().clone(),
-                        });
-                    }
+                if let Some(change) = place_in_variant(&mut fields, new) {
+                    changes.push(change);
                 }
             }
         }
     }
     // Every column the batch does not fill must accept nulls.
     let provisional = Schema::new(fields.clone());
-    for field in fields.iter_mut() {
-        let filled = source_column(&incoming, field, &provisional)
-            .is_some_and(|i| batch.column(i).null_count() == 0);
+    let mut filled = vec![false; fields.len()];
+    for (column, field) in incoming.fields().iter().enumerate() {
+        if let Some(home) = home_of(&provisional, field.name(), field.data_type()) {
+            filled[home] |= batch.column(column).logical_null_count() == 0;
+        }
+    }
+    for (field, filled) in fields.iter_mut().zip(filled) {
         if !field.is_nullable() && !filled {
             *field = field.clone().with_nullable(true);
             changes.push(SchemaChange::Relaxed {
@@ -188,52 +180,123 @@ pub fn merge(
     Ok(Merged { schema, changes })
 }
 
-/// Reshapes `batch` to `target` (a schema produced by [`merge`] for it): columns are matched by
-/// name (or, for a variant column, by the name and type it encodes), widened, and missing ones
-/// filled with nulls.
+/// Finds or makes the variant column of `new`'s name that holds its type: an existing variant
+/// that takes the type as it is, else one that widens to it (`x__int` Int32 -> Int64), else a new
+/// variant column. Returns what changed, if anything.
+fn place_in_variant(fields: &mut Vec<Field>, new: &Field) -> Option<SchemaChange> {
+    let base = new.name();
+    let variants: Vec<usize> = (0..fields.len())
+        .filter(|&i| is_variant_of(&fields[i], base))
+        .collect();
+    if variants
+        .iter()
+        .any(|&i| fits(new.data_type(), fields[i].data_type()))
+    {
+        return None;
+    }
+    if let Some(&i) = variants
+        .iter()
+        .find(|&&i| widens_to(fields[i].data_type(), new.data_type()))
+    {
+        let from = fields[i].data_type().clone();
+        fields[i] = fields[i].clone().with_data_type(new.data_type().clone());
+        return Some(SchemaChange::Widened {
+            column: fields[i].name().clone(),
+            from,
+            to: new.data_type().clone(),
+        });
+    }
+    // A second incompatible type of one family (`x__decimal` holds (5, 4), (10, 2) arrives) gets a
+    // numbered name; the metadata, not the name, says which column a variant belongs to.
+    let preferred = variant_name(base, new.data_type());
+    let variant = std::iter::once(preferred.clone())
+        .chain((2..).map(|n| format!("{preferred}_{n}")))
+        .find(|name| fields.iter().all(|f| f.name() != name))
+        .unwrap_or(preferred);
+    fields.push(
+        Field::new(&variant, new.data_type().clone(), true).with_metadata(
+            [(VARIANT_OF.to_owned(), base.clone())]
+                .into_iter()
+                .collect::<std::collections::HashMap<String, String>>(),
+        ),
+    );
+    Some(SchemaChange::Variant {
+        column: base.clone(),
+        variant,
+        data_type: new.data_type().clone(),
+    })
+}
+
+/// Field metadata naming the column a variant column holds values of.
+pub const VARIANT_OF: &str = "inlet.variant_of";
+
+/// Whether `field` is a variant column of `base`: marked so in its metadata, or (lakes written
+/// before the marker) named `base__<type family>` after its own type.
+pub fn is_variant_of(field: &Field, base: &str) -> bool {
+    match field.metadata().get(VARIANT_OF) {
+        Some(of) => of == base,
+        None => *field.name() == variant_name(base, field.data_type()),
+    }
+}
+
+/// Reshapes `batch` to `target` (a schema produced by [`merge`] for it): each column goes to its
+/// home in `target` (the column of its name, or the variant column that takes its type), widened;
+/// columns the batch does not fill are nulls.
 pub fn conform(
     batch: &RecordBatch,
     target: &SchemaRef,
 ) -> Result<RecordBatch, arrow_schema::ArrowError> {
     let incoming = batch.schema();
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
-    for field in target.fields() {
-        let column = match source_column(&incoming, field, target) {
-            Some(index) => {
-                let column = batch.column(index);
-                if column.data_type().equals_datatype(field.data_type()) {
-                    column.clone()
-                } else {
-                    arrow_cast::cast(column, field.data_type())?
-                }
-            }
-            None => new_null_array(field.data_type(), batch.num_rows()),
+    let mut columns: Vec<Option<ArrayRef>> = vec![None; target.fields().len()];
+    for (index, field) in incoming.fields().iter().enumerate() {
+        let Some(home) = home_of(target, field.name(), field.data_type()) else {
+            continue;
         };
-        columns.push(column);
+        if columns[home].is_some() {
+            continue;
+        }
+        let column = batch.column(index);
+        let wanted = target.field(home).data_type();
+        columns[home] = Some(if column.data_type().equals_datatype(wanted) {
+            column.clone()
+        } else {
+            arrow_cast::cast(column, wanted)?
+        });
     }
-    RecordBatch::try_new(target.clone(), columns)
+    let columns = columns
+        .into_iter()
+        .zip(target.fields())
+        .map(|(column, field)| {
+            column.unwrap_or_else(|| new_null_array(field.data_type(), batch.num_rows()))
+        })
+        .collect();
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(target.clone(), columns, &options)
 }
 
-/// The index of the incoming column that fills `field` of `target`, if any.
-fn source_column(incoming: &Schema, field: &Field, target: &Schema) -> Option<usize> {
-    if let Ok(index) = incoming.index_of(field.name()) {
-        let data_type = incoming.field(index).data_type();
-        if data_type.equals_datatype(field.data_type()) || widens_to(data_type, field.data_type()) {
+/// The column of `target` that holds values of column `name` arriving as `data_type`: `name`
+/// itself when the type fits it, else the first variant column of `name` that takes the type.
+/// `None` when no column takes it (discarded values).
+pub fn home_of(target: &Schema, name: &str, data_type: &DataType) -> Option<usize> {
+    if let Ok(index) = target.index_of(name) {
+        if fits(data_type, target.field(index).data_type()) {
             return Some(index);
         }
+    } else {
         return None;
     }
-    // A variant column `base__type` takes `base` when `base` arrives with that type.
-    let (base, _) = field.name().rsplit_once("__")?;
-    let index = incoming.index_of(base).ok()?;
-    let data_type = incoming.field(index).data_type();
-    let fits_base = target.field_with_name(base).is_ok_and(|b| {
-        b.data_type().equals_datatype(data_type) || widens_to(data_type, b.data_type())
-    });
-    (!fits_base && variant_name(base, data_type) == *field.name()).then_some(index)
+    target
+        .fields()
+        .iter()
+        .position(|f| is_variant_of(f, name) && fits(data_type, f.data_type()))
 }
 
-/// The name of the variant column holding values of `data_type` for `column`.
+/// Whether values of `from` go into a column of type `to` as they are or widened.
+fn fits(from: &DataType, to: &DataType) -> bool {
+    from.equals_datatype(to) || widens_to(from, to)
+}
+
+/// The preferred name of the variant column holding values of `data_type` for `column`.
 pub fn variant_name(column: &str, data_type: &DataType) -> String {
     format!("{column}__{}", type_suffix(data_type))
 }
@@ -392,6 +455,88 @@ mod tests {
             .downcast_ref::<StringArray>()
             .unwrap();
         assert_eq!(variant.value(0), "12.5");
+    }
+
+    #[test]
+    fn a_type_that_changes_twice_keeps_every_value() {
+        // bool -> int4 -> int8 -> text, as a PostgreSQL column altered between syncs.
+        let mut current = schema(vec![Field::new("x", DataType::Boolean, true)]);
+        let batches: Vec<RecordBatch> = vec![
+            RecordBatch::try_from_iter(vec![(
+                "x",
+                Arc::new(arrow_array::BooleanArray::from(vec![true])) as ArrayRef,
+            )])
+            .unwrap(),
+            RecordBatch::try_from_iter(vec![(
+                "x",
+                Arc::new(Int32Array::from(vec![7])) as ArrayRef,
+            )])
+            .unwrap(),
+            RecordBatch::try_from_iter(vec![(
+                "x",
+                Arc::new(Int64Array::from(vec![1 << 40])) as ArrayRef,
+            )])
+            .unwrap(),
+            RecordBatch::try_from_iter(vec![(
+                "x",
+                Arc::new(StringArray::from(vec!["text"])) as ArrayRef,
+            )])
+            .unwrap(),
+        ];
+        let mut written = Vec::new();
+        for batch in &batches {
+            let merged = merge(&current, batch, IncompatiblePolicy::Evolve).unwrap();
+            written.push(conform(batch, &merged.schema).unwrap());
+            current = merged.schema;
+        }
+        let names: Vec<_> = current.fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["x", "x__int", "x__string"]);
+        assert_eq!(current.field(1).data_type(), &DataType::Int64, "widened");
+        let last: Vec<RecordBatch> = written
+            .iter()
+            .map(|b| conform(b, &current).unwrap())
+            .collect();
+        let all = arrow_select::concat::concat_batches(&current, &last).unwrap();
+        let ints = all.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(
+            ints.iter().collect::<Vec<_>>(),
+            [None, Some(7), Some(1 << 40), None]
+        );
+    }
+
+    #[test]
+    fn two_incompatible_types_of_one_family_get_two_variants() {
+        let mut current = schema(vec![Field::new("m", DataType::Int64, true)]);
+        for (i, (precision, scale)) in [(5, 4), (10, 0), (5, 4)].into_iter().enumerate() {
+            let values = arrow_array::Decimal128Array::from(vec![i as i128 + 1])
+                .with_precision_and_scale(precision, scale)
+                .unwrap();
+            let batch =
+                RecordBatch::try_from_iter(vec![("m", Arc::new(values) as ArrayRef)]).unwrap();
+            let merged = merge(&current, &batch, IncompatiblePolicy::Evolve).unwrap();
+            let conformed = conform(&batch, &merged.schema).unwrap();
+            assert_eq!(conformed.column(0).null_count(), 1);
+            current = merged.schema;
+        }
+        let names: Vec<_> = current.fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["m", "m__decimal", "m__decimal_2"]);
+        assert!(is_variant_of(current.field(2), "m"));
+    }
+
+    #[test]
+    fn lakes_written_before_the_variant_marker_keep_their_variants() {
+        let current = schema(vec![
+            Field::new("x", DataType::Boolean, true),
+            Field::new("x__int", DataType::Int32, true),
+        ]);
+        let batch = RecordBatch::try_from_iter(vec![(
+            "x",
+            Arc::new(Int64Array::from(vec![9])) as ArrayRef,
+        )])
+        .unwrap();
+        let merged = merge(&current, &batch, IncompatiblePolicy::Evolve).unwrap();
+        assert_eq!(merged.schema.fields().len(), 2, "{:?}", merged.schema);
+        assert_eq!(merged.schema.field(1).data_type(), &DataType::Int64);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 
 mod commit;
 pub mod evolution;
+#[cfg(test)]
+mod evolution_props;
 mod gcs;
 mod reader;
 mod session;

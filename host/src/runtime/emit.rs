@@ -14,7 +14,31 @@ pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef, String> {
 }
 
 /// Decodes emitted bytes into record batches. `declared` guides NDJSON conversion.
+///
+/// The bytes come from the guest, so a decoder that panics on some input (a bug in arrow-ipc or
+/// arrow-json) must not take the host down: the panic becomes an error naming the format.
 pub fn decode(
+    format: BatchFormat,
+    data: &[u8],
+    declared: Option<&SchemaRef>,
+) -> Result<Vec<RecordBatch>, String> {
+    let label = match format {
+        BatchFormat::ArrowIpc => "Arrow IPC",
+        BatchFormat::Ndjson => "NDJSON",
+    };
+    std::panic::catch_unwind(|| decode_unguarded(format, data, declared)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Err(format!(
+            "the emitted {label} bytes could not be decoded (the decoder failed: {what})"
+        ))
+    })
+}
+
+fn decode_unguarded(
     format: BatchFormat,
     data: &[u8],
     declared: Option<&SchemaRef>,
@@ -77,11 +101,11 @@ pub fn hold_to_declared(batch: RecordBatch, declared: &SchemaRef) -> Result<Reco
                 field.data_type()
             ));
         }
-        if !field.is_nullable() && column.null_count() > 0 {
+        if !field.is_nullable() && column.logical_null_count() > 0 {
             return Err(format!(
                 "column `{}` is declared NOT NULL but holds {} nulls",
                 field.name(),
-                column.null_count()
+                column.logical_null_count()
             ));
         }
         columns.push(column.clone());

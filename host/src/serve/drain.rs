@@ -1,12 +1,15 @@
 //! One drain of `inlet serve`: a task that owns the push connector instance and the lake session
 //! of a connection, hands each request to the connector, and answers every waiting request once
 //! a group commit made its rows durable (every `interval`, or sooner when `max_bytes` wait).
-//! If a commit fails, or the instance breaks mid-request, the waiting senders get 503 and retry;
-//! the instance and session are rebuilt from the lake for the next request.
+//!
+//! What `handle` emits is staged per request and reaches the session only when `handle` succeeds:
+//! a request the connector refuses, or that traps, leaves no row behind, and fails alone (the
+//! instance is rebuilt; requests already waiting keep their rows). If a commit fails, the waiting
+//! senders get 503 and retry; the instance and session are rebuilt from the lake.
 
 use crate::config::toml_to_json;
 use crate::connectors::ConnectorRef;
-use crate::lake::{ConnectorInfo, Lake, LakeSession, SessionOptions, StreamMeta};
+use crate::lake::{ConnectorInfo, Lake, LakeSession, SessionOptions, StreamMeta, StreamStats};
 use crate::runtime::{
     BatchSink, CallFailure, ConnectorError, PushRequest, PushResponse, PushRun, Runtime,
     SandboxPolicy, SinkError, decode_schema, log_run_event,
@@ -18,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 /// What a sender is answered.
 #[derive(Debug)]
@@ -62,6 +65,8 @@ pub struct DrainSpec {
     pub policy: SandboxPolicy,
     pub interval: Duration,
     pub max_bytes: u64,
+    /// Bytes of requests that may wait for a commit before senders get 503.
+    pub max_pending_bytes: u64,
 }
 
 impl DrainSpec {
@@ -80,36 +85,50 @@ impl DrainSpec {
             policy,
             interval: Duration::from_millis(drain.commit_interval_ms.unwrap_or(1000).max(1)),
             max_bytes: drain.commit_bytes.unwrap_or(8 << 20).max(1),
+            max_pending_bytes: drain.max_pending_bytes.unwrap_or(64 << 20).max(1),
         }
     }
 }
 
-/// The lake session, shared by the instance's sink and the drain task that commits it.
-#[derive(Clone)]
-struct SharedSession(Arc<Mutex<LakeSession>>);
+/// What one `handle` call emitted and checkpointed, held until the call has succeeded.
+#[derive(Default)]
+struct Staged {
+    batches: Vec<(String, RecordBatch)>,
+    state: Option<String>,
+}
 
-impl BatchSink for SharedSession {
+/// The instance's sink: a per-request stage, moved into the lake session by the drain task only
+/// when `handle` returned `Ok`.
+#[derive(Clone, Default)]
+struct RequestStage(Arc<std::sync::Mutex<Staged>>);
+
+impl RequestStage {
+    fn take(&self) -> Staged {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl BatchSink for RequestStage {
     fn emit<'a>(
         &'a mut self,
         stream: &'a str,
         batch: RecordBatch,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
-        let session = self.0.clone();
-        Box::pin(async move { session.lock().await.emit(stream, batch).await })
+        let mut staged = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        staged.batches.push((stream.to_owned(), batch));
+        Box::pin(async { Ok(()) })
     }
 
     fn checkpoint(&mut self, state: String) -> BoxFuture<'_, Result<(), SinkError>> {
-        let session = self.0.clone();
-        Box::pin(async move {
-            session.lock().await.stage_state(state);
-            Ok(())
-        })
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).state = Some(state);
+        Box::pin(async { Ok(()) })
     }
 }
 
-struct Active {
+/// A started push instance and the stage its `handle` calls emit into.
+struct Instance {
     run: PushRun,
-    session: SharedSession,
+    stage: RequestStage,
 }
 
 /// A running drain: where to send requests, and its counters.
@@ -117,6 +136,9 @@ struct Active {
 pub struct Drain {
     tx: mpsc::Sender<Job>,
     stop: Arc<tokio::sync::Notify>,
+    /// Bytes of requests handed to the drain and not answered yet.
+    pending_bytes: Arc<AtomicU64>,
+    max_pending_bytes: u64,
     /// Its counters.
     pub metrics: Arc<DrainMetrics>,
 }
@@ -129,20 +151,29 @@ impl Drain {
         spec: DrainSpec,
     ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
         let metrics = Arc::new(DrainMetrics::default());
-        let active = open(&runtime, &lake, &spec).await?;
-        let (tx, rx) = mpsc::channel(1024);
-        let task = DrainTask {
+        let max_pending_bytes = spec.max_pending_bytes;
+        let mut task = DrainTask {
             runtime,
             lake,
             spec,
             metrics: metrics.clone(),
-            active: Some(active),
+            session: None,
+            instance: None,
             waiting: Vec::new(),
             waiting_bytes: 0,
         };
+        task.open().await?;
+        let (tx, rx) = mpsc::channel(1024);
         let stop = Arc::new(tokio::sync::Notify::new());
         let handle = tokio::spawn(task.run(rx, stop.clone()));
-        Ok((Self { tx, stop, metrics }, handle))
+        let drain = Self {
+            tx,
+            stop,
+            pending_bytes: Arc::new(AtomicU64::new(0)),
+            max_pending_bytes,
+            metrics,
+        };
+        Ok((drain, handle))
     }
 
     /// Stops taking requests; queued ones are handled and everything waiting is committed and
@@ -151,8 +182,23 @@ impl Drain {
         self.stop.notify_one();
     }
 
-    /// Hands a request to the drain and waits for its answer.
+    /// Whether the drain's task has ended (stopped, or died): no request will be answered.
+    pub fn stopped(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Hands a request to the drain and waits for its answer. Beyond `max_pending_bytes` of
+    /// requests waiting for a commit, the sender is told to come back later instead.
     pub async fn submit(&self, request: PushRequest, bytes: u64) -> Reply {
+        let pending = self.pending_bytes.fetch_add(bytes, Ordering::AcqRel);
+        let _release = ReleaseOnDrop(&self.pending_bytes, bytes);
+        if pending > 0 && pending + bytes > self.max_pending_bytes {
+            self.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
+            return Reply::Unavailable(format!(
+                "the drain is busy: {pending} bytes wait for a commit (max_pending_bytes = {}); retry shortly",
+                self.max_pending_bytes
+            ));
+        }
         let (reply, answer) = oneshot::channel();
         let job = Job {
             request,
@@ -169,86 +215,106 @@ impl Drain {
     }
 }
 
+/// Gives back a request's bytes when its answer is in (or its sender went away).
+struct ReleaseOnDrop<'a>(&'a AtomicU64, u64);
+
+impl Drop for ReleaseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::AcqRel);
+    }
+}
+
 struct DrainTask {
     runtime: Arc<Runtime>,
     lake: Lake,
     spec: DrainSpec,
     metrics: Arc<DrainMetrics>,
-    active: Option<Active>,
+    session: Option<LakeSession>,
+    instance: Option<Instance>,
     waiting: Vec<(Job, PushResponse)>,
     waiting_bytes: u64,
 }
 
-/// Builds the instance and session of a drain from the lake's newest state.
-async fn open(runtime: &Runtime, lake: &Lake, spec: &DrainSpec) -> anyhow::Result<Active> {
-    let connection = spec.connection.as_str();
-    let connector = crate::sync::load(runtime, connection, &spec.reference)?;
-    let observer = Arc::new(log_run_event);
-    let prepared =
-        Prepared::new(connector, connection, &spec.config, &spec.policy, observer).await?;
-    let streams = prepared.discover(&spec.config, &spec.policy).await?;
-    let mut metas = BTreeMap::new();
-    let mut declared = HashMap::new();
-    for stream in &streams {
-        metas.insert(
-            stream.name.clone(),
-            StreamMeta {
-                primary_key: stream.primary_key.clone(),
-                cursor_field: stream.cursor_field.clone(),
-                full_refresh: false,
-            },
-        );
-        let schema = match &stream.schema {
-            Some(bytes) => Some(decode_schema(bytes).map_err(|reason| SyncError::BadSchema {
-                connection: connection.to_owned(),
-                connector: prepared.connector.name().to_owned(),
-                stream: stream.name.clone(),
-                reason,
-            })?),
-            None => None,
-        };
-        declared.insert(stream.name.clone(), schema);
-    }
-    let info = ConnectorInfo {
-        name: prepared.spec.name.clone(),
-        version: prepared.spec.version.clone(),
-        digest: prepared.connector.digest().to_owned(),
-    };
-    let session = LakeSession::open(
-        lake.clone(),
-        connection,
-        info,
-        metas,
-        SessionOptions::default(),
-        Arc::new(|_| {}),
-    )
-    .await?;
-    let state = session.state_json();
-    let session = SharedSession(Arc::new(Mutex::new(session)));
-    let bytes = spec.reference.bytes()?;
-    let push = runtime.load_push(&spec.reference.display_name(), &bytes)?;
-    let mut run = push
-        .start(
-            &spec.policy,
-            prepared.grant.clone(),
-            prepared.labels.clone(),
+impl DrainTask {
+    /// Builds what is missing: the session from the lake's newest commit, and an instance opened
+    /// with the session's state.
+    async fn open(&mut self) -> anyhow::Result<()> {
+        if self.session.is_some() && self.instance.is_some() {
+            return Ok(());
+        }
+        let spec = &self.spec;
+        let connection = spec.connection.as_str();
+        let connector = crate::sync::load(&self.runtime, connection, &spec.reference)?;
+        let observer = Arc::new(log_run_event);
+        let prepared =
+            Prepared::new(connector, connection, &spec.config, &spec.policy, observer).await?;
+        let streams = prepared.discover(&spec.config, &spec.policy).await?;
+        let mut metas = BTreeMap::new();
+        let mut declared = HashMap::new();
+        for stream in &streams {
+            metas.insert(
+                stream.name.clone(),
+                StreamMeta {
+                    primary_key: stream.primary_key.clone(),
+                    cursor_field: stream.cursor_field.clone(),
+                    full_refresh: false,
+                },
+            );
+            let schema = match &stream.schema {
+                Some(bytes) => {
+                    Some(decode_schema(bytes).map_err(|reason| SyncError::BadSchema {
+                        connection: connection.to_owned(),
+                        connector: prepared.connector.name().to_owned(),
+                        stream: stream.name.clone(),
+                        reason,
+                    })?)
+                }
+                None => None,
+            };
+            declared.insert(stream.name.clone(), schema);
+        }
+        if self.session.is_none() {
+            let info = ConnectorInfo {
+                name: prepared.spec.name.clone(),
+                version: prepared.spec.version.clone(),
+                digest: prepared.connector.digest().to_owned(),
+            };
+            let session = LakeSession::open(
+                self.lake.clone(),
+                connection,
+                info,
+                metas,
+                SessionOptions::default(),
+                Arc::new(|_| {}),
+            )
+            .await?;
+            self.session = Some(session);
+        }
+        let state = self.session.as_ref().and_then(LakeSession::state_json);
+        let bytes = spec.reference.bytes()?;
+        let push = self
+            .runtime
+            .load_push(&spec.reference.display_name(), &bytes)?;
+        let mut run = push
+            .start(
+                &spec.policy,
+                prepared.grant.clone(),
+                prepared.labels.clone(),
+            )
+            .await?;
+        let stage = RequestStage::default();
+        run.open(
+            &spec.config.to_string(),
+            state.as_deref(),
+            declared,
+            Box::new(stage.clone()),
         )
         .await?;
-    run.open(
-        &spec.config.to_string(),
-        state.as_deref(),
-        declared,
-        Box::new(session.clone()),
-    )
-    .await?;
-    Ok(Active { run, session })
-}
+        stage.take();
+        self.instance = Some(Instance { run, stage });
+        Ok(())
+    }
 
-fn max(slot: &AtomicU64, value: u64) {
-    slot.fetch_max(value, Ordering::Relaxed);
-}
-
-impl DrainTask {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>, stop: Arc<tokio::sync::Notify>) {
         let mut tick = tokio::time::interval(self.spec.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -275,110 +341,147 @@ impl DrainTask {
     async fn take(&mut self, job: Job) {
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
         self.metrics.bytes.fetch_add(job.bytes, Ordering::Relaxed);
-        if self.active.is_none() {
-            match open(&self.runtime, &self.lake, &self.spec).await {
-                Ok(active) => self.active = Some(active),
-                Err(error) => {
-                    tracing::error!(drain = %self.spec.connection, "cannot reopen the drain: {error:#}");
-                    self.answer(
-                        job,
-                        Reply::Unavailable(format!("the drain cannot start: {error}")),
-                    );
-                    return;
-                }
+        if let Err(error) = self.open().await {
+            tracing::error!(drain = %self.spec.connection, "cannot reopen the drain: {error:#}");
+            self.answer(
+                job,
+                Reply::Unavailable(format!("the drain cannot start: {error:#}")),
+            );
+            return;
+        }
+        let Some(instance) = self.instance.as_mut() else {
+            return self.answer(job, Reply::Unavailable("the drain has no instance".into()));
+        };
+        instance.stage.take();
+        let outcome = instance.run.handle(&job.request).await;
+        let staged = instance.stage.take();
+        let response = match outcome {
+            Ok(response) => response,
+            Err(error) => return self.fail_request(job, *error.failure),
+        };
+        if let Err(error) = self.apply(staged).await {
+            // Part of the request may be in the session now: nothing waiting can be committed.
+            let message = format!("the request's rows could not be written: {error}");
+            tracing::error!(drain = %self.spec.connection, "{message}");
+            self.answer(job, Reply::Unavailable(message.clone()));
+            self.abandon_waiting(&message);
+            return;
+        }
+        self.waiting_bytes += job.bytes;
+        self.waiting.push((job, response));
+        if self.waiting_bytes >= self.spec.max_bytes {
+            self.commit().await;
+        }
+    }
+
+    /// Moves a successful request's rows and state into the session.
+    async fn apply(&mut self, staged: Staged) -> Result<(), SinkError> {
+        let session = self
+            .session
+            .as_mut()
+            .ok_or_else(|| SinkError::new("no open session"))?;
+        for (stream, batch) in staged.batches {
+            session.emit(&stream, batch).await?;
+        }
+        if let Some(state) = staged.state {
+            session.stage_state(state);
+        }
+        Ok(())
+    }
+
+    /// Answers a request whose `handle` failed. Nothing it emitted was kept. A connector error is
+    /// the request's own answer; a trap or a broken limit also costs the instance, which is
+    /// rebuilt for the next request while the waiting requests keep their rows.
+    fn fail_request(&mut self, job: Job, failure: CallFailure) {
+        match failure {
+            CallFailure::Connector(reason) => {
+                let status = match reason {
+                    ConnectorError::Auth(_) => 401,
+                    ConnectorError::Config(_)
+                    | ConnectorError::Data(_)
+                    | ConnectorError::NotFound(_) => 400,
+                    _ => 503,
+                };
+                let text = CallFailure::Connector(reason).to_string();
+                let reply = if status == 503 {
+                    Reply::Unavailable(text)
+                } else {
+                    Reply::Refused {
+                        status,
+                        reason: text,
+                    }
+                };
+                self.answer(job, reply);
+            }
+            other => {
+                tracing::error!(drain = %self.spec.connection, "the connector failed on a request: {other}");
+                self.instance = None;
+                self.answer(
+                    job,
+                    Reply::Unavailable(format!("the connector failed: {other}")),
+                );
             }
         }
-        let active = self.active.as_mut().expect("opened above");
-        match active.run.handle(&job.request).await {
-            Ok(response) => {
-                self.waiting_bytes += job.bytes;
-                self.waiting.push((job, response));
-                if self.waiting_bytes >= self.spec.max_bytes {
-                    self.commit().await;
-                }
-            }
-            Err(error) => match *error.failure {
-                CallFailure::Connector(reason) => {
-                    let status = match reason {
-                        ConnectorError::Auth(_) => 401,
-                        ConnectorError::Config(_)
-                        | ConnectorError::Data(_)
-                        | ConnectorError::NotFound(_) => 400,
-                        _ => 503,
-                    };
-                    let text = CallFailure::Connector(reason).to_string();
-                    let reply = if status == 503 {
-                        Reply::Unavailable(text)
-                    } else {
-                        Reply::Refused {
-                            status,
-                            reason: text,
-                        }
-                    };
-                    self.answer(job, reply);
-                }
-                other => {
-                    // The instance is broken, and rows of this request may be half emitted:
-                    // nothing waiting is committed; every sender retries against a new instance.
-                    tracing::error!(drain = %self.spec.connection, "the connector failed: {other}");
-                    self.active = None;
-                    let message = format!("the connector failed: {other}");
-                    self.answer(job, Reply::Unavailable(message.clone()));
-                    for (waiting, _) in std::mem::take(&mut self.waiting) {
-                        self.answer(waiting, Reply::Unavailable(message.clone()));
-                    }
-                    self.waiting_bytes = 0;
-                }
-            },
+    }
+
+    /// Drops the session and instance (rebuilt from the lake) and tells every waiting sender to
+    /// retry.
+    fn abandon_waiting(&mut self, message: &str) {
+        self.session = None;
+        self.instance = None;
+        self.waiting_bytes = 0;
+        for (waiting, _) in std::mem::take(&mut self.waiting) {
+            self.answer(waiting, Reply::Unavailable(message.to_owned()));
         }
     }
 
     async fn commit(&mut self) {
         let started = Instant::now();
-        let outcome = match &mut self.active {
-            Some(active) => {
-                let state = active.run.state().await;
-                let mut session = active.session.0.lock().await;
-                let result = match state {
-                    Ok(state) => {
-                        if let Some(state) = state {
-                            session.stage_state(state);
-                        }
-                        session.commit().await
-                    }
-                    Err(error) => Err(SinkError::new(format!("the connector's state: {error}"))),
-                };
-                (result, session.stats().clone())
-            }
-            None => (Err(SinkError::new("no open session")), BTreeMap::new()),
-        };
+        let outcome = self.commit_session().await;
         let micros = started.elapsed().as_micros() as u64;
-        self.waiting_bytes = 0;
-        let waiting = std::mem::take(&mut self.waiting);
         match outcome {
-            (Ok(_), stats) => {
+            Ok(stats) => {
                 self.metrics.commits.fetch_add(1, Ordering::Relaxed);
                 self.metrics
                     .commit_micros_total
                     .fetch_add(micros, Ordering::Relaxed);
                 max(&self.metrics.commit_micros_max, micros);
-                *self.metrics.rows.lock().expect("metrics lock") =
+                *self.metrics.rows.lock().unwrap_or_else(|e| e.into_inner()) =
                     stats.iter().map(|(s, st)| (s.clone(), st.rows)).collect();
-                for (job, response) in waiting {
+                self.waiting_bytes = 0;
+                for (job, response) in std::mem::take(&mut self.waiting) {
                     self.answer(job, Reply::Done(response));
                 }
             }
-            (Err(error), _) => {
+            Err(error) => {
                 tracing::error!(drain = %self.spec.connection, "commit failed: {error}");
-                self.active = None;
-                for (job, _) in waiting {
-                    self.answer(
-                        job,
-                        Reply::Unavailable(format!("the rows could not be made durable: {error}")),
-                    );
-                }
+                self.abandon_waiting(&format!("the rows could not be made durable: {error}"));
             }
         }
+    }
+
+    /// Asks the instance for its state (a new instance, opened from the last commit, if a request
+    /// broke the old one) and commits the session with it.
+    async fn commit_session(&mut self) -> Result<BTreeMap<String, StreamStats>, SinkError> {
+        if self.instance.is_none() {
+            self.open()
+                .await
+                .map_err(|e| SinkError::new(format!("reopening the connector: {e:#}")))?;
+        }
+        let (Some(instance), Some(session)) = (self.instance.as_mut(), self.session.as_mut())
+        else {
+            return Err(SinkError::new("no open session"));
+        };
+        let state = instance
+            .run
+            .state()
+            .await
+            .map_err(|e| SinkError::new(format!("the connector's state: {e}")))?;
+        if let Some(state) = state {
+            session.stage_state(state);
+        }
+        session.commit().await?;
+        Ok(session.stats().clone())
     }
 
     fn answer(&self, job: Job, reply: Reply) {
@@ -395,4 +498,8 @@ impl DrainTask {
         // A sender that hung up gets nothing; its rows (if committed) stay.
         let _ = job.reply.send(reply);
     }
+}
+
+fn max(slot: &AtomicU64, value: u64) {
+    slot.fetch_max(value, Ordering::Relaxed);
 }

@@ -2,8 +2,10 @@
 //! `[connections.<name>.drain]` table gets a path; requests are authenticated (basic auth and/or
 //! `Logplex-Drain-Token`, compared in constant time), size-limited, handed to the connection's
 //! drain task, and answered 2xx only once their rows are durable. `/healthz`, `/readyz` and
-//! `/metrics` tell operators how it is doing. SIGTERM or Ctrl-C stop it after committing what
-//! waits.
+//! `/metrics` tell operators how it is doing (a drain whose task ended fails both health checks,
+//! so the platform restarts the server). Slow clients are cut off (header and body timeouts),
+//! connections beyond `[serve] max_connections` get 503 at once. SIGTERM or Ctrl-C stop it after
+//! committing what waits.
 
 mod drain;
 
@@ -36,7 +38,28 @@ struct Route {
 struct Router {
     routes: Vec<Route>,
     ready: AtomicBool,
+    body_timeout: Duration,
 }
+
+/// `[serve]` with its defaults filled in.
+struct Limits {
+    max_connections: usize,
+    header_timeout: Duration,
+    body_timeout: Duration,
+}
+
+impl Limits {
+    fn new(config: &crate::config::ServeConfig) -> Self {
+        Self {
+            max_connections: config.max_connections.unwrap_or(256).max(1),
+            header_timeout: Duration::from_secs(config.header_timeout_seconds.unwrap_or(10).max(1)),
+            body_timeout: Duration::from_secs(config.body_timeout_seconds.unwrap_or(30).max(1)),
+        }
+    }
+}
+
+/// The answer to a connection over the limit, written without parsing its request.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
 
 /// Equal without telling by how long it took where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -81,9 +104,16 @@ impl Router {
     async fn route(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = request.uri().path().to_owned();
         match (request.method().as_str(), path.as_str()) {
-            ("GET", "/healthz") => return text(StatusCode::OK, "ok\n"),
+            ("GET", "/healthz") => {
+                return match self.stopped_drains() {
+                    Some(stopped) => text(StatusCode::SERVICE_UNAVAILABLE, stopped),
+                    None => text(StatusCode::OK, "ok\n"),
+                };
+            }
             ("GET", "/readyz") => {
-                return if self.ready.load(Ordering::Relaxed) {
+                return if let Some(stopped) = self.stopped_drains() {
+                    text(StatusCode::SERVICE_UNAVAILABLE, stopped)
+                } else if self.ready.load(Ordering::Relaxed) {
                     text(StatusCode::OK, "ready\n")
                 } else {
                     text(StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n")
@@ -120,13 +150,25 @@ impl Router {
             return too_large();
         }
         let (parts, body) = request.into_parts();
-        let body = match Limited::new(body, route.max_body as usize).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => return too_large(),
-            Err(error) => {
+        let collect = Limited::new(body, route.max_body as usize).collect();
+        let body = match tokio::time::timeout(self.body_timeout, collect).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+                return too_large();
+            }
+            Ok(Err(error)) => {
                 return text(
                     StatusCode::BAD_REQUEST,
                     format!("reading the body: {error}\n"),
+                );
+            }
+            Err(_) => {
+                return text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the body did not arrive within {} s\n",
+                        self.body_timeout.as_secs()
+                    ),
                 );
             }
         };
@@ -179,6 +221,22 @@ impl Router {
         }
     }
 
+    /// Which drains' tasks have ended, as a message; `None` while all run.
+    fn stopped_drains(&self) -> Option<String> {
+        let stopped: Vec<&str> = self
+            .routes
+            .iter()
+            .filter(|r| r.drain.stopped())
+            .map(|r| r.name.as_str())
+            .collect();
+        (!stopped.is_empty()).then(|| {
+            format!(
+                "drain stopped: {} (see the server's log; restart it)\n",
+                stopped.join(", ")
+            )
+        })
+    }
+
     /// Counters in the Prometheus text format.
     fn metrics(&self) -> String {
         let mut out = String::new();
@@ -186,7 +244,7 @@ impl Router {
             let m = &route.drain.metrics;
             let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
             let seconds = |c| format!("{:.6}", load(c) as f64 / 1e6);
-            let rows = m.rows.lock().expect("metrics lock").clone();
+            let rows = m.rows.lock().unwrap_or_else(|e| e.into_inner()).clone();
             // (metric, extra labels, value), in the order they are printed.
             let mut lines = vec![
                 (
@@ -293,10 +351,13 @@ pub async fn serve(
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr()?;
+    let limits = Limits::new(&loaded.config.serve);
     let router = Arc::new(Router {
         routes,
         ready: AtomicBool::new(true),
+        body_timeout: limits.body_timeout,
     });
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let paths: Vec<String> = router.routes.iter().map(|r| r.path.clone()).collect();
     eprintln!(
         "inlet serve: listening on http://{address} (drains: {})",
@@ -306,21 +367,34 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (mut stream, _) = match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         tracing::warn!("accept failed: {error}");
                         continue;
                     }
                 };
+                let Ok(permit) = connections.clone().try_acquire_owned() else {
+                    tracing::warn!("{} connections are open: refusing one more", limits.max_connections);
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        let write = stream.write_all(TOO_MANY_CONNECTIONS);
+                        let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+                    });
+                    continue;
+                };
                 let router = router.clone();
+                let header_timeout = limits.header_timeout;
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let service = hyper::service::service_fn(move |request| {
                         let router = router.clone();
                         async move { Ok::<_, std::convert::Infallible>(router.route(request).await) }
                     });
                     let io = hyper_util::rt::TokioIo::new(stream);
                     if let Err(error) = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(header_timeout)
                         .serve_connection(io, service)
                         .await
                     {
@@ -350,11 +424,16 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM can be watched");
-        tokio::select! {
-            _ = interrupt => {},
-            _ = term.recv() => {},
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        match term.as_mut() {
+            Some(term) => tokio::select! {
+                _ = interrupt => {},
+                _ = term.recv() => {},
+            },
+            None => {
+                let _ = interrupt.await;
+            }
         }
     }
     #[cfg(not(unix))]

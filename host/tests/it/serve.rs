@@ -1,6 +1,7 @@
 //! `inlet serve` with the heroku-logplex connector, as a real process: logplex bodies become rows
 //! only once a commit made them durable, bad requests get 4xx with a reason, and a kill between
-//! accept and commit loses nothing that was acknowledged.
+//! accept and commit loses nothing that was acknowledged; slow senders are cut off and
+//! connections beyond the cap are refused.
 
 use super::cache_dir;
 use arrow_array::Array;
@@ -16,10 +17,15 @@ const AUTH: (&str, &str) = ("drain", "s3cret");
 const TOKEN: &str = "d.2f1e9c3a-7a5b-4c3e-9f00-1a2b3c4d5e6f";
 
 fn config(dir: &Path, interval_ms: u64) {
+    config_with(dir, interval_ms, "");
+}
+
+fn config_with(dir: &Path, interval_ms: u64, extra: &str) {
     let text = format!(
         r#"
 [lake]
 url = "lake"
+{extra}
 
 [connections.heroku]
 connector = "heroku-logplex"
@@ -368,4 +374,93 @@ fn a_kill_between_accept_and_commit_loses_nothing_acknowledged() {
     assert_eq!(again.headers()["x-inlet-duplicate"], "true");
     assert!(server.terminate().success());
     assert_eq!(count(&rows(dir.path(), "logs")), 3);
+}
+
+/// Reads whatever the server sends until it closes the connection (or 10 s pass).
+fn read_to_close(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn slow_senders_are_cut_off_and_connections_beyond_the_cap_are_refused() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let dir = tempfile::tempdir().unwrap();
+    config_with(
+        dir.path(),
+        100,
+        "[serve]\nmax_connections = 2\nheader_timeout_seconds = 2\nbody_timeout_seconds = 1\n",
+    );
+    let server = Server::start(dir.path());
+    let address = server.url.trim_start_matches("http://").to_owned();
+
+    // Two connections that send half a request line hold both slots.
+    let mut slow: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&address).unwrap();
+            stream.write_all(b"POST /drains/heroku HT").unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut third = TcpStream::connect(&address).unwrap();
+    let answer = read_to_close(&mut third);
+    assert!(
+        answer.starts_with("HTTP/1.1 503") && answer.contains("Retry-After: 1"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("too many connections\n"), "{answer}");
+
+    // The header timeout closes the slow ones, which frees their slots.
+    let started = std::time::Instant::now();
+    for stream in &mut slow {
+        let answer = read_to_close(stream);
+        assert!(
+            !answer.contains(" 2"),
+            "no success for a half request: {answer}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(9));
+
+    // A body that stops arriving: 408, and no row.
+    let mut stalled = TcpStream::connect(&address).unwrap();
+    let credentials = base64_basic(AUTH.0, AUTH.1);
+    write!(
+        stalled,
+        "POST /drains/heroku HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {credentials}\r\nLogplex-Drain-Token: {TOKEN}\r\nContent-Type: application/logplex-1\r\nContent-Length: 500\r\n\r\n{}",
+        &body(&[APP])[..20]
+    )
+    .unwrap();
+    let answer = read_to_close(&mut stalled);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 1 s"), "{answer}");
+
+    // The server still answers normally, and is healthy.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    runtime.block_on(async {
+        let ok = post(&client, &server.url, body(&[APP]), 1, "after")
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 204);
+        let ready = client
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200);
+    });
+    assert!(server.terminate().success());
+    assert_eq!(count(&rows(dir.path(), "logs")), 1);
+}
+
+fn base64_basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }

@@ -1,6 +1,9 @@
 //! A connector that misbehaves on purpose, one way per `mode`, so the tests can show what the host
 //! does about it. Modes: `ok`, `memory-bomb`, `spin`, `sleep`, `trap-after-emit`,
 //! `checkpoint-then-trap`, `wrong-schema`, `all-types`, `evolve` (with `step` 1 or 2).
+//!
+//! It is also a push connector: each request emits three `items` rows starting at the id in its
+//! `x-first` header, then succeeds, fails (`x-then: fail`) or traps (`x-then: trap`).
 
 use inlet_sdk::arrow::array::types::Int64Type;
 use inlet_sdk::arrow::array::{
@@ -9,6 +12,7 @@ use inlet_sdk::arrow::array::{
     TimestampMicrosecondArray, UInt32Array,
 };
 use inlet_sdk::prelude::*;
+use inlet_sdk::{Push, Request, Response};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -255,4 +259,23 @@ impl Source for Misbehave {
     }
 }
 
-inlet_sdk::export_source!(Misbehave);
+impl Push for Misbehave {
+    fn open(_: MisbehaveConfig, _: State) -> Result<Self, Error> {
+        Ok(Misbehave)
+    }
+
+    fn handle(&mut self, request: &Request, out: &mut Output) -> Result<Response, Error> {
+        let first: i64 = request
+            .header("x-first")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        out.emit("items", &items(first..first + 3))?;
+        match request.header("x-then") {
+            Some("fail") => Err(Error::data("refused after emitting 3 rows")),
+            Some("trap") => panic!("trap after emitting 3 rows"),
+            _ => Ok(Response::no_content()),
+        }
+    }
+}
+
+inlet_sdk::export_push!(Misbehave);
