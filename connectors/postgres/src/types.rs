@@ -6,7 +6,7 @@
 //! | int2 / int4 / int8 | Int16 / Int32 / Int64 |
 //! | float4 / float8 | Float32 / Float64 (NaN, ±Infinity kept) |
 //! | numeric(p,s), p <= 38 | Decimal128(p, s) (a NaN value becomes NULL, with a warning) |
-//! | numeric unconstrained or p > 38 | Utf8 (exact text) |
+//! | numeric unconstrained, p > 38, s < 0 or s > p | Utf8 (exact text) |
 //! | bool | Boolean |
 //! | text, varchar, char, bpchar, name, citext | Utf8 |
 //! | bytea | Binary |
@@ -26,6 +26,7 @@ use inlet_sdk::arrow::array::builder::{
     Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
+use inlet_sdk::arrow::array::types::{Decimal128Type, DecimalType};
 use inlet_sdk::arrow::array::{Array, ArrayRef, ListArray};
 use inlet_sdk::arrow::schema::{DataType, Field, TimeUnit};
 use std::collections::HashMap;
@@ -92,7 +93,9 @@ impl PgType {
                 let precision = ((typmod - 4) >> 16) & 0xffff;
                 let scale = ((typmod - 4) & 0x7ff) as i16;
                 let scale = if scale > 1023 { scale - 2048 } else { scale };
-                if precision > 38 || !(0..=38).contains(&scale) {
+                // Arrow has no decimal of precision 0 or with scale above precision (PostgreSQL 15
+                // allows `numeric(2, 5)`).
+                if !(1..=38).contains(&precision) || !(0..=precision as i16).contains(&scale) {
                     Self::NumericText
                 } else {
                     Self::Numeric {
@@ -252,12 +255,16 @@ impl Column {
                     .ok_or_else(|| bad("int4", bytes))?,
             ),
             Self::Int64(b) => b.append_value(parse_int(bytes).ok_or_else(|| bad("int8", bytes))?),
-            Self::Decimal(b, _, scale) => {
+            Self::Decimal(b, precision, scale) => {
                 if bytes == b"NaN" {
                     b.append_null();
                     return Ok(false);
                 }
-                b.append_value(parse_decimal(bytes, *scale).ok_or_else(|| bad("numeric", bytes))?)
+                b.append_value(
+                    parse_decimal(bytes, *scale)
+                        .filter(|v| Decimal128Type::is_valid_decimal_precision(*v, *precision))
+                        .ok_or_else(|| bad("numeric", bytes))?,
+                )
             }
             Self::Date(b) => b.append_value(parse_date(bytes).ok_or_else(|| bad("date", bytes))?),
             _ => return self.append_text(bytes),
@@ -266,7 +273,7 @@ impl Column {
     }
 
     fn append_text(&mut self, bytes: &[u8]) -> Result<bool, DecodeError> {
-        let text = std::str::from_utf8(bytes).map_err(|_| "value is not UTF-8".to_owned())?;
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("UTF-8 text", bytes))?;
         match self {
             Self::Int16(_)
             | Self::Int32(_)
@@ -377,8 +384,10 @@ fn bad(ty: &str, bytes: &[u8]) -> DecodeError {
     format!("`{shown}` is not a valid {ty}")
 }
 
-/// `-123.45` with `scale` 2 -> -12345.
+/// `-123.45` with `scale` 2 -> -12345; `None` for malformed text, more fraction digits than
+/// `scale`, a value past an i128, or a negative `scale`.
 pub fn parse_decimal(bytes: &[u8], scale: i8) -> Option<i128> {
+    let scale = usize::try_from(scale).ok()?;
     let (negative, digits) = match bytes.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, bytes),
@@ -388,10 +397,10 @@ pub fn parse_decimal(bytes: &[u8], scale: i8) -> Option<i128> {
         Some(at) => (&digits[..at], &digits[at + 1..]),
         None => (digits, &digits[digits.len()..]),
     };
-    if fraction.len() > scale as usize || (whole.is_empty() && fraction.is_empty()) {
+    if fraction.len() > scale || (whole.is_empty() && fraction.is_empty()) {
         return None;
     }
-    let total_digits = whole.len() + scale as usize;
+    let total_digits = whole.len() + scale;
     let mut value: i128 = if total_digits <= 18 {
         // Fits an i64: no 128-bit multiplications on the common path.
         let mut small: i64 = 0;
@@ -402,7 +411,7 @@ pub fn parse_decimal(bytes: &[u8], scale: i8) -> Option<i128> {
             }
             small = small * 10 + i64::from(digit);
         }
-        for _ in fraction.len()..scale as usize {
+        for _ in fraction.len()..scale {
             small *= 10;
         }
         i128::from(small)
@@ -415,7 +424,7 @@ pub fn parse_decimal(bytes: &[u8], scale: i8) -> Option<i128> {
             }
             big = big.checked_mul(10)?.checked_add(i128::from(digit))?;
         }
-        for _ in fraction.len()..scale as usize {
+        for _ in fraction.len()..scale {
             big = big.checked_mul(10)?;
         }
         big
@@ -452,14 +461,41 @@ fn parse_int(bytes: &[u8]) -> Option<i64> {
 }
 
 fn parse_bytea(text: &str) -> Option<Vec<u8>> {
-    let hex = text.strip_prefix("\\x")?;
+    let hex = text.strip_prefix("\\x")?.as_bytes();
     if hex.len() % 2 != 0 {
         return None;
     }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+    hex.chunks_exact(2)
+        .map(|pair| Some(hex_digit(pair[0])? << 4 | hex_digit(pair[1])?))
         .collect()
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// A field of ASCII digits, at most `max_len` of them (so no arithmetic on it overflows).
+fn digits(text: &str, max_len: usize) -> Option<i64> {
+    if text.is_empty() || text.len() > max_len {
+        return None;
+    }
+    text.bytes().try_fold(0i64, |value, b| {
+        b.is_ascii_digit().then(|| value * 10 + i64::from(b - b'0'))
+    })
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 fn split_bc(text: &str) -> (&str, bool) {
@@ -471,14 +507,15 @@ fn split_bc(text: &str) -> (&str, bool) {
 
 fn parse_ymd(text: &str, bc: bool) -> Option<i64> {
     let mut parts = text.splitn(3, '-');
-    let year: i64 = parts.next()?.parse().ok()?;
-    let month: i64 = parts.next()?.parse().ok()?;
-    let day: i64 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
+    // PostgreSQL's years reach 5874897 (dates) and 4713 BC; there is no year 0.
+    let year = digits(parts.next()?, 7).filter(|&y| y > 0)?;
+    let month = digits(parts.next()?, 2)?;
+    let day = digits(parts.next()?, 2)?;
     // 1 BC is year 0 in the proleptic Gregorian calendar.
     let year = if bc { 1 - year } else { year };
+    if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) {
+        return None;
+    }
     Some(inlet_sdk::time::days_from_civil(year, month, day))
 }
 
@@ -495,7 +532,10 @@ pub fn parse_date(bytes: &[u8]) -> Option<i32> {
                 + i64::from(digit(y3));
             let month = i64::from(digit(m0)) * 10 + i64::from(digit(m1));
             let day = i64::from(digit(d0)) * 10 + i64::from(digit(d1));
-            if (1..=12).contains(&month) && (1..=31).contains(&day) {
+            if year > 0
+                && (1..=12).contains(&month)
+                && (1..=days_in_month(year, month)).contains(&day)
+            {
                 return i32::try_from(inlet_sdk::time::days_from_civil(year, month, day)).ok();
             }
             return None;
@@ -514,20 +554,22 @@ pub fn parse_date(bytes: &[u8]) -> Option<i32> {
 /// `13:45:07.25` -> microseconds since midnight.
 pub fn parse_time(text: &str) -> Option<i64> {
     let mut parts = text.splitn(3, ':');
-    let hours: i64 = parts.next()?.parse().ok()?;
-    let minutes: i64 = parts.next()?.parse().ok()?;
+    let hours = digits(parts.next()?, 2).filter(|&h| h <= 24)?;
+    let minutes = digits(parts.next()?, 2).filter(|&m| m < 60)?;
     let seconds = parts.next()?;
-    let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
-    let whole: i64 = whole.parse().ok()?;
-    if fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let micros: i64 = if fraction.is_empty() {
-        0
-    } else {
-        format!("{fraction:0<6}").parse().ok()?
+    let (whole, fraction) = match seconds.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (seconds, None),
     };
-    Some(((hours * 60 + minutes) * 60 + whole) * 1_000_000 + micros)
+    let whole = digits(whole, 2).filter(|&s| s < 60)?;
+    let micros = match fraction.map(str::len) {
+        None => 0,
+        Some(len @ 1..=6) => digits(fraction?, 6)? * 10_i64.pow(6 - len as u32),
+        Some(_) => return None,
+    };
+    let total = ((hours * 60 + minutes) * 60 + whole) * 1_000_000 + micros;
+    // 24:00:00 is the largest time of day.
+    (total <= 86_400_000_000).then_some(total)
 }
 
 /// `2024-02-29 13:45:07.25+00` (offset optional) -> microseconds since the epoch, UTC.
@@ -544,9 +586,12 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
         Some(at) => {
             let sign = if &time[at..at + 1] == "-" { -1 } else { 1 };
             let mut fields = time[at + 1..].split(':');
-            let hours: i64 = fields.next()?.parse().ok()?;
-            let minutes: i64 = fields.next().map_or(Some(0), |m| m.parse().ok())?;
-            let seconds: i64 = fields.next().map_or(Some(0), |s| s.parse().ok())?;
+            let hours = digits(fields.next()?, 2)?;
+            let minutes = fields.next().map_or(Some(0), |m| digits(m, 2))?;
+            let seconds = fields.next().map_or(Some(0), |s| digits(s, 2))?;
+            if fields.next().is_some() || minutes >= 60 || seconds >= 60 {
+                return None;
+            }
             (&time[..at], sign * (hours * 3600 + minutes * 60 + seconds))
         }
         None => (time, 0),
@@ -558,8 +603,14 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
         .checked_sub(offset_seconds * 1_000_000)
 }
 
-/// A one-dimensional array literal `{1,NULL,"a b","x\"y"}` -> its elements.
+/// A one-dimensional array literal `{1,NULL,"a b","x\"y"}` -> its elements; `None` for a
+/// malformed or multi-dimensional one.
 pub fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
+    // An array whose lower bound is not 1 starts with its bounds, `[0:2]={1,2,3}`.
+    let text = match text.strip_prefix('[') {
+        Some(bounded) => bounded.split_once("]=")?.1,
+        None => text,
+    };
     let inner = text.strip_prefix('{')?.strip_suffix('}')?;
     let mut elements = Vec::new();
     if inner.is_empty() {
@@ -596,6 +647,1299 @@ pub fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
             None => return Some(elements),
             Some(',') => continue,
             Some(_) => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::copy_text::tests::Rng;
+    use inlet_sdk::arrow::array::cast::AsArray;
+    use inlet_sdk::arrow::array::types::{
+        Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+        Time64MicrosecondType, TimestampMicrosecondType,
+    };
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    const DAY: i64 = 86_400_000_000;
+    const HOUR: i64 = 3_600_000_000;
+
+    /// `numeric(precision, scale)`'s typmod.
+    fn numeric_typmod(precision: i32, scale: i32) -> i32 {
+        ((precision << 16) | (scale & 0x7ff)) + 4
+    }
+
+    fn numeric(precision: u8, scale: i8) -> PgType {
+        PgType::Numeric { precision, scale }
+    }
+
+    /// Decodes `values` into one column, failing on any error.
+    fn decode(ty: &PgType, values: &[Option<&str>]) -> ArrayRef {
+        let mut column = Column::new(ty);
+        for value in values {
+            let represented = column
+                .append(value.map(str::as_bytes))
+                .unwrap_or_else(|e| panic!("{ty:?} {value:?}: {e}"));
+            assert!(represented, "{ty:?} {value:?} reported unrepresentable");
+        }
+        let array = column.finish();
+        assert_eq!(array.len(), values.len());
+        assert_eq!(array.data_type(), &ty.data_type());
+        array
+    }
+
+    /// The error decoding `value` alone.
+    fn error(ty: &PgType, value: &[u8]) -> String {
+        match Column::new(ty).append(Some(value)) {
+            Ok(_) => panic!(
+                "{ty:?}: `{}` decoded but should not",
+                String::from_utf8_lossy(value)
+            ),
+            Err(e) => e,
+        }
+    }
+
+    fn assert_rejects(ty: &PgType, name: &str, values: &[&str]) {
+        for value in values {
+            assert_eq!(
+                error(ty, value.as_bytes()),
+                format!("`{value}` is not a valid {name}"),
+                "{ty:?}"
+            );
+        }
+    }
+
+    fn strings(array: &ArrayRef) -> Vec<Option<String>> {
+        array
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(str::to_owned))
+            .collect()
+    }
+
+    // --- The catalog mapping.
+
+    #[test]
+    fn maps_catalog_names() {
+        let cases = [
+            ("int2", PgType::Int2),
+            ("int4", PgType::Int4),
+            ("int8", PgType::Int8),
+            ("float4", PgType::Float4),
+            ("float8", PgType::Float8),
+            ("bool", PgType::Bool),
+            ("text", PgType::Text),
+            ("varchar", PgType::Text),
+            ("bpchar", PgType::Text),
+            ("char", PgType::Text),
+            ("name", PgType::Text),
+            ("citext", PgType::Text),
+            ("bytea", PgType::Bytea),
+            ("date", PgType::Date),
+            ("time", PgType::Time),
+            ("timestamp", PgType::Timestamp),
+            ("timestamptz", PgType::Timestamptz),
+            ("interval", PgType::Interval),
+            ("uuid", PgType::Uuid),
+            ("json", PgType::Json),
+            ("jsonb", PgType::Json),
+            ("point", PgType::Fallback("point".into())),
+            ("timetz", PgType::Fallback("timetz".into())),
+        ];
+        for (name, ty) in cases {
+            assert_eq!(PgType::from_catalog(name, "b", None, -1), ty, "{name}");
+        }
+        assert_eq!(PgType::from_catalog("mood", "e", None, -1), PgType::Enum);
+    }
+
+    #[test]
+    fn maps_numeric_typmods() {
+        let map = |typmod| PgType::from_catalog("numeric", "b", None, typmod);
+        assert_eq!(map(-1), PgType::NumericText);
+        assert_eq!(map(numeric_typmod(10, 2)), numeric(10, 2));
+        assert_eq!(map(numeric_typmod(1, 0)), numeric(1, 0));
+        assert_eq!(map(numeric_typmod(38, 0)), numeric(38, 0));
+        assert_eq!(map(numeric_typmod(38, 38)), numeric(38, 38));
+        assert_eq!(map(numeric_typmod(39, 2)), PgType::NumericText);
+        assert_eq!(map(numeric_typmod(1000, 0)), PgType::NumericText);
+        // PostgreSQL 15 allows a negative scale and a scale above the precision; Arrow does not.
+        assert_eq!(map(numeric_typmod(5, -2)), PgType::NumericText);
+        assert_eq!(map(numeric_typmod(2, 5)), PgType::NumericText);
+        // No PostgreSQL numeric has precision 0; Arrow rejects it.
+        assert_eq!(map(4), PgType::NumericText);
+    }
+
+    #[test]
+    fn scale_above_precision_no_longer_panics_at_finish() {
+        // Mapped to Decimal128(2, 5) before, which `finish` rejected with a panic.
+        let ty = PgType::from_catalog("numeric", "b", None, numeric_typmod(2, 5));
+        let array = decode(&ty, &[Some("0.00012")]);
+        assert_eq!(strings(&array), vec![Some("0.00012".to_owned())]);
+    }
+
+    #[test]
+    fn maps_arrays() {
+        let map = |name, element| PgType::from_catalog(name, "b", Some((element, "b")), -1);
+        assert_eq!(map("_int4", "int4"), PgType::Array(Box::new(PgType::Int4)));
+        assert_eq!(map("_text", "text"), PgType::Array(Box::new(PgType::Text)));
+        assert_eq!(map("_point", "point"), PgType::Fallback("point[]".into()));
+        assert_eq!(
+            PgType::from_catalog("_mood", "b", Some(("mood", "e")), -1),
+            PgType::Array(Box::new(PgType::Enum))
+        );
+        // The array's typmod is its element's.
+        assert_eq!(
+            PgType::from_catalog(
+                "_numeric",
+                "b",
+                Some(("numeric", "b")),
+                numeric_typmod(5, 2)
+            ),
+            PgType::Array(Box::new(numeric(5, 2)))
+        );
+    }
+
+    #[test]
+    fn arrow_fields() {
+        let field = PgType::Json.field("doc", true);
+        assert_eq!(field.data_type(), &DataType::Utf8);
+        assert_eq!(
+            field
+                .metadata()
+                .get("ARROW:extension:name")
+                .map(String::as_str),
+            Some("arrow.json")
+        );
+        assert!(PgType::Text.field("t", true).metadata().is_empty());
+        assert_eq!(
+            PgType::Timestamptz.field("at", false).data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
+        );
+        assert!(!PgType::Timestamptz.field("at", false).is_nullable());
+        assert_eq!(
+            numeric(10, 2).field("n", true).data_type(),
+            &DataType::Decimal128(10, 2)
+        );
+        let list = PgType::Array(Box::new(PgType::Json)).field("docs", true);
+        let DataType::List(item) = list.data_type() else {
+            panic!("{list:?}");
+        };
+        assert_eq!(item.name(), "item");
+        assert!(item.is_nullable());
+        assert_eq!(
+            item.metadata()
+                .get("ARROW:extension:name")
+                .map(String::as_str),
+            Some("arrow.json")
+        );
+    }
+
+    #[test]
+    fn text_casts_and_cursors() {
+        assert!(PgType::Fallback("point".into()).needs_text_cast());
+        assert!(!PgType::Text.needs_text_cast());
+        for ty in [
+            PgType::Int2,
+            PgType::Int4,
+            PgType::Int8,
+            numeric(10, 2),
+            PgType::Date,
+            PgType::Timestamp,
+            PgType::Timestamptz,
+        ] {
+            assert!(ty.can_be_cursor(), "{ty:?}");
+        }
+        for ty in [
+            PgType::Text,
+            PgType::NumericText,
+            PgType::Float8,
+            PgType::Uuid,
+        ] {
+            assert!(!ty.can_be_cursor(), "{ty:?}");
+        }
+    }
+
+    // --- Integers.
+
+    #[test]
+    fn int2() {
+        let array = decode(
+            &PgType::Int2,
+            &[
+                Some("0"),
+                Some("32767"),
+                Some("-32768"),
+                None,
+                Some("-0"),
+                Some("007"),
+            ],
+        );
+        let values: Vec<_> = array.as_primitive::<Int16Type>().iter().collect();
+        assert_eq!(
+            values,
+            vec![
+                Some(0),
+                Some(i16::MAX),
+                Some(i16::MIN),
+                None,
+                Some(0),
+                Some(7)
+            ]
+        );
+        assert_rejects(&PgType::Int2, "int2", &["32768", "-32769", "99999999999"]);
+    }
+
+    #[test]
+    fn int4() {
+        let array = decode(
+            &PgType::Int4,
+            &[Some("2147483647"), Some("-2147483648"), Some("42"), None],
+        );
+        let values: Vec<_> = array.as_primitive::<Int32Type>().iter().collect();
+        assert_eq!(values, vec![Some(i32::MAX), Some(i32::MIN), Some(42), None]);
+        assert_rejects(&PgType::Int4, "int4", &["2147483648", "-2147483649"]);
+    }
+
+    #[test]
+    fn int8() {
+        let array = decode(
+            &PgType::Int8,
+            &[
+                Some("9223372036854775807"),
+                Some("-9223372036854775808"),
+                Some("-1"),
+                None,
+            ],
+        );
+        let values: Vec<_> = array.as_primitive::<Int64Type>().iter().collect();
+        assert_eq!(values, vec![Some(i64::MAX), Some(i64::MIN), Some(-1), None]);
+        assert_rejects(
+            &PgType::Int8,
+            "int8",
+            &[
+                "9223372036854775808",
+                "-9223372036854775809",
+                "18446744073709551615",
+                "18446744073709551616",
+                "99999999999999999999",
+                "00000000000000000001",
+            ],
+        );
+    }
+
+    #[test]
+    fn malformed_integers() {
+        let bad = [
+            "", "-", "--1", "+1", " 1", "1 ", "1.0", "1e3", "0x1f", "1_000", "١",
+        ];
+        for (ty, name) in [
+            (PgType::Int2, "int2"),
+            (PgType::Int4, "int4"),
+            (PgType::Int8, "int8"),
+        ] {
+            assert_rejects(&ty, name, &bad);
+        }
+    }
+
+    // --- Floats.
+
+    #[test]
+    fn float4() {
+        let array = decode(
+            &PgType::Float4,
+            &[
+                Some("1.5"),
+                Some("-0"),
+                Some("3.4028235e+38"),
+                Some("1e-45"),
+                Some("Infinity"),
+                Some("-Infinity"),
+                Some("NaN"),
+                None,
+            ],
+        );
+        let array = array.as_primitive::<Float32Type>();
+        assert_eq!(array.value(0), 1.5);
+        assert!(array.value(1) == 0.0 && array.value(1).is_sign_negative());
+        assert_eq!(array.value(2), f32::MAX);
+        assert_eq!(array.value(3), f32::from_bits(1));
+        assert_eq!(array.value(4), f32::INFINITY);
+        assert_eq!(array.value(5), f32::NEG_INFINITY);
+        assert!(array.value(6).is_nan());
+        assert!(array.is_null(7));
+        assert_rejects(&PgType::Float4, "float4", &["", "abc", "1.5x", "1,5"]);
+    }
+
+    #[test]
+    fn float8() {
+        let array = decode(
+            &PgType::Float8,
+            &[
+                Some("0.1"),
+                Some("-1.7976931348623157e+308"),
+                Some("5e-324"),
+                Some("Infinity"),
+                Some("-Infinity"),
+                Some("NaN"),
+                Some("123456789012345680"),
+            ],
+        );
+        let array = array.as_primitive::<Float64Type>();
+        assert_eq!(array.value(0), 0.1);
+        assert_eq!(array.value(1), f64::MIN);
+        assert_eq!(array.value(2), f64::from_bits(1));
+        assert_eq!(array.value(3), f64::INFINITY);
+        assert_eq!(array.value(4), f64::NEG_INFINITY);
+        assert!(array.value(5).is_nan());
+        assert_eq!(array.value(6), 123_456_789_012_345_680.0);
+        assert_rejects(&PgType::Float8, "float8", &["", "-", "one", "1.0.0"]);
+    }
+
+    // --- Numeric.
+
+    fn decimals(ty: &PgType, values: &[Option<&str>]) -> Vec<Option<i128>> {
+        decode(ty, values)
+            .as_primitive::<Decimal128Type>()
+            .iter()
+            .collect()
+    }
+
+    #[test]
+    fn numeric_exact_with_scale_padding() {
+        let ty = numeric(10, 2);
+        assert_eq!(
+            decimals(
+                &ty,
+                &[
+                    Some("123.45"),
+                    Some("-123.45"),
+                    Some("5"),
+                    Some("5.1"),
+                    Some("0.05"),
+                    Some("-0.05"),
+                    Some("0"),
+                    Some("-0"),
+                    Some("99999999.99"),
+                    Some("-99999999.99"),
+                    Some(".5"),
+                    None,
+                ]
+            ),
+            vec![
+                Some(12345),
+                Some(-12345),
+                Some(500),
+                Some(510),
+                Some(5),
+                Some(-5),
+                Some(0),
+                Some(0),
+                Some(9_999_999_999),
+                Some(-9_999_999_999),
+                Some(50),
+                None
+            ]
+        );
+        let array = decode(&ty, &[Some("1.00")]);
+        assert_eq!(array.data_type(), &DataType::Decimal128(10, 2));
+    }
+
+    #[test]
+    fn numeric_scale_zero() {
+        assert_eq!(
+            decimals(&numeric(5, 0), &[Some("12345"), Some("-7")]),
+            vec![Some(12345), Some(-7)]
+        );
+        assert_rejects(&numeric(5, 0), "numeric", &["1.5", "123456"]);
+    }
+
+    #[test]
+    fn numeric_wide_values() {
+        // 18 digits and fewer take the i64 path, more the i128 one.
+        assert_eq!(
+            decimals(
+                &numeric(18, 0),
+                &[Some("999999999999999999"), Some("-999999999999999999")]
+            ),
+            vec![
+                Some(999_999_999_999_999_999),
+                Some(-999_999_999_999_999_999)
+            ]
+        );
+        assert_eq!(
+            decimals(
+                &numeric(20, 5),
+                &[Some("123456789012345.12345"), Some("-1")]
+            ),
+            vec![Some(12_345_678_901_234_512_345), Some(-100_000)]
+        );
+        let max38 = "9".repeat(38);
+        assert_eq!(
+            decimals(&numeric(38, 0), &[Some(&max38), Some(&format!("-{max38}"))]),
+            vec![
+                Some(99_999_999_999_999_999_999_999_999_999_999_999_999),
+                Some(-99_999_999_999_999_999_999_999_999_999_999_999_999)
+            ]
+        );
+        assert_eq!(
+            decimals(
+                &numeric(38, 10),
+                &[Some("1234567890123456789012345678.1234567891")]
+            ),
+            vec![Some(12_345_678_901_234_567_890_123_456_781_234_567_891)]
+        );
+        assert_eq!(
+            decimals(
+                &numeric(38, 38),
+                &[Some("0.12345678901234567890123456789012345678")]
+            ),
+            vec![Some(12_345_678_901_234_567_890_123_456_789_012_345_678)]
+        );
+    }
+
+    #[test]
+    fn numeric_too_many_digits() {
+        // More fraction digits than the scale.
+        assert_rejects(&numeric(10, 2), "numeric", &["1.234", "0.001"]);
+        // More digits than the precision, though they fit an i128 (10^38).
+        let ten_to_38 = format!("1{}", "0".repeat(38));
+        assert_eq!(
+            parse_decimal(ten_to_38.as_bytes(), 0),
+            Some(10_i128.pow(38))
+        );
+        assert_rejects(&numeric(38, 0), "numeric", &[&ten_to_38]);
+        assert_rejects(&numeric(5, 2), "numeric", &["1234.5", "-1000"]);
+        // More than an i128 holds.
+        let huge = "9".repeat(40);
+        assert_eq!(parse_decimal(huge.as_bytes(), 0), None);
+        assert_eq!(parse_decimal(b"1", 38), Some(10_i128.pow(38)));
+        assert_eq!(parse_decimal(b"100", 38), None);
+        assert_rejects(&numeric(38, 0), "numeric", &[&huge]);
+    }
+
+    #[test]
+    fn numeric_nan_is_null_and_unrepresentable() {
+        let mut column = Column::new(&numeric(10, 2));
+        assert_eq!(column.append(Some(b"1.5")), Ok(true));
+        assert_eq!(column.append(Some(b"NaN")), Ok(false));
+        assert_eq!(column.append(None), Ok(true));
+        let array = column.finish();
+        let values: Vec<_> = array.as_primitive::<Decimal128Type>().iter().collect();
+        assert_eq!(values, vec![Some(150), None, None]);
+    }
+
+    #[test]
+    fn malformed_numerics() {
+        assert_rejects(
+            &numeric(10, 2),
+            "numeric",
+            &[
+                "",
+                "-",
+                ".",
+                "-.",
+                "1.2.3",
+                "1e5",
+                "+1",
+                "--1",
+                " 1",
+                "1 ",
+                "1,5",
+                "nan",
+                "Infinity",
+                "-Infinity",
+                "1-",
+                "0x10",
+            ],
+        );
+        assert_eq!(parse_decimal(b"1.5", -1), None, "negative scale");
+    }
+
+    #[test]
+    fn unconstrained_numeric_is_exact_text() {
+        let long = format!("{}.{}", "1".repeat(50), "2".repeat(30));
+        let values = [Some("NaN"), Some("-0.000001"), Some(long.as_str()), None];
+        assert_eq!(
+            strings(&decode(&PgType::NumericText, &values)),
+            values
+                .iter()
+                .map(|v| v.map(str::to_owned))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    // --- Booleans and text.
+
+    #[test]
+    fn bool() {
+        let array = decode(&PgType::Bool, &[Some("t"), Some("f"), None]);
+        let values: Vec<_> = array.as_boolean().iter().collect();
+        assert_eq!(values, vec![Some(true), Some(false), None]);
+        assert_rejects(
+            &PgType::Bool,
+            "bool",
+            &["", "true", "false", "T", "F", "1", "0", "yes", "tt"],
+        );
+    }
+
+    #[test]
+    fn text_like_types_pass_through() {
+        let cases: [(PgType, &[Option<&str>]); 7] = [
+            (
+                PgType::Text,
+                &[Some(""), Some("żółć 🦀"), Some("a\tb\nc\\"), None],
+            ),
+            (
+                PgType::Interval,
+                &[
+                    Some("P1Y2M3DT4H5M6.5S"),
+                    Some("PT0S"),
+                    Some("P-1DT-0.000001S"),
+                ],
+            ),
+            (
+                PgType::Uuid,
+                &[Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), None],
+            ),
+            (
+                PgType::Json,
+                &[Some("{\"a\": [1, null, \"x\"]}"), Some("null"), None],
+            ),
+            (PgType::Enum, &[Some("happy"), None]),
+            (PgType::Fallback("point".into()), &[Some("(1,2)")]),
+            (PgType::NumericText, &[Some("12.50")]),
+        ];
+        for (ty, values) in cases {
+            let expected: Vec<_> = values.iter().map(|v| v.map(str::to_owned)).collect();
+            assert_eq!(strings(&decode(&ty, values)), expected, "{ty:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_naming_the_value() {
+        for ty in [PgType::Text, PgType::Json, PgType::Float8, PgType::Time] {
+            assert_eq!(
+                error(&ty, b"ab\xffcd"),
+                "`ab\u{fffd}cd` is not a valid UTF-8 text",
+                "{ty:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_values_are_cut_in_errors() {
+        let long = "x".repeat(100);
+        assert_eq!(
+            error(&PgType::Int4, long.as_bytes()),
+            format!("`{}` is not a valid int4", "x".repeat(60))
+        );
+    }
+
+    // --- bytea.
+
+    #[test]
+    fn bytea_hex() {
+        let array = decode(
+            &PgType::Bytea,
+            &[Some("\\x0102"), Some("\\x"), Some("\\xDEADbeef"), None],
+        );
+        let values: Vec<_> = array.as_binary::<i32>().iter().collect();
+        assert_eq!(
+            values,
+            vec![
+                Some(&[1u8, 2][..]),
+                Some(&[][..]),
+                Some(&[0xde, 0xad, 0xbe, 0xef][..]),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn bytea_from_a_copy_row() {
+        let mut splitter = crate::copy_text::RowSplitter::default();
+        let row = splitter.split(b"\\\\x0102\t\\N");
+        let mut column = Column::new(&PgType::Bytea);
+        column.append(row.field(0)).unwrap();
+        column.append(row.field(1)).unwrap();
+        let array = column.finish();
+        let values: Vec<_> = array.as_binary::<i32>().iter().collect();
+        assert_eq!(values, vec![Some(&[1u8, 2][..]), None]);
+    }
+
+    #[test]
+    fn malformed_bytea() {
+        assert_rejects(
+            &PgType::Bytea,
+            "bytea",
+            &[
+                "", "0102", "\\x010", "\\x0g", "x0102", "\\X0102", "\\x 1",
+                // Escape format, which bytea_output = hex rules out.
+                "\\001abc", // `u8::from_str_radix` took `+1` for 0x01.
+                "\\x+1", "\\x-1",
+                // Multibyte text: slicing the string by two bytes panicked.
+                "\\xaéb", "\\xé", "\\x🦀",
+            ],
+        );
+    }
+
+    // --- Dates.
+
+    fn dates(values: &[Option<&str>]) -> Vec<Option<i32>> {
+        decode(&PgType::Date, values)
+            .as_primitive::<Date32Type>()
+            .iter()
+            .collect()
+    }
+
+    #[test]
+    fn date() {
+        assert_eq!(
+            dates(&[
+                Some("1970-01-01"),
+                Some("1969-12-31"),
+                Some("2024-02-29"),
+                Some("2000-02-29"),
+                Some("0001-01-01"),
+                Some("10000-01-01"),
+                Some("5874897-12-31"),
+                None,
+            ]),
+            vec![
+                Some(0),
+                Some(-1),
+                Some(19_782),
+                Some(11_016),
+                Some(-719_162),
+                Some(2_932_897),
+                Some(2_145_042_905),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn date_infinities() {
+        assert_eq!(
+            dates(&[Some("infinity"), Some("-infinity")]),
+            vec![Some(i32::MAX), Some(i32::MIN)]
+        );
+        assert_rejects(&PgType::Date, "date", &["Infinity", "inf", "+infinity"]);
+    }
+
+    #[test]
+    fn date_bc() {
+        // 1 BC is year 0, a leap year; 4714-11-24 BC is the first day PostgreSQL knows (Julian
+        // day 0).
+        assert_eq!(
+            dates(&[
+                Some("0001-12-31 BC"),
+                Some("0001-01-01 BC"),
+                Some("0001-02-29 BC"),
+                Some("4714-11-24 BC"),
+            ]),
+            vec![
+                Some(-719_163),
+                Some(-719_528),
+                Some(-719_469),
+                Some(-2_440_588)
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_dates() {
+        assert_rejects(
+            &PgType::Date,
+            "date",
+            &[
+                "",
+                "2024",
+                "2024-01",
+                "2024-1-1x",
+                "2024/01/01",
+                "2024-13-01",
+                "2024-00-10",
+                "2024-01-00",
+                "2024-01-32",
+                // Days past the month's end: they were taken for days of the next month.
+                "2024-02-30",
+                "2023-02-29",
+                "1900-02-29",
+                "2024-04-31",
+                "0002-02-29 BC",
+                // There is no year 0.
+                "0000-01-01",
+                "0000-01-01 BC",
+                "2024-01-01 AD",
+                "2024-01-01BC",
+                "-2024-01-01",
+                "+2024-01-01",
+                "2024-+1-01",
+                "2024-01-+1",
+                "2024-01-01 00:00:00",
+                " 2024-01-01",
+                // Past an i32 of days.
+                "9999999-01-01",
+                // Years too large for the calendar arithmetic overflowed it.
+                "99999999-01-01",
+                "9223372036854775807-12-31",
+            ],
+        );
+    }
+
+    // --- Times.
+
+    #[test]
+    fn time() {
+        let array = decode(
+            &PgType::Time,
+            &[
+                Some("00:00:00"),
+                Some("13:45:07.25"),
+                Some("23:59:59.999999"),
+                Some("24:00:00"),
+                Some("00:00:00.000001"),
+                None,
+            ],
+        );
+        let values: Vec<_> = array
+            .as_primitive::<Time64MicrosecondType>()
+            .iter()
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                Some(0),
+                Some(49_507_250_000),
+                Some(DAY - 1),
+                Some(DAY),
+                Some(1),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn time_fractions_of_one_to_six_digits() {
+        let cases = [
+            ("12:00:00.1", 100_000),
+            ("12:00:00.12", 120_000),
+            ("12:00:00.123", 123_000),
+            ("12:00:00.1234", 123_400),
+            ("12:00:00.12345", 123_450),
+            ("12:00:00.123456", 123_456),
+            ("12:00:00.000010", 10),
+        ];
+        for (text, micros) in cases {
+            assert_eq!(parse_time(text), Some(12 * HOUR + micros), "{text}");
+        }
+    }
+
+    #[test]
+    fn malformed_times() {
+        assert_rejects(
+            &PgType::Time,
+            "time",
+            &[
+                "",
+                "12",
+                "12:00",
+                "12:00:00.1234567",
+                "12:00:00.",
+                "12:00:00.1a",
+                "12:00:00.-1",
+                "12:00:00 ",
+                "24:00:01",
+                "24:00:00.000001",
+                "25:00:00",
+                "12:60:00",
+                "12:00:60",
+                "-1:00:00",
+                "12:-1:00",
+                "12:00:-1",
+                "+1:00:00",
+                "12:00:00:00",
+                "12:00:00+00",
+                "ab:cd:ef",
+                // Hours this large overflowed the arithmetic.
+                "9223372036854775807:00:00",
+                "99999999999:00:00",
+            ],
+        );
+    }
+
+    // --- Timestamps.
+
+    fn timestamps(ty: &PgType, values: &[Option<&str>]) -> Vec<Option<i64>> {
+        decode(ty, values)
+            .as_primitive::<TimestampMicrosecondType>()
+            .iter()
+            .collect()
+    }
+
+    #[test]
+    fn timestamp() {
+        assert_eq!(
+            timestamps(
+                &PgType::Timestamp,
+                &[
+                    Some("1970-01-01 00:00:00"),
+                    Some("2024-02-29 13:45:07.25"),
+                    Some("1969-12-31 23:59:59.999999"),
+                    Some("0001-12-31 23:59:59 BC"),
+                    Some("294246-01-01 00:00:00"),
+                    None,
+                ]
+            ),
+            vec![
+                Some(0),
+                Some(1_709_214_307_250_000),
+                Some(-1),
+                Some(-62_135_596_801_000_000),
+                Some(9_223_339_708_800_000_000),
+                None
+            ]
+        );
+        let array = decode(&PgType::Timestamp, &[Some("2024-01-01 00:00:00")]);
+        assert_eq!(
+            array.data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
+    }
+
+    #[test]
+    fn timestamp_fractions_of_one_to_six_digits() {
+        let midnight = 19_723 * DAY; // 2024-01-01
+        let cases = [
+            ("2024-01-01 00:00:00.5", 500_000),
+            ("2024-01-01 00:00:00.05", 50_000),
+            ("2024-01-01 00:00:00.123", 123_000),
+            ("2024-01-01 00:00:00.1234", 123_400),
+            ("2024-01-01 00:00:00.12345", 123_450),
+            ("2024-01-01 00:00:00.123456", 123_456),
+        ];
+        for (text, micros) in cases {
+            assert_eq!(parse_timestamp(text), Some(midnight + micros), "{text}");
+        }
+        assert_eq!(parse_timestamp("2024-01-01 00:00:00.1234567"), None);
+    }
+
+    #[test]
+    fn timestamp_infinities() {
+        for ty in [PgType::Timestamp, PgType::Timestamptz] {
+            assert_eq!(
+                timestamps(&ty, &[Some("infinity"), Some("-infinity")]),
+                vec![Some(i64::MAX), Some(i64::MIN)]
+            );
+        }
+    }
+
+    #[test]
+    fn timestamptz_offsets_to_utc() {
+        let noon = 19_723 * DAY + 12 * HOUR; // 2024-01-01 12:00 UTC
+        let cases = [
+            ("2024-01-01 12:00:00+00", noon),
+            ("2024-01-01 12:00:00+05:30", 1_704_090_600_000_000),
+            ("2024-01-01 12:00:00-08", 1_704_139_200_000_000),
+            ("2024-01-01 12:00:00+09:00", 1_704_078_000_000_000),
+            ("2024-01-01 00:30:00+01", 1_704_065_400_000_000),
+            (
+                "2024-01-01 12:00:00.5-03:30",
+                noon + 3 * HOUR + HOUR / 2 + 500_000,
+            ),
+            // Local mean time offsets carry seconds.
+            ("2024-01-01 12:00:00+00:53:28", noon - 3_208_000_000),
+            ("0001-01-01 00:00:00+00 BC", -719_528 * DAY),
+        ];
+        for (text, utc) in cases {
+            assert_eq!(parse_timestamp(text), Some(utc), "{text}");
+        }
+        assert_eq!(noon, 1_704_110_400_000_000);
+        let array = decode(
+            &PgType::Timestamptz,
+            &[Some("2024-01-01 12:00:00+05:30"), None],
+        );
+        assert_eq!(
+            array.data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
+        );
+        let values: Vec<_> = array
+            .as_primitive::<TimestampMicrosecondType>()
+            .iter()
+            .collect();
+        assert_eq!(values, vec![Some(1_704_090_600_000_000), None]);
+    }
+
+    #[test]
+    fn malformed_timestamps() {
+        for ty in [PgType::Timestamp, PgType::Timestamptz] {
+            assert_rejects(
+                &ty,
+                "timestamp",
+                &[
+                    "",
+                    "2024-01-01",
+                    "2024-01-01T00:00:00",
+                    "2024-01-01  00:00:00",
+                    "2024-01-01 00:00",
+                    "2024-02-30 00:00:00",
+                    "2024-01-01 25:00:00",
+                    "2024-01-01 00:00:00+",
+                    "2024-01-01 00:00:00+5:3x",
+                    "2024-01-01 00:00:00+05:60",
+                    "2024-01-01 00:00:00+05:30:60",
+                    "2024-01-01 00:00:00+05:30:00:00",
+                    "2024-01-01 00:00:00+123",
+                    "2024-01-01 00:00:00 UTC",
+                    "Infinity",
+                    "0000-01-01 00:00:00",
+                    // Offsets this large overflowed the arithmetic.
+                    "2024-01-01 00:00:00+9223372036854775807",
+                    "2024-01-01 00:00:00-99999999999:00",
+                    // Past an i64 of microseconds since 1970 (PostgreSQL goes to 294276).
+                    "294247-01-11 00:00:00",
+                    "294276-12-31 23:59:59.999999",
+                    "9999999-01-01 00:00:00",
+                ],
+            );
+        }
+    }
+
+    // --- Arrays.
+
+    /// The elements of each list, `None` for a NULL list.
+    fn lists<T>(array: &ArrayRef, element: impl Fn(&ArrayRef) -> Vec<T>) -> Vec<Option<Vec<T>>> {
+        let list = array.as_list::<i32>();
+        (0..list.len())
+            .map(|i| (!list.is_null(i)).then(|| element(&list.value(i))))
+            .collect()
+    }
+
+    #[test]
+    fn int_arrays() {
+        let ty = PgType::Array(Box::new(PgType::Int4));
+        let array = decode(
+            &ty,
+            &[
+                Some("{1,2,3}"),
+                Some("{}"),
+                None,
+                Some("{NULL,-5}"),
+                Some("{7}"),
+            ],
+        );
+        let values = lists(&array, |a| {
+            a.as_primitive::<Int32Type>().iter().collect::<Vec<_>>()
+        });
+        assert_eq!(
+            values,
+            vec![
+                Some(vec![Some(1), Some(2), Some(3)]),
+                Some(vec![]),
+                None,
+                Some(vec![None, Some(-5)]),
+                Some(vec![Some(7)])
+            ]
+        );
+        assert_eq!(array.null_count(), 1);
+    }
+
+    #[test]
+    fn text_arrays_with_quoting_and_escapes() {
+        let ty = PgType::Array(Box::new(PgType::Text));
+        let array = decode(
+            &ty,
+            &[
+                Some(r#"{plain,"a b","x\"y","back\\slash","NULL",NULL,"","{}",",","żółć"}"#),
+                Some("{}"),
+            ],
+        );
+        let values = lists(&array, strings);
+        let expected: Vec<Option<String>> = [
+            Some("plain"),
+            Some("a b"),
+            Some("x\"y"),
+            Some("back\\slash"),
+            Some("NULL"),
+            None,
+            Some(""),
+            Some("{}"),
+            Some(","),
+            Some("żółć"),
+        ]
+        .iter()
+        .map(|v| v.map(str::to_owned))
+        .collect();
+        assert_eq!(values, vec![Some(expected), Some(vec![])]);
+    }
+
+    #[test]
+    fn array_with_lower_bound_other_than_one() {
+        // `'[0:2]={1,2,3}'::int[]` prints its bounds; that was rejected as not an array.
+        assert_eq!(
+            parse_array("[0:2]={1,2,3}"),
+            Some(vec![Some("1".into()), Some("2".into()), Some("3".into())])
+        );
+        assert_eq!(parse_array("[-1:-1]={x}"), Some(vec![Some("x".into())]));
+    }
+
+    #[test]
+    fn arrays_of_other_types() {
+        let array = decode(
+            &PgType::Array(Box::new(numeric(5, 2))),
+            &[Some("{1.5,-0.25}")],
+        );
+        let values = lists(&array, |a| {
+            a.as_primitive::<Decimal128Type>()
+                .iter()
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(values, vec![Some(vec![Some(150), Some(-25)])]);
+
+        let array = decode(
+            &PgType::Array(Box::new(PgType::Date)),
+            &[Some("{2024-02-29,infinity,NULL}")],
+        );
+        let values = lists(&array, |a| {
+            a.as_primitive::<Date32Type>().iter().collect::<Vec<_>>()
+        });
+        assert_eq!(values, vec![Some(vec![Some(19_782), Some(i32::MAX), None])]);
+
+        let array = decode(
+            &PgType::Array(Box::new(PgType::Timestamptz)),
+            &[Some(r#"{"2024-01-01 12:00:00+05:30"}"#)],
+        );
+        let values = lists(&array, |a| {
+            a.as_primitive::<TimestampMicrosecondType>()
+                .iter()
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(values, vec![Some(vec![Some(1_704_090_600_000_000)])]);
+
+        let array = decode(&PgType::Array(Box::new(PgType::Bool)), &[Some("{t,f}")]);
+        let values = lists(&array, |a| a.as_boolean().iter().collect::<Vec<_>>());
+        assert_eq!(values, vec![Some(vec![Some(true), Some(false)])]);
+
+        // bytea elements hold a backslash, so they are quoted and it is doubled.
+        let array = decode(
+            &PgType::Array(Box::new(PgType::Bytea)),
+            &[Some(r#"{"\\x0102",NULL}"#)],
+        );
+        let values = lists(&array, |a| {
+            a.as_binary::<i32>()
+                .iter()
+                .map(|v| v.map(<[u8]>::to_vec))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(values, vec![Some(vec![Some(vec![1, 2]), None])]);
+
+        let array = decode(
+            &PgType::Array(Box::new(PgType::Json)),
+            &[Some(r#"{"{\"a\": 1}",null}"#)],
+        );
+        // Only the upper-case NULL is the null marker; `null` is the JSON text.
+        assert_eq!(
+            lists(&array, strings),
+            vec![Some(vec![Some("{\"a\": 1}".into()), Some("null".into())])]
+        );
+    }
+
+    #[test]
+    fn array_with_numeric_nan_reports_unrepresentable() {
+        let mut column = Column::new(&PgType::Array(Box::new(numeric(5, 2))));
+        assert_eq!(column.append(Some(b"{1.5,NaN}")), Ok(false));
+        assert_eq!(column.append(Some(b"{2}")), Ok(true));
+        let array = column.finish();
+        let values = lists(&array, |a| {
+            a.as_primitive::<Decimal128Type>()
+                .iter()
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(
+            values,
+            vec![Some(vec![Some(150), None]), Some(vec![Some(200)])]
+        );
+    }
+
+    #[test]
+    fn nested_and_malformed_arrays_are_errors() {
+        let ty = PgType::Array(Box::new(PgType::Int4));
+        assert_rejects(
+            &ty,
+            "array",
+            &[
+                "{{1,2},{3,4}}",
+                "{1,{2}}",
+                "[1:2][1:2]={{1,2},{3,4}}",
+                "",
+                "{",
+                "}",
+                "1,2",
+                "{1,2",
+                "[0:1]{1,2}",
+                "[0:1=",
+                r#"{"a}"#,
+                r#"{"a"b}"#,
+                r#"{"a\"#,
+            ],
+        );
+        // An element that does not decode names the element.
+        assert_eq!(error(&ty, b"{1,x}"), "`x` is not a valid int4");
+        assert_eq!(error(&ty, b"{1,,2}"), "`` is not a valid int4");
+    }
+
+    #[test]
+    fn list_finish_resets_the_builder() {
+        let ty = PgType::Array(Box::new(PgType::Int2));
+        let mut column = Column::new(&ty);
+        column.append(Some(b"{1,2}")).unwrap();
+        let first = column.finish();
+        column.append(None).unwrap();
+        column.append(Some(b"{3}")).unwrap();
+        let second = column.finish();
+        let ints = |a: &ArrayRef| a.as_primitive::<Int16Type>().iter().collect::<Vec<_>>();
+        assert_eq!(lists(&first, ints), vec![Some(vec![Some(1), Some(2)])]);
+        assert_eq!(lists(&second, ints), vec![None, Some(vec![Some(3)])]);
+    }
+
+    // --- Fuzzing: no input panics.
+
+    fn every_type() -> Vec<PgType> {
+        let scalars = vec![
+            PgType::Int2,
+            PgType::Int4,
+            PgType::Int8,
+            PgType::Float4,
+            PgType::Float8,
+            numeric(10, 2),
+            numeric(38, 0),
+            numeric(38, 38),
+            numeric(18, 4),
+            PgType::NumericText,
+            PgType::Bool,
+            PgType::Text,
+            PgType::Bytea,
+            PgType::Date,
+            PgType::Time,
+            PgType::Timestamp,
+            PgType::Timestamptz,
+            PgType::Interval,
+            PgType::Uuid,
+            PgType::Json,
+            PgType::Enum,
+            PgType::Fallback("point".into()),
+        ];
+        let arrays: Vec<_> = scalars
+            .iter()
+            .map(|ty| PgType::Array(Box::new(ty.clone())))
+            .collect();
+        scalars.into_iter().chain(arrays).collect()
+    }
+
+    /// Valid values of every shape, mutated by the fuzzer.
+    const SEEDS: &[&str] = &[
+        "-9223372036854775808",
+        "32767",
+        "123.45",
+        "-0.000000001",
+        "NaN",
+        "-Infinity",
+        "1.7976931348623157e+308",
+        "t",
+        "\\xdeadbeef",
+        "2024-02-29",
+        "4714-11-24 BC",
+        "5874897-12-31",
+        "infinity",
+        "13:45:07.123456",
+        "24:00:00",
+        "2024-02-29 13:45:07.25+05:30",
+        "0001-12-31 23:59:59-08 BC",
+        "294276-12-31 23:59:59.999999+00:53:28",
+        "{1,NULL,\"a b\",\"x\\\"y\"}",
+        "[0:2]={1,2,3}",
+        "{{1,2},{3,4}}",
+        "{\"2024-01-01 00:00:00\",NULL}",
+        "{\"\\\\x0102\"}",
+    ];
+
+    fn fuzz_input(rng: &mut Rng) -> Vec<u8> {
+        const BYTES: &[u8] = b"0123456789-+:. {}[]=\",\\NULLxaefBCinfty\xc3\xa9\xff";
+        let mut input: Vec<u8> = if rng.below(3) == 0 {
+            Vec::new()
+        } else {
+            rng.pick(SEEDS).as_bytes().to_vec()
+        };
+        for _ in 0..rng.below(6) {
+            let byte = if rng.below(4) == 0 {
+                rng.next() as u8
+            } else {
+                *rng.pick(BYTES)
+            };
+            let at = rng.below(input.len() + 1);
+            match rng.below(3) {
+                0 => input.insert(at, byte),
+                1 if at < input.len() => input[at] = byte,
+                _ if at < input.len() => {
+                    input.remove(at);
+                }
+                _ => input.push(byte),
+            }
+        }
+        if rng.below(20) == 0 {
+            // A long run of digits, for overflow.
+            let digits: String = (0..20 + rng.below(30))
+                .map(|_| char::from(b'0' + rng.below(10) as u8))
+                .collect();
+            let at = rng.below(input.len() + 1);
+            let tail = input.split_off(at);
+            input.extend(digits.bytes());
+            input.extend(tail);
+        }
+        input
+    }
+
+    #[test]
+    fn fuzz_decoders_never_panic() {
+        let mut rng = Rng::new("fuzz_decoders_never_panic");
+        let types = every_type();
+        let mut columns: Vec<Column> = types.iter().map(Column::new).collect();
+        for round in 0..5_000 {
+            let input = fuzz_input(&mut rng);
+            let shown = String::from_utf8_lossy(&input).into_owned();
+            for (ty, column) in types.iter().zip(&mut columns) {
+                let result = catch_unwind(AssertUnwindSafe(|| column.append(Some(&input))));
+                match result {
+                    Ok(Err(e)) => assert!(
+                        e.contains("is not a valid"),
+                        "{ty:?} `{shown}`: error `{e}` does not name the value"
+                    ),
+                    Ok(Ok(_)) => {}
+                    Err(_) => panic!("{ty:?} panicked on `{shown}` ({input:?})"),
+                }
+            }
+            let text = std::str::from_utf8(&input).ok();
+            let direct = catch_unwind(|| {
+                let _ = parse_decimal(&input, 2);
+                let _ = parse_decimal(&input, 38);
+                let _ = parse_int(&input);
+                let _ = parse_date(&input);
+                if let Some(text) = text {
+                    let _ = parse_time(text);
+                    let _ = parse_timestamp(text);
+                    let _ = parse_array(text);
+                    let _ = parse_bytea(text);
+                }
+            });
+            assert!(direct.is_ok(), "a parser panicked on `{shown}` ({input:?})");
+            if round % 500 == 499 {
+                for (ty, column) in types.iter().zip(&mut columns) {
+                    let finished = catch_unwind(AssertUnwindSafe(|| column.finish()));
+                    assert!(finished.is_ok(), "{ty:?}: finish panicked");
+                }
+            }
         }
     }
 }
