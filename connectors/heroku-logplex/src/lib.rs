@@ -3,7 +3,9 @@
 //! their key=value fields as columns), and frames that cannot be parsed become rows of `rejected`
 //! with their raw text: nothing is dropped silently. A body whose frame lengths do not add up is
 //! refused whole (400), so Logplex does not retry garbage. Deliveries are deduplicated by
-//! `Logplex-Frame-Id` over a window of recent ids that is kept in the durable state.
+//! `Logplex-Frame-Id` over a window of recent ids that is kept in the durable state; a request
+//! without one (Shield Private Spaces, where log-shuttle posts to the drain without logplex) is
+//! written with a null `frame_id` and cannot be recognised if it is sent again.
 
 mod syslog;
 
@@ -102,7 +104,55 @@ pub struct Logplex {
     order: VecDeque<String>,
 }
 
+/// What a request amounts to, decided before anything is emitted.
+enum Batch {
+    /// A retry of a request already written (its `Logplex-Frame-Id` was seen).
+    Duplicate,
+    /// The request's rows.
+    Rows {
+        logs: RecordBatch,
+        rejected: RecordBatch,
+    },
+}
+
 impl Logplex {
+    /// Validates a request whole and builds its rows. Without a `Logplex-Frame-Id` there is
+    /// nothing to deduplicate by: the rows are built, with a null `frame_id`.
+    fn batch(&self, request: &Request) -> Result<Batch, Error> {
+        if request.method != "POST" {
+            return Err(Error::config(format!(
+                "a log drain POSTs; got {}",
+                request.method
+            )));
+        }
+        if let Some(kind) = request.header("content-type")
+            && !kind.starts_with("application/logplex-1")
+        {
+            return Err(Error::data(format!(
+                "Content-Type `{kind}` is not application/logplex-1"
+            )));
+        }
+        let frame_id = request.header("logplex-frame-id");
+        if frame_id.is_some_and(|id| self.seen.contains(id)) {
+            return Ok(Batch::Duplicate);
+        }
+        let frames = syslog::frames(&request.body).map_err(|e| Error::data(e.0))?;
+        if let Some(count) = request.header("logplex-msg-count") {
+            let declared: usize = count
+                .trim()
+                .parse()
+                .map_err(|_| Error::data(format!("Logplex-Msg-Count `{count}` is not a number")))?;
+            if declared != frames.len() {
+                return Err(Error::data(format!(
+                    "Logplex-Msg-Count says {declared} frames but the body holds {}",
+                    frames.len()
+                )));
+            }
+        }
+        let (logs, rejected) = rows(&frames, frame_id, request.header("logplex-drain-token"))?;
+        Ok(Batch::Rows { logs, rejected })
+    }
+
     fn remember(&mut self, id: &str) {
         if self.seen.insert(id.to_owned()) {
             self.order.push_back(id.to_owned());
@@ -163,46 +213,19 @@ impl Push for Logplex {
     }
 
     fn handle(&mut self, request: &Request, out: &mut Output) -> Result<Response, Error> {
-        if request.method != "POST" {
-            return Err(Error::config(format!(
-                "a log drain POSTs; got {}",
-                request.method
-            )));
-        }
-        if let Some(kind) = request.header("content-type")
-            && !kind.starts_with("application/logplex-1")
-        {
-            return Err(Error::data(format!(
-                "Content-Type `{kind}` is not application/logplex-1"
-            )));
-        }
-        let frame_id = request.header("logplex-frame-id");
-        if let Some(id) = frame_id
-            && self.seen.contains(id)
-        {
-            let mut response = Response::no_content();
-            response
-                .headers
-                .push(("x-inlet-duplicate".into(), "true".into()));
-            return Ok(response);
-        }
-        let frames = syslog::frames(&request.body).map_err(|e| Error::data(e.0))?;
-        if let Some(count) = request.header("logplex-msg-count") {
-            let declared: usize = count
-                .trim()
-                .parse()
-                .map_err(|_| Error::data(format!("Logplex-Msg-Count `{count}` is not a number")))?;
-            if declared != frames.len() {
-                return Err(Error::data(format!(
-                    "Logplex-Msg-Count says {declared} frames but the body holds {}",
-                    frames.len()
-                )));
+        let (logs, rejected) = match self.batch(request)? {
+            Batch::Duplicate => {
+                let mut response = Response::no_content();
+                response
+                    .headers
+                    .push(("x-inlet-duplicate".into(), "true".into()));
+                return Ok(response);
             }
-        }
-        let (logs, rejected) = rows(&frames, frame_id, request.header("logplex-drain-token"))?;
+            Batch::Rows { logs, rejected } => (logs, rejected),
+        };
         out.emit("logs", &logs)?;
         out.emit("rejected", &rejected)?;
-        if let Some(id) = frame_id {
+        if let Some(id) = request.header("logplex-frame-id") {
             self.remember(id);
         }
         Ok(Response::no_content())
@@ -241,18 +264,21 @@ fn rows(
     let mut raws = StringBuilder::new();
 
     for (index, frame) in frames.iter().enumerate() {
+        let index = i32::try_from(index).map_err(|_| {
+            Error::data(format!("frame {index} does not fit `frame_index` (Int32)"))
+        })?;
         let message = match syslog::parse(frame) {
             Ok(message) => message,
             Err(reason) => {
                 rejected_ids.append_option(frame_id);
-                rejected_indexes.append_value(index as i32);
+                rejected_indexes.append_value(index);
                 reasons.append_value(reason);
                 raws.append_value(String::from_utf8_lossy(frame));
                 continue;
             }
         };
         frame_ids.append_option(frame_id);
-        indexes.append_value(index as i32);
+        indexes.append_value(index);
         tokens.append_option(drain_token);
         times.append_option(message.timestamp_micros);
         priorities.append_value(i32::from(message.priority));
@@ -316,3 +342,181 @@ fn rows(
 }
 
 inlet_sdk::export_push!(Logplex);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inlet_sdk::arrow::array::{
+        Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    };
+
+    fn drain() -> Logplex {
+        Logplex::open(LogplexConfig { dedupe_window: 4 }, State::default()).unwrap()
+    }
+
+    fn request(headers: &[(&str, &str)], lines: &[&str]) -> Request {
+        Request {
+            method: "POST".into(),
+            path: "/drains/heroku".into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: lines
+                .iter()
+                .flat_map(|line| format!("{} {line}", line.len()).into_bytes())
+                .collect(),
+        }
+    }
+
+    fn rows_of(batch: Batch) -> (RecordBatch, RecordBatch) {
+        match batch {
+            Batch::Rows { logs, rejected } => (logs, rejected),
+            Batch::Duplicate => panic!("rows expected, got a duplicate"),
+        }
+    }
+
+    fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<T>())
+            .unwrap_or_else(|| panic!("no column `{name}` of that type"))
+    }
+
+    fn texts(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        column::<StringArray>(batch, name)
+            .iter()
+            .map(|v| v.map(str::to_owned))
+            .collect()
+    }
+
+    fn numbers(batch: &RecordBatch, name: &str) -> Vec<Option<i64>> {
+        column::<Int64Array>(batch, name).iter().collect()
+    }
+
+    const RAILS: &str = "<190>1 2024-05-01T10:00:00.100000+00:00 host app web.1 - [8601b555-6a54] Started GET \"/orders\" for 1.2.3.4 at 2024-05-01 10:00:00 +0000\n";
+    const H12: &str = "<158>1 2024-05-01T10:00:30.000001+00:00 host heroku router - at=error code=H12 desc=\"Request timeout\" method=GET path=\"/\" host=myapp.herokuapp.com request_id=2c1e5a7b-9d3f-4e8a-b6c1-7f0e9d2a4b58 fwd=\"1.2.3.4\" dyno=web.1 connect=0ms service=30000ms status=503 bytes=0 protocol=https\n";
+
+    /// Shield Private Spaces: log-shuttle posts straight to the drain, with no `Logplex-Frame-Id`
+    /// (nor `Logplex-Drain-Token`). The batch is written; it cannot be deduplicated.
+    #[test]
+    fn a_batch_without_a_frame_id_is_written_and_not_deduplicated() {
+        let drain = drain();
+        let request = request(
+            &[
+                ("content-type", "application/logplex-1"),
+                ("logplex-msg-count", "3"),
+            ],
+            &[RAILS, H12, "not syslog"],
+        );
+        let (logs, rejected) = rows_of(drain.batch(&request).unwrap());
+
+        assert_eq!(logs.num_rows(), 2);
+        assert_eq!(texts(&logs, "frame_id"), vec![None, None]);
+        assert_eq!(texts(&logs, "drain_token"), vec![None, None]);
+        assert_eq!(column::<Int32Array>(&logs, "frame_index").values(), &[0, 1]);
+        assert_eq!(
+            column::<TimestampMicrosecondArray>(&logs, "timestamp").values(),
+            &[1_714_557_600_100_000, 1_714_557_630_000_001]
+        );
+        assert_eq!(column::<Int32Array>(&logs, "severity").values(), &[6, 6]);
+        assert_eq!(
+            texts(&logs, "message"),
+            vec![
+                Some("[8601b555-6a54] Started GET \"/orders\" for 1.2.3.4 at 2024-05-01 10:00:00 +0000".to_owned()),
+                H12.split_once(" - ").map(|(_, m)| m.trim_end_matches('\n').to_owned()),
+            ]
+        );
+        // Router columns: only for heroku/router lines.
+        assert_eq!(texts(&logs, "at"), vec![None, Some("error".into())]);
+        assert_eq!(texts(&logs, "code"), vec![None, Some("H12".into())]);
+        assert_eq!(
+            texts(&logs, "desc"),
+            vec![None, Some("Request timeout".into())]
+        );
+        assert_eq!(texts(&logs, "path"), vec![None, Some("/".into())]);
+        assert_eq!(texts(&logs, "dyno"), vec![None, Some("web.1".into())]);
+        assert_eq!(numbers(&logs, "status"), vec![None, Some(503)]);
+        assert_eq!(numbers(&logs, "service_ms"), vec![None, Some(30_000)]);
+        assert_eq!(numbers(&logs, "connect_ms"), vec![None, Some(0)]);
+        assert_eq!(numbers(&logs, "bytes"), vec![None, Some(0)]);
+
+        assert_eq!(rejected.num_rows(), 1);
+        assert_eq!(texts(&rejected, "frame_id"), vec![None]);
+        assert_eq!(
+            column::<Int32Array>(&rejected, "frame_index").values(),
+            &[2]
+        );
+        assert_eq!(texts(&rejected, "raw"), vec![Some("not syslog".into())]);
+
+        // Sent again (a retry looks the same): written again, nothing to recognise it by.
+        let (again, _) = rows_of(drain.batch(&request).unwrap());
+        assert_eq!(again.num_rows(), 2);
+        let state = drain.state().unwrap().unwrap_or_default();
+        assert_eq!(state.get::<Vec<String>>(STATE_KEY).unwrap(), Some(vec![]));
+    }
+
+    #[test]
+    fn a_frame_id_seen_before_is_a_duplicate() {
+        let mut drain = drain();
+        let request = request(
+            &[
+                ("content-type", "application/logplex-1"),
+                ("logplex-msg-count", "1"),
+                ("logplex-frame-id", "09C557EAFCFB6CF2740EE62F62971098"),
+                (
+                    "logplex-drain-token",
+                    "d.fc6b856b-3332-4546-93de-7d0ee272c3bd",
+                ),
+            ],
+            &[RAILS],
+        );
+        let (logs, _) = rows_of(drain.batch(&request).unwrap());
+        assert_eq!(
+            texts(&logs, "frame_id"),
+            vec![Some("09C557EAFCFB6CF2740EE62F62971098".into())]
+        );
+        assert_eq!(
+            texts(&logs, "drain_token"),
+            vec![Some("d.fc6b856b-3332-4546-93de-7d0ee272c3bd".into())]
+        );
+        drain.remember("09C557EAFCFB6CF2740EE62F62971098");
+        assert!(matches!(drain.batch(&request).unwrap(), Batch::Duplicate));
+        // `handle` answers a duplicate without emitting anything.
+        let response = drain.handle(&request, &mut Output::default()).unwrap();
+        assert_eq!(response.status, 204);
+        assert_eq!(
+            response.headers,
+            vec![("x-inlet-duplicate".to_owned(), "true".to_owned())]
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_refused_whole() {
+        let drain = drain();
+        let cases = [
+            (
+                request(&[("logplex-msg-count", "2")], &[RAILS]),
+                "Logplex-Msg-Count says 2 frames but the body holds 1",
+            ),
+            (
+                request(&[("content-type", "text/plain")], &[RAILS]),
+                "Content-Type `text/plain` is not application/logplex-1",
+            ),
+            (
+                Request {
+                    body: b"70 <174>1 short".to_vec(),
+                    ..request(&[], &[])
+                },
+                "declares 70 bytes but only 12 remain",
+            ),
+        ];
+        for (request, expected) in cases {
+            let error = drain.batch(&request).err().map(|e| e.to_string());
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains(expected)),
+                "{error:?} lacks {expected:?}"
+            );
+        }
+    }
+}
