@@ -33,6 +33,12 @@
 //! [connections.heroku.drain]
 //! basic_auth = "drain:password"       # and/or drain_token = "d.<uuid>"
 //! commit_interval_ms = 1000
+//! max_pending_bytes = 67108864        # beyond this, waiting senders get 503 + Retry-After
+//!
+//! [serve]                             # limits of `inlet serve`'s HTTP server
+//! max_connections = 256
+//! header_timeout_seconds = 10
+//! body_timeout_seconds = 30
 //!
 //! [connections.pharmacy.sandbox]
 //! memory_mib = 512

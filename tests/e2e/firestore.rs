@@ -264,6 +264,46 @@ async fn collection_groups_and_disagreeing_types() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_map_field_whose_inner_type_changes_twice_keeps_every_value() {
+    let emulator = FirestoreEmulator::get();
+    let meta = |value: serde_json::Value| json!({"meta": {"mapValue": {"fields": {"x": value}}}});
+    emulator.put("retyped/m1", meta(json!({"integerValue": "7"})));
+    emulator.put("retyped/m2", meta(json!({"stringValue": "seven"})));
+    emulator.put("retyped/m3", meta(json!({"booleanValue": true})));
+    emulator.put("retyped/m4", meta(json!({"integerValue": "8"})));
+    let (plan, _dir) = firestore_plan("fs_retyped", json!({"collections": [{"path": "retyped"}]}));
+    let lake = Lake::in_memory();
+    sync(&lake, &plan).await.0.unwrap();
+    // A second sync (a full copy again) goes through the same variants without stopping.
+    sync(&lake, &plan).await.0.unwrap();
+
+    let rows = one_batch(
+        read_committed(&lake, "fs_retyped", "retyped")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(rows.num_rows(), 8);
+    let inner = |column: &str| {
+        let column = rows
+            .column_by_name(column)
+            .unwrap_or_else(|| panic!("column `{column}` in {:?}", rows.schema()));
+        let structs = column.as_struct();
+        (0..4)
+            .map(|row| {
+                (!structs.is_null(row)).then(|| {
+                    let x = structs.column_by_name("x").unwrap();
+                    arrow_cast::display::array_value_to_string(x, row).unwrap()
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(inner("meta"), [some("7"), None, None, some("8")]);
+    assert_eq!(inner("meta__struct"), [None, some("seven"), None, None]);
+    assert_eq!(inner("meta__struct_2"), [None, None, some("true"), None]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_firestore_connector_passes_the_conformance_kit() {
     let emulator = FirestoreEmulator::get();
     emulator.put("kit_items/k1", event(1, 1));
