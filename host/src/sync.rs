@@ -40,6 +40,10 @@ pub struct SyncPlan {
     pub sandbox: SandboxPolicy,
     /// Parquet sizing.
     pub writer: WriterOptions,
+    /// Refuse to sync when the connection's newest commit came from another connector or other
+    /// settings: set when the connection name was not chosen by the user (`inlet sync` without
+    /// `--connection`), so two sources cannot share a cursor by accident.
+    pub same_source_only: bool,
 }
 
 impl SyncPlan {
@@ -57,6 +61,7 @@ impl SyncPlan {
             default_parallel: 1,
             sandbox: SandboxPolicy::default(),
             writer: WriterOptions::default(),
+            same_source_only: false,
         }
     }
 }
@@ -111,6 +116,14 @@ pub enum SyncError {
         connector: String,
         stream: String,
         reason: String,
+    },
+    #[error(
+        "connection `{connection}` in this lake holds another source ({existing}); syncing `{connector}` with these settings into it would take over its state and cursors. Name this source with `--connection <name>`, or pass `--connection {connection}` to go on with the existing one"
+    )]
+    OtherSource {
+        connection: String,
+        connector: String,
+        existing: String,
     },
     #[error("connection `{connection}`: lake: {source}")]
     Lake {
@@ -228,6 +241,22 @@ impl Prepared {
         })
     }
 
+    /// A digest of `config` without the connector's secret fields: the same source gives the
+    /// same digest, and a password change does not count as another source.
+    pub fn settings_digest(&self, config: &serde_json::Value) -> String {
+        use sha2::{Digest, Sha256};
+        let mut config = config.clone();
+        if let Some(object) = config.as_object_mut() {
+            for field in &self.spec.secret_fields {
+                object.remove(field);
+            }
+        }
+        // serde_json's maps are sorted by key, so equal settings print equally.
+        let digest = Sha256::digest(config.to_string().as_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
     /// Starts a run (a fresh store) under `policy` with this connector's grant and labels.
     pub async fn start(&self, policy: &SandboxPolicy) -> Result<Run, SyncError> {
         Ok(self
@@ -317,7 +346,9 @@ pub async fn sync(
         name: prepared.spec.name.clone(),
         version: prepared.spec.version.clone(),
         digest: prepared.connector.digest().to_owned(),
+        settings: Some(prepared.settings_digest(&plan.config)),
     };
+    let (info_name, info_settings) = (info.name.clone(), info.settings.clone().unwrap_or_default());
     let options = SessionOptions {
         writer: plan.writer.clone(),
         policies: plan.policies.clone(),
@@ -335,6 +366,23 @@ pub async fn sync(
         connection: connection.to_owned(),
         source,
     })?;
+    if plan.same_source_only
+        && let Some(last) = session.last_connector()
+        && (last.name != info_name || last.settings.as_ref().is_some_and(|s| *s != info_settings))
+    {
+        return Err(SyncError::OtherSource {
+            connection: connection.to_owned(),
+            connector: info_name,
+            existing: format!(
+                "connector `{}`{}",
+                last.name,
+                last.settings
+                    .as_deref()
+                    .map(|s| format!(" with settings {s}"))
+                    .unwrap_or_default()
+            ),
+        });
+    }
     let state = session.state_json();
 
     // Full-refresh streams with `parallel > 1` are split by the connector and read by several

@@ -304,6 +304,24 @@ async fn a_map_field_whose_inner_type_changes_twice_keeps_every_value() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_emulator_is_reached_with_no_credentials_at_all() {
+    // `[google] credentials = "none"`: the placeholder header is dropped, not sent empty (the
+    // emulator answers 500 to `Authorization: Bearer `).
+    let emulator = FirestoreEmulator::get();
+    emulator.put("anonymous/a1", json!({"n": {"integerValue": "1"}}));
+    let (mut plan, _dir) = firestore_plan(
+        "fs_anonymous",
+        json!({"collections": [{"path": "anonymous"}]}),
+    );
+    plan.sandbox.tokens = Some(Tokens(Arc::new(GoogleTokens::new(|| {
+        Ok(GoogleAuth::anonymous())
+    }))));
+    let lake = Lake::in_memory();
+    let report = sync(&lake, &plan).await.0.unwrap();
+    assert_eq!(report.streams["anonymous"].rows, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_firestore_connector_passes_the_conformance_kit() {
     let emulator = FirestoreEmulator::get();
     emulator.put("kit_items/k1", event(1, 1));

@@ -382,6 +382,7 @@ async fn two_runners_of_one_connection_cannot_both_commit() {
         name: "test".into(),
         version: "0".into(),
         digest: "0".into(),
+        settings: None,
     };
     let streams =
         || std::collections::BTreeMap::from([("items".to_owned(), StreamMeta::default())]);

@@ -352,14 +352,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             let run = prepared.start(&policy).await?;
-            run.read(
-                &config.to_string(),
-                &configured,
-                declared,
-                state.as_deref(),
-                Box::new(print::PrintSink::new(limit)),
-            )
-            .await?;
+            let names = configured.iter().map(|s| s.name.clone()).collect();
+            let (sink, enough) = print::PrintSink::new(limit, names);
+            let outcome = run
+                .read(
+                    &config.to_string(),
+                    &configured,
+                    declared,
+                    state.as_deref(),
+                    Box::new(sink),
+                )
+                .await;
+            // Stopping the connector once every stream printed its limit is how `--limit`
+            // avoids reading a whole table.
+            if outcome.is_err() && enough.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(ExitCode::SUCCESS);
+            }
+            outcome?;
         }
         Command::Sync {
             connector,
@@ -372,6 +381,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             sandbox,
         } => {
             let reference = ConnectorRef::resolve(&connector, &cwd)?;
+            let named = connection.is_some();
             let connection = connection.unwrap_or_else(|| {
                 reference
                     .display_name()
@@ -384,6 +394,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             plan.full_refresh = full_refresh;
             plan.sandbox = sandbox.policy();
             plan.default_parallel = parallel;
+            plan.same_source_only = !named;
             let reporter = Arc::new(Reporter::new());
             let report = sync::sync(&runtime, &lake, &plan, reporter).await?;
             eprint!("{}", summary(std::slice::from_ref(&report)));

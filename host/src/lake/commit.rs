@@ -65,6 +65,10 @@ pub struct ConnectorInfo {
     pub version: String,
     /// SHA-256 of the component.
     pub digest: String,
+    /// A digest of the settings it ran with, secrets left out (`sha256:<16 hex>`), telling one
+    /// source from another. Absent in commits written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
 }
 
 /// A commit manifest.

@@ -150,6 +150,11 @@ impl LakeSession {
         })
     }
 
+    /// The connector of the newest commit, if there is one.
+    pub fn last_connector(&self) -> Option<&ConnectorInfo> {
+        self.history.latest().map(|c| &c.connector)
+    }
+
     /// The connector state of the newest commit, as JSON text, for `read`.
     pub fn state_json(&self) -> Option<String> {
         self.state.as_ref().map(|s| s.to_string())

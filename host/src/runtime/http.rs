@@ -221,6 +221,12 @@ impl HttpGuard {
                 tracing::error!("credential `{GOOGLE}`: {message}");
                 HttpError::InternalError(Some(format!("the host could not get a token: {message}")))
             })?;
+            if token.is_empty() {
+                // No credentials (`[google] credentials = "none"`, for emulators): the header
+                // goes away rather than carrying `Bearer ` with nothing, which emulators refuse.
+                request.headers_mut().remove(&header);
+                continue;
+            }
             let values: Vec<http::HeaderValue> = request
                 .headers()
                 .get_all(&header)

@@ -278,6 +278,7 @@ impl DrainTask {
                 name: prepared.spec.name.clone(),
                 version: prepared.spec.version.clone(),
                 digest: prepared.connector.digest().to_owned(),
+                settings: Some(prepared.settings_digest(&spec.config)),
             };
             let session = LakeSession::open(
                 self.lake.clone(),

@@ -177,3 +177,132 @@ fn read_prints_records_and_spec_prints_the_schema() {
         "{spec}"
     );
 }
+
+#[test]
+fn read_stops_at_its_limit_and_prints_decimals_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = inlet(
+        dir.path(),
+        &[
+            "read",
+            "sample",
+            "--set",
+            "patients=200000",
+            "--stream",
+            "orders",
+            "--limit",
+            "3",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("checkpoint:"),
+        "the read ended before the connector's end-of-stream checkpoint: {stderr}"
+    );
+    // Decimal(12, 2) keeps its two digits (a float would print 12.5 for 12.50).
+    for line in stdout.lines() {
+        let total = line
+            .split("\"total\":")
+            .nth(1)
+            .and_then(|rest| rest.split([',', '}']).next())
+            .unwrap_or_else(|| panic!("no total in {line}"));
+        let (_, cents) = total.split_once('.').unwrap_or_else(|| panic!("{total}"));
+        assert_eq!(cents.len(), 2, "{line}");
+    }
+}
+
+#[test]
+fn an_unnamed_sync_of_another_source_does_not_take_the_existing_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let sync = |patients: &str, extra: &[&str]| {
+        let set = format!("patients={patients}");
+        let mut args = vec!["sync", "sample", "--to", "lake", "--set", &set];
+        args.extend_from_slice(extra);
+        inlet(dir.path(), &args)
+    };
+    let first = sync("5", &[]);
+    assert!(first.status.success(), "{}", text(&first));
+    let again = sync("5", &[]);
+    assert!(
+        again.status.success(),
+        "the same source goes on: {}",
+        text(&again)
+    );
+    let other = sync("6", &[]);
+    assert!(!other.status.success());
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        stderr.contains("connection `sample` in this lake holds another source")
+            && stderr.contains("--connection <name>"),
+        "{stderr}"
+    );
+    let named = sync("6", &["--connection", "sample_six"]);
+    assert!(named.status.success(), "{}", text(&named));
+    let forced = sync("6", &["--connection", "sample"]);
+    assert!(forced.status.success(), "{}", text(&forced));
+}
+
+fn pg() -> &'static super::postgres::PgServer {
+    static SERVER: std::sync::OnceLock<super::postgres::PgServer> = std::sync::OnceLock::new();
+    SERVER.get_or_init(super::postgres::PgServer::start)
+}
+
+#[test]
+fn reading_postgres_stops_at_the_limit_prints_numerics_exactly_and_takes_quoted_set_paths() {
+    let pg = pg();
+    let db = pg.database("cli_read");
+    pg.sql(&db, "CREATE TABLE amounts (id int8 PRIMARY KEY, exact numeric(38,10) NOT NULL);
+        INSERT INTO amounts SELECT i, 1234567890123456789.0123456780 + i FROM generate_series(1, 300000) i;");
+    let dir = tempfile::tempdir().unwrap();
+    let port = pg.port.to_string();
+    let port_setting = format!("port={port}");
+    let database = format!("database={db}");
+    let read = |extra: &[&str]| {
+        let mut args = vec![
+            "read",
+            "postgres",
+            "--allow-private-network",
+            "--set",
+            "host=127.0.0.1",
+            "--set",
+            &port_setting,
+            "--set",
+            "user=postgres",
+            "--set",
+            &database,
+            "--stream",
+            "public.amounts",
+            "--limit",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        inlet(dir.path(), &args)
+    };
+    let output = read(&[]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"stream":"public.amounts","record":{"id":1,"exact":1234567890123456790.0123456780}}"#,
+            r#"{"stream":"public.amounts","record":{"id":2,"exact":1234567890123456791.0123456780}}"#,
+        ]
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("checkpoint:") && !stderr.contains("300000 rows"),
+        "the read stopped long before the table's end: {stderr}"
+    );
+
+    let filtered = read(&["--set", r#"tables."public.amounts".where=id > 299998"#]);
+    assert!(filtered.status.success(), "{}", text(&filtered));
+    let stdout = String::from_utf8_lossy(&filtered.stdout);
+    assert!(
+        stdout.contains(r#""id":299999"#) && stdout.contains(r#""id":300000"#),
+        "{stdout}"
+    );
+}

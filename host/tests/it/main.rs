@@ -9,6 +9,8 @@ mod ui;
 
 #[path = "../../../tests/src/gcp.rs"]
 mod gcp;
+#[path = "../../../tests/src/postgres.rs"]
+mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
