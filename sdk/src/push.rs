@@ -86,8 +86,7 @@ pub struct PushAdapter<P>(PhantomData<P>);
 
 impl<P: Push> Guest for PushAdapter<P> {
     fn open(config: String, state: Option<String>) -> Result<(), wit::Error> {
-        let config: P::Config =
-            serde_json::from_str(&config).map_err(|e| Error::config(e.to_string()))?;
+        let config: P::Config = crate::source::parse_settings(&config)?;
         let state = State::parse(state.as_deref())?;
         let instance = P::open(config, state)?;
         INSTANCE.with(|slot| *slot.borrow_mut() = Some(Box::new(instance)));

@@ -95,7 +95,36 @@ pub trait Source {
 pub struct Adapter<S>(PhantomData<S>);
 
 fn parse_config<S: Source>(config: &str) -> Result<S::Config, Error> {
-    serde_json::from_str(config).map_err(|e| Error::config(e.to_string()))
+    parse_settings(config)
+}
+
+/// Parses the settings the host passes (compact JSON it built), naming the setting that is wrong
+/// (`setting `tables.public.x.where`: ...`) instead of a line and column of that JSON.
+pub(crate) fn parse_settings<T: serde::de::DeserializeOwned>(config: &str) -> Result<T, Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(config);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let mut message = inner.to_string();
+        if let Some(at) = message.rfind(" at line ") {
+            message.truncate(at);
+        }
+        // An unknown key's path ends with the key itself, which the message names already.
+        let (path, message) = match message.strip_prefix("unknown field") {
+            Some(rest) => (
+                path.rsplit_once('.')
+                    .map_or(".", |(parent, _)| parent)
+                    .to_owned(),
+                format!("unknown setting{rest}"),
+            ),
+            None => (path, message),
+        };
+        if path == "." || path.is_empty() {
+            Error::config(message)
+        } else {
+            Error::config(format!("setting `{path}`: {message}"))
+        }
+    })
 }
 
 impl<S: Source> Guest for Adapter<S> {

@@ -586,6 +586,51 @@ async fn unknown_table_and_unreachable_host_are_named() {
 }
 
 #[tokio::test]
+async fn a_port_that_is_not_postgres_or_never_answers_is_named_quickly() {
+    use std::io::{Read, Write};
+    // An HTTP server: its answer read as a PostgreSQL header claims a 1.3 GiB message.
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http_port = http.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in http.incoming().flatten() {
+            let mut stream = stream;
+            let mut buffer = [0u8; 1024];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    // A server that accepts and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let lake = Lake::in_memory();
+    let config = |port: u16| json!({"host": "127.0.0.1", "port": port, "user": "postgres", "database": "postgres", "connect_timeout_seconds": 2});
+
+    let (message, error) =
+        connector_error(sync(&lake, &pg_plan("http", config(http_port))).await.0);
+    assert!(matches!(error, ConnectorError::Config(_)), "{message}");
+    assert!(
+        message.contains(&format!(
+            "127.0.0.1:{http_port} does not speak the PostgreSQL protocol"
+        )) && message.contains("HTTP/1.1 400"),
+        "{message}"
+    );
+
+    let (message, error) =
+        connector_error(sync(&lake, &pg_plan("silent", config(silent_port))).await.0);
+    assert!(matches!(error, ConnectorError::Transient(_)), "{message}");
+    assert!(
+        message.contains(&format!("127.0.0.1:{silent_port} accepted the connection but sent no PostgreSQL answer within 2 s")),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn tls_modes_are_refused_rather_than_downgraded() {
     let pg = server();
     let mut config = pg.config("postgres");

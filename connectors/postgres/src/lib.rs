@@ -52,6 +52,9 @@ pub struct PostgresConfig {
     /// Incremental reads checkpoint after at least this many rows (at a cursor boundary). Example: `100000`.
     #[serde(default = "default_checkpoint_rows")]
     pub checkpoint_rows: u64,
+    /// Seconds that connecting, and each answer until the session is ready, may take. Example: `30`.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u64,
 }
 
 /// Options of one table.
@@ -87,6 +90,9 @@ fn default_batch_rows() -> usize {
 fn default_checkpoint_rows() -> u64 {
     100_000
 }
+fn default_connect_timeout() -> u64 {
+    30
+}
 
 impl PostgresConfig {
     fn validate(&self) -> Result<(), Error> {
@@ -120,6 +126,7 @@ impl PostgresConfig {
             password: self.password.as_deref(),
             database: &self.database,
             application_name: "inlet",
+            handshake_timeout: std::time::Duration::from_secs(self.connect_timeout_seconds.max(1)),
         })
     }
 }

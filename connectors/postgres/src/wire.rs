@@ -18,7 +18,15 @@ pub struct ConnectOptions<'a> {
     pub password: Option<&'a str>,
     pub database: &'a str,
     pub application_name: &'a str,
+    /// How long connecting, and each read until the session is ready, may take.
+    pub handshake_timeout: std::time::Duration,
 }
+
+/// The longest message accepted before the session is ready (startup answers are small): a
+/// server that is not PostgreSQL must not make the connector wait for, or allocate, gigabytes.
+const MAX_HANDSHAKE_MESSAGE: usize = 1 << 20;
+/// PostgreSQL's own limit on a message.
+const MAX_MESSAGE: usize = 1 << 30;
 
 /// An open, authenticated connection.
 pub struct Connection {
@@ -28,6 +36,10 @@ pub struct Connection {
     /// The socket reads into this, then the bytes are appended to `read`.
     chunk: Vec<u8>,
     write: BytesMut,
+    /// The largest message length accepted now.
+    max_message: usize,
+    /// Where the server is, for messages.
+    address: String,
 }
 
 /// A server error, with the SQLSTATE code that classifies it.
@@ -73,15 +85,18 @@ impl Connection {
     /// ISO 8601 intervals, hex bytea, shortest-exact floats.
     pub fn connect(options: &ConnectOptions<'_>) -> Result<Self, Error> {
         let address = format!("{}:{}", options.host, options.port);
-        let stream = TcpStream::connect(&address).map_err(|e| {
-            Error::Transient(format!("cannot connect to PostgreSQL at {address}: {e}"))
-        })?;
+        let timeout = options.handshake_timeout;
+        let stream = connect_within(&address, timeout)?;
         let _ = stream.set_nodelay(true);
+        // Until the session is ready, a silent server is an error after `timeout`.
+        let _ = stream.set_read_timeout(Some(timeout));
         let mut connection = Self {
             stream,
             read: BytesMut::with_capacity(512 * 1024),
             chunk: vec![0; 256 * 1024],
             write: BytesMut::new(),
+            max_message: MAX_HANDSHAKE_MESSAGE,
+            address: address.clone(),
         };
         let parameters = [
             ("user", options.user),
@@ -101,7 +116,12 @@ impl Connection {
         // Parameter status, backend key data, then ReadyForQuery.
         loop {
             match connection.next()? {
-                Message::ReadyForQuery(_) => return Ok(connection),
+                Message::ReadyForQuery(_) => {
+                    // Queries may legitimately take long (a COPY of a big table).
+                    let _ = connection.stream.set_read_timeout(None);
+                    connection.max_message = MAX_MESSAGE;
+                    return Ok(connection);
+                }
                 Message::ErrorResponse(body) => {
                     return Err(server_error(&body).into_error("after authentication"));
                 }
@@ -257,21 +277,87 @@ impl Connection {
 
     fn next(&mut self) -> Result<Message, Error> {
         loop {
+            self.check_header()?;
             if let Some(message) = Message::parse(&mut self.read)
                 .map_err(|e| Error::data(format!("malformed message from the server: {e}")))?
             {
                 return Ok(message);
             }
-            let n = self
-                .stream
-                .read(&mut self.chunk)
-                .map_err(|e| io_error("reading from PostgreSQL", e))?;
+            let n = self.stream.read(&mut self.chunk).map_err(|e| {
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) {
+                    Error::Transient(format!(
+                        "{} accepted the connection but sent no PostgreSQL answer within {} s; is it a PostgreSQL server (or a proxy that waits for something)?",
+                        self.address,
+                        self.stream
+                            .read_timeout()
+                            .ok()
+                            .flatten()
+                            .map_or(0, |t| t.as_secs())
+                    ))
+                } else {
+                    io_error(&format!("reading from PostgreSQL at {}", self.address), e)
+                }
+            })?;
             if n == 0 {
                 return Err(Error::Transient("the server closed the connection".into()));
             }
             self.read.extend_from_slice(&self.chunk[..n]);
         }
     }
+}
+
+impl Connection {
+    /// Refuses a message header no PostgreSQL server sends: a length beyond the limit (an HTTP or
+    /// TLS server answering the start-up message reads as a length in the gigabytes), or, before
+    /// the session is ready, a message type other than authentication, error or notice.
+    fn check_header(&self) -> Result<(), Error> {
+        let Some(header) = self.read.get(..5) else {
+            return Ok(());
+        };
+        let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let handshake = self.max_message == MAX_HANDSHAKE_MESSAGE;
+        let known_start = matches!(header[0], b'R' | b'E' | b'N' | b'S' | b'K' | b'Z' | b'v');
+        if length < 4 || length > self.max_message || (handshake && !known_start) {
+            let shown: String = String::from_utf8_lossy(&self.read[..self.read.len().min(40)])
+                .chars()
+                .map(|c| if c.is_control() { '.' } else { c })
+                .collect();
+            return Err(Error::config(format!(
+                "{} does not speak the PostgreSQL protocol (it answered `{shown}`); check `host` and `port`",
+                self.address
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Connects to `address` (every address it resolves to, in turn) within `timeout` each.
+fn connect_within(address: &str, timeout: std::time::Duration) -> Result<TcpStream, Error> {
+    use std::net::ToSocketAddrs;
+    let addresses: Vec<_> = address
+        .to_socket_addrs()
+        .map_err(|e| Error::Transient(format!("cannot resolve {address}: {e}")))?
+        .collect();
+    let mut last = None;
+    for socket in &addresses {
+        match TcpStream::connect_timeout(socket, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    let reason = match last {
+        Some(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            format!("no answer within {} s", timeout.as_secs())
+        }
+        Some(e) => e.to_string(),
+        None => "it resolves to no address".to_owned(),
+    };
+    Err(Error::Transient(format!(
+        "cannot connect to PostgreSQL at {address}: {reason}"
+    )))
 }
 
 impl Drop for Connection {

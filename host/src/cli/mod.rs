@@ -3,6 +3,7 @@
 mod args;
 mod load;
 mod print;
+mod report;
 
 use crate::config::{LoadedConfig, SandboxConfig, SyncModeConfig, toml_to_json};
 use crate::connectors::{ConnectorRef, builtin_names};
@@ -203,11 +204,46 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli)) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
+    let interruptible = matches!(
+        cli.command,
+        Command::Sync { .. } | Command::Run { .. } | Command::Load { .. }
+    );
+    let ad_hoc_connector = match &cli.command {
+        Command::Sync { connector, .. }
+        | Command::Read { connector, .. }
+        | Command::Check { connector, .. }
+        | Command::Discover { connector, .. } => Some(connector.clone()),
+        _ => None,
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = dispatch(cli) => Some(outcome),
+            _ = tokio::signal::ctrl_c(), if interruptible => None,
+        }
+    });
+    match outcome {
+        Some(Ok(code)) => code,
+        Some(Err(error)) => {
+            let message = report::render(&error);
+            eprintln!("error: {message}");
+            if let Some(connector) = ad_hoc_connector {
+                if message.contains("`allow_private_network = true`") {
+                    eprintln!("hint: on the command line, `--allow-private-network` allows it");
+                }
+                if report::is_settings_error(&error) {
+                    eprintln!(
+                        "hint: the settings came from --set and --config; `inlet spec {connector}` lists them"
+                    );
+                }
+            }
             ExitCode::FAILURE
+        }
+        None => {
+            eprintln!(
+                "interrupted: every commit written before now is kept (`inlet state show` says which); \
+                 rows read since the last commit are not, and the next run reads them again"
+            );
+            ExitCode::from(130)
         }
     }
 }
@@ -222,6 +258,7 @@ fn init_logging(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
@@ -422,10 +459,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 let lake = target.lake(&cwd).await?;
                 let history = History::read(&lake, &target.connection).await?;
                 let Some(latest) = history.latest() else {
+                    let known = lake.connections().await.unwrap_or_default();
                     bail!(
-                        "connection `{}` has no commits in `{}`",
+                        "connection `{}` has no commits in `{}` (connections there: {})",
                         target.connection,
-                        lake.url()
+                        lake.url(),
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
                     );
                 };
                 let streams: serde_json::Map<String, serde_json::Value> = latest
@@ -460,7 +503,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 impl StateTarget {
     async fn lake(&self, cwd: &Path) -> anyhow::Result<Lake> {
         match &self.lake {
-            Some(url) => Lake::open(url).with_context(|| format!("opening the lake `{url}`")),
+            Some(url) => {
+                let local = url.strip_prefix("file://").unwrap_or(url);
+                if !url.contains("://") || url.starts_with("file://") {
+                    let path = cwd.join(local);
+                    if !path.is_dir() {
+                        bail!(
+                            "the lake `{url}` does not exist ({} is not a folder)",
+                            path.display()
+                        );
+                    }
+                }
+                Lake::open(url).with_context(|| format!("opening the lake `{url}`"))
+            }
             None => {
                 let loaded = LoadedConfig::load(&cwd.join(&self.file))?;
                 load::open_lake(&loaded, &mut None).await
@@ -578,12 +633,26 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
             Ok(report) => reports.push(report),
             Err(error) => {
                 failures += 1;
-                eprintln!("error: connection `{connection}` failed: {error:#}");
+                let message = report::render(&error);
+                if message.contains(&format!("`{connection}`")) {
+                    eprintln!("error: {message}");
+                } else {
+                    eprintln!("error: connection `{connection}`: {message}");
+                }
+                if report::is_settings_error(&error) {
+                    eprintln!(
+                        "hint: the settings are [connections.{connection}] config in `{}`; `inlet spec {}` lists them",
+                        file.display(),
+                        loaded.config.connections[&connection].connector
+                    );
+                }
             }
         }
     }
     reports.sort_by(|a, b| a.connection.cmp(&b.connection));
-    eprint!("{}", summary(&reports));
+    if !reports.is_empty() {
+        eprint!("{}", summary(&reports));
+    }
     let load_failures = if loaded.config.bigquery.is_some() {
         // Failed syncs may have committed checkpoints: those are loaded too.
         load::load_connections(&loaded, &lake, &mut google, &names).await?

@@ -176,6 +176,18 @@ impl Lake {
     pub fn connection_root(&self, connection: &str) -> Path {
         self.prefix.clone().join(connection)
     }
+
+    /// The names of the connections that have a folder in this lake, sorted.
+    pub async fn connections(&self) -> Result<Vec<String>, object_store::Error> {
+        let listing = self.store.list_with_delimiter(Some(&self.prefix)).await?;
+        let mut names: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
 }
 
 /// Validates a lake location without opening it (for config checks).

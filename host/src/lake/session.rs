@@ -172,7 +172,6 @@ impl LakeSession {
                     SinkError::new(format!("stream `{stream}`: schema policy: {e}"))
                 })?;
                 for change in &merged.changes {
-                    tracing::warn!(connection = %self.connection, stream, "schema change: {change}");
                     (self.observer)(SessionEvent::SchemaChanged {
                         stream: stream.to_owned(),
                         change: change.to_string(),

@@ -62,7 +62,7 @@ pub enum PolicyError {
     #[error("destination `{destination}` cannot be resolved: {reason}")]
     Unresolvable { destination: String, reason: String },
     #[error(
-        "destination `{destination}` resolves to the private address {address}; allow it with `allow_private_network = true` in the connection's [sandbox] (or --allow-private-network)"
+        "destination `{destination}` resolves to the private address {address}; allow it with `allow_private_network = true` in the connection's [sandbox]"
     )]
     Private {
         destination: String,

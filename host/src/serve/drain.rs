@@ -9,7 +9,9 @@
 
 use crate::config::toml_to_json;
 use crate::connectors::ConnectorRef;
-use crate::lake::{ConnectorInfo, Lake, LakeSession, SessionOptions, StreamMeta, StreamStats};
+use crate::lake::{
+    ConnectorInfo, Lake, LakeSession, SessionEvent, SessionOptions, StreamMeta, StreamStats,
+};
 use crate::runtime::{
     BatchSink, CallFailure, ConnectorError, PushRequest, PushResponse, PushRun, Runtime,
     SandboxPolicy, SinkError, decode_schema, log_run_event,
@@ -274,6 +276,7 @@ impl DrainTask {
             declared.insert(stream.name.clone(), schema);
         }
         if self.session.is_none() {
+            let drain_name = connection.to_owned();
             let info = ConnectorInfo {
                 name: prepared.spec.name.clone(),
                 version: prepared.spec.version.clone(),
@@ -286,7 +289,11 @@ impl DrainTask {
                 info,
                 metas,
                 SessionOptions::default(),
-                Arc::new(|_| {}),
+                Arc::new(move |event| {
+                    if let SessionEvent::SchemaChanged { stream, change } = event {
+                        tracing::warn!(drain = %drain_name, stream, "schema change: {change}");
+                    }
+                }),
             )
             .await?;
             self.session = Some(session);

@@ -306,3 +306,91 @@ fn reading_postgres_stops_at_the_limit_prints_numerics_exactly_and_takes_quoted_
         "{stdout}"
     );
 }
+
+/// Runs the README's recipe for the current rows of a stream (DuckDB, in tests/.venv) and returns
+/// `id,v` per row, sorted.
+fn current_rows(dir: &Path, connection: &str, stream: &str) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join("tests/.venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run tests/run.sh, which installs it",
+        python.display()
+    );
+    let output = std::process::Command::new(python)
+        .arg(root.join("examples/read-lake/current_rows.py"))
+        .args(["lake", connection, stream])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let csv = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (id, v) = (column("id"), column("v"));
+    let mut rows: Vec<String> = lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            format!("{},{}", fields[id], fields[v])
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn the_readme_recipe_reads_the_current_rows_of_a_stream() {
+    let pg = pg();
+    let db = pg.database("cli_current");
+    pg.sql(&db, "CREATE TABLE items (id int8 PRIMARY KEY, v text, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+        INSERT INTO items (id, v) VALUES (1, 'one'), (2, 'two'), (3, 'three');");
+    let dir = tempfile::tempdir().unwrap();
+    let port = format!("port={}", pg.port);
+    let database = format!("database={db}");
+    let sync = |extra: &[&str]| {
+        let mut args = vec![
+            "sync",
+            "postgres",
+            "--to",
+            "lake",
+            "--connection",
+            "shop",
+            "--allow-private-network",
+            "--set",
+            "host=127.0.0.1",
+            "--set",
+            &port,
+            "--set",
+            "user=postgres",
+            "--set",
+            &database,
+        ];
+        args.extend_from_slice(extra);
+        let output = inlet(dir.path(), &args);
+        assert!(output.status.success(), "{}", text(&output));
+    };
+    sync(&[]);
+    pg.sql(&db, "UPDATE items SET v = 'two!', updated_at = clock_timestamp() WHERE id = 2; INSERT INTO items (id, v) VALUES (4, 'four');");
+    sync(&[]);
+    assert_eq!(
+        current_rows(dir.path(), "shop", "public.items"),
+        ["1,one", "2,two!", "3,three", "4,four"],
+        "one row per key, the newest"
+    );
+    // A full copy replaces what came before it: the deleted row is gone.
+    pg.sql(
+        &db,
+        "DELETE FROM items WHERE id = 3; ALTER TABLE items ADD COLUMN note text;",
+    );
+    sync(&["--full-refresh"]);
+    pg.sql(
+        &db,
+        "INSERT INTO items (id, v, note) VALUES (5, 'five', 'added later');",
+    );
+    sync(&[]);
+    assert_eq!(
+        current_rows(dir.path(), "shop", "public.items"),
+        ["1,one", "2,two!", "4,four", "5,five"]
+    );
+}

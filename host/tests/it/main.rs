@@ -4,6 +4,7 @@ mod bigquery;
 mod cli;
 mod crash;
 mod credentials;
+mod messages;
 mod serve;
 mod ui;
 

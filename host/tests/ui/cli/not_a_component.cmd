@@ -1,0 +1,1 @@
+sync ./bad.wasm --to lake

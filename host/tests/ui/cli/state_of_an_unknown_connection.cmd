@@ -1,0 +1,1 @@
+state show pharmacy --lake lake

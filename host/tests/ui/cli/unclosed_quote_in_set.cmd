@@ -1,0 +1,1 @@
+sync sample --to lake --set tables."public.x=1

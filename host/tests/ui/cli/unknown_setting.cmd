@@ -1,0 +1,1 @@
+sync sample --to lake --set patient=100
