@@ -10,6 +10,8 @@ mod ui;
 
 #[path = "../../../tests/src/gcp.rs"]
 mod gcp;
+// Shared with the e2e tests, which use all of it.
+#[allow(dead_code)]
 #[path = "../../../tests/src/postgres.rs"]
 mod postgres;
 
