@@ -81,7 +81,7 @@ pub enum SyncError {
         connection: String,
         source: LoadError,
     },
-    #[error("connection `{connection}` (connector `{connector}`): sandbox policy: {source}")]
+    #[error("connection `{connection}` (connector `{connector}`): {source}")]
     Policy {
         connection: String,
         connector: String,

@@ -109,6 +109,45 @@ async fn only_requests_whose_handle_succeeded_are_committed_and_a_trap_fails_one
 }
 
 #[tokio::test]
+async fn a_request_retried_after_another_trapped_is_still_known() {
+    let lake = Lake::in_memory();
+    let (drain, task) = Drain::start(runtime(), lake.clone(), spec("replayed", 1 << 20))
+        .await
+        .unwrap();
+    // A waits for the commit; B traps (the instance is rebuilt); A is delivered again.
+    let (first, trapped, retried) = tokio::join!(
+        drain.submit(request(0, "ok"), 10),
+        drain.submit(request(100, "trap"), 10),
+        drain.submit(request(0, "ok"), 10),
+    );
+    assert!(matches!(first, Reply::Done(_)), "{first:?}");
+    assert!(matches!(trapped, Reply::Unavailable(_)), "{trapped:?}");
+    match &retried {
+        Reply::Done(response) => assert!(
+            response
+                .headers
+                .iter()
+                .any(|(n, v)| n == "x-duplicate" && v == "true"),
+            "the rebuilt instance heard A again: {response:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(committed_ids(&lake, "replayed").await, [0, 1, 2]);
+    drain.stop();
+    task.await.unwrap();
+    // The committed state has A, so a restarted drain knows it too.
+    let (drain, task) = Drain::start(runtime(), lake.clone(), spec("replayed", 1 << 20))
+        .await
+        .unwrap();
+    assert!(matches!(
+        drain.submit(request(0, "ok"), 10).await,
+        Reply::Done(response) if response.headers.iter().any(|(n, _)| n == "x-duplicate")
+    ));
+    drain.stop();
+    task.await.unwrap();
+}
+
+#[tokio::test]
 async fn senders_beyond_the_waiting_bytes_cap_are_told_to_retry() {
     let lake = Lake::in_memory();
     let (drain, task) = Drain::start(runtime(), lake.clone(), spec("capped", 15))

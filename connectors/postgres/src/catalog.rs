@@ -60,6 +60,32 @@ impl TableInfo {
             .or_else(|| timestamp(true))
     }
 
+    /// The cursor suggested before NOT NULL columns were preferred (the first `updated_at`-like
+    /// timestamp, else a serial key): states saved then are positions in this column.
+    pub fn legacy_suggested_cursor(&self) -> Option<&ColumnInfo> {
+        self.columns
+            .iter()
+            .find(|c| {
+                matches!(c.ty, PgType::Timestamp | PgType::Timestamptz)
+                    && [
+                        "updated_at",
+                        "modified_at",
+                        "last_modified",
+                        "updated",
+                        "modified",
+                        "last_updated",
+                    ]
+                    .contains(&c.name.as_str())
+            })
+            .or_else(|| match self.primary_key.as_slice() {
+                [key] => self
+                    .columns
+                    .iter()
+                    .find(|c| &c.name == key && c.serial && c.ty.can_be_cursor()),
+                _ => None,
+            })
+    }
+
     /// A column by name.
     pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
         self.columns.iter().find(|c| c.name == name)
@@ -143,4 +169,43 @@ pub fn tables(
         }
     }
     Ok(tables)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, ty: PgType, nullable: bool, serial: bool) -> ColumnInfo {
+        ColumnInfo {
+            name: name.into(),
+            ty,
+            nullable,
+            serial,
+        }
+    }
+
+    #[test]
+    fn not_null_cursors_are_preferred_and_old_states_keep_theirs() {
+        let table = TableInfo {
+            schema: "public".into(),
+            name: "t".into(),
+            columns: vec![
+                column("id", PgType::Int8, false, true),
+                column("updated_at", PgType::Timestamptz, true, false),
+                column("modified_at", PgType::Timestamp, false, false),
+            ],
+            primary_key: vec!["id".into()],
+        };
+        assert_eq!(table.suggested_cursor().unwrap().name, "modified_at");
+        assert_eq!(table.legacy_suggested_cursor().unwrap().name, "updated_at");
+        let nullable_only = TableInfo {
+            columns: table.columns[..2].to_vec(),
+            ..table.clone()
+        };
+        assert_eq!(nullable_only.suggested_cursor().unwrap().name, "id");
+        assert_eq!(
+            nullable_only.legacy_suggested_cursor().unwrap().name,
+            "updated_at"
+        );
+    }
 }

@@ -95,6 +95,8 @@ fn cursor_sql_type(ty: &PgType) -> &'static str {
         PgType::Timestamp => "timestamp",
         PgType::Timestamptz => "timestamptz",
         PgType::Date => "date",
+        // int8 compares with int2/int4 columns through their btree operators (index kept).
+        PgType::Int2 | PgType::Int4 | PgType::Int8 => "int8",
         _ => "numeric",
     }
 }
@@ -248,6 +250,23 @@ pub fn read(
             })?),
             SyncMode::FullRefresh => None,
         };
+        // A state saved before the cursor column was recorded is a position in the column
+        // suggested then, which may differ from today's suggestion.
+        let saved_before_column_was_recorded = state
+            .get::<serde_json::Value>(&format!("{}.cursor", wanted.name))?
+            .is_some()
+            && state
+                .get::<String>(&format!("{}.cursor_column", wanted.name))?
+                .is_none();
+        let cursor = match cursor {
+            Some(_)
+                if saved_before_column_was_recorded
+                    && options.and_then(|o| o.cursor.as_ref()).is_none() =>
+            {
+                table.legacy_suggested_cursor().or(cursor)
+            }
+            other => other,
+        };
         let columns = selected_columns(table, options, cursor.map(|c| c.name.as_str()))?;
         for column in &columns {
             if let PgType::Fallback(type_name) = &column.ty {
@@ -331,6 +350,9 @@ pub fn read(
         // are one "value" that a checkpoint never splits, and once a value follows them (or the
         // read ends) they have all been read.
         let nullable = cursor.is_some_and(|c| c.nullable);
+        let rows_before = reader.rows;
+        // Cursor values compare as text: every cursor type prints one value one way (numeric
+        // cursors have a declared scale; unconstrained numeric cannot be a cursor).
         connection.copy_out(&sql, |line| {
             let row = splitter.split(line);
             if let Some(index) = reader.cursor_index {
@@ -362,7 +384,9 @@ pub fn read(
         if let Some(done) = &current_cursor {
             state.set(&key, done)?;
         }
-        if nullable {
+        // Only a read that saw rows has seen the NULL ones: an empty table's later NULL rows are
+        // still to come.
+        if nullable && reader.rows > rows_before {
             state.set(&nulls_key, &true)?;
         }
         out.checkpoint(&state)?;

@@ -86,7 +86,7 @@ impl Connection {
     pub fn connect(options: &ConnectOptions<'_>) -> Result<Self, Error> {
         let address = format!("{}:{}", options.host, options.port);
         let timeout = options.handshake_timeout;
-        let stream = connect_within(&address, timeout)?;
+        let stream = connect(&address)?;
         let _ = stream.set_nodelay(true);
         // Until the session is ready, a silent server is an error after `timeout`.
         let _ = stream.set_read_timeout(Some(timeout));
@@ -334,30 +334,12 @@ impl Connection {
     }
 }
 
-/// Connects to `address` (every address it resolves to, in turn) within `timeout` each.
-fn connect_within(address: &str, timeout: std::time::Duration) -> Result<TcpStream, Error> {
-    use std::net::ToSocketAddrs;
-    let addresses: Vec<_> = address
-        .to_socket_addrs()
-        .map_err(|e| Error::Transient(format!("cannot resolve {address}: {e}")))?
-        .collect();
-    let mut last = None;
-    for socket in &addresses {
-        match TcpStream::connect_timeout(socket, timeout) {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(e),
-        }
-    }
-    let reason = match last {
-        Some(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-            format!("no answer within {} s", timeout.as_secs())
-        }
-        Some(e) => e.to_string(),
-        None => "it resolves to no address".to_owned(),
-    };
-    Err(Error::Transient(format!(
-        "cannot connect to PostgreSQL at {address}: {reason}"
-    )))
+/// Connects to `address`. The connect itself is bounded by the host's TCP stack: on WASI,
+/// `connect_timeout` reports a refused connection as connected. The handshake timeout bounds every
+/// wait for the server after it.
+fn connect(address: &str) -> Result<TcpStream, Error> {
+    TcpStream::connect(address)
+        .map_err(|e| Error::Transient(format!("cannot connect to PostgreSQL at {address}: {e}")))
 }
 
 impl Drop for Connection {

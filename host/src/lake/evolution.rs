@@ -116,7 +116,7 @@ pub fn merge(
     let mut changes = Vec::new();
     for new in incoming.fields() {
         let Some(index) = fields.iter().position(|f| f.name() == new.name()) else {
-            fields.push(new.as_ref().clone().with_nullable(true));
+            fields.push(source_column(new));
             changes.push(SchemaChange::Added {
                 column: new.name().clone(),
                 data_type: new.data_type().clone(),
@@ -151,7 +151,7 @@ pub fn merge(
                 });
             }
             IncompatiblePolicy::Evolve => {
-                if let Some(change) = place_in_variant(&mut fields, new) {
+                if let Some(change) = place_in_variant(&mut fields, new, &incoming) {
                     changes.push(change);
                 }
             }
@@ -161,7 +161,7 @@ pub fn merge(
     let provisional = Schema::new(fields.clone());
     let mut filled = vec![false; fields.len()];
     for (column, field) in incoming.fields().iter().enumerate() {
-        if let Some(home) = home_of(&provisional, field.name(), field.data_type()) {
+        if let Some(home) = home_in(&provisional, &incoming, field.name(), field.data_type()) {
             filled[home] |= batch.column(column).logical_null_count() == 0;
         }
     }
@@ -183,10 +183,16 @@ pub fn merge(
 /// Finds or makes the variant column of `new`'s name that holds its type: an existing variant
 /// that takes the type as it is, else one that widens to it (`x__int` Int32 -> Int64), else a new
 /// variant column. Returns what changed, if anything.
-fn place_in_variant(fields: &mut Vec<Field>, new: &Field) -> Option<SchemaChange> {
+fn place_in_variant(
+    fields: &mut Vec<Field>,
+    new: &Field,
+    incoming: &Schema,
+) -> Option<SchemaChange> {
     let base = new.name();
     let variants: Vec<usize> = (0..fields.len())
-        .filter(|&i| is_variant_of(&fields[i], base))
+        .filter(|&i| {
+            is_variant_of(&fields[i], base) && incoming.index_of(fields[i].name()).is_err()
+        })
         .collect();
     if variants
         .iter()
@@ -211,15 +217,12 @@ fn place_in_variant(fields: &mut Vec<Field>, new: &Field) -> Option<SchemaChange
     let preferred = variant_name(base, new.data_type());
     let variant = std::iter::once(preferred.clone())
         .chain((2..).map(|n| format!("{preferred}_{n}")))
-        .find(|name| fields.iter().all(|f| f.name() != name))
+        .find(|name| fields.iter().all(|f| f.name() != name) && incoming.index_of(name).is_err())
         .unwrap_or(preferred);
-    fields.push(
-        Field::new(&variant, new.data_type().clone(), true).with_metadata(
-            [(VARIANT_OF.to_owned(), base.clone())]
-                .into_iter()
-                .collect::<std::collections::HashMap<String, String>>(),
-        ),
-    );
+    // The incoming field's own metadata (`arrow.json`...) stays, with the marker added.
+    let mut metadata = new.metadata().clone();
+    metadata.insert(VARIANT_OF.to_owned(), base.clone());
+    fields.push(Field::new(&variant, new.data_type().clone(), true).with_metadata(metadata));
     Some(SchemaChange::Variant {
         column: base.clone(),
         variant,
@@ -227,8 +230,21 @@ fn place_in_variant(fields: &mut Vec<Field>, new: &Field) -> Option<SchemaChange
     })
 }
 
-/// Field metadata naming the column a variant column holds values of.
+/// Field metadata naming the column a variant column holds values of (empty on a source column
+/// whose name merely looks like a variant's, so it is never taken for one).
 pub const VARIANT_OF: &str = "inlet.variant_of";
+
+/// A column the source sent, as added to the stream: nullable, and marked as not a variant when
+/// its name has the variant form (`x__int` from the source is a column of its own).
+fn source_column(new: &Field) -> Field {
+    let field = new.clone().with_nullable(true);
+    if !new.name().contains("__") {
+        return field;
+    }
+    let mut metadata = field.metadata().clone();
+    metadata.insert(VARIANT_OF.to_owned(), String::new());
+    field.with_metadata(metadata)
+}
 
 /// Whether `field` is a variant column of `base`: marked so in its metadata, or (lakes written
 /// before the marker) named `base__<type family>` after its own type.
@@ -249,16 +265,29 @@ pub fn conform(
     let incoming = batch.schema();
     let mut columns: Vec<Option<ArrayRef>> = vec![None; target.fields().len()];
     for (index, field) in incoming.fields().iter().enumerate() {
-        let Some(home) = home_of(target, field.name(), field.data_type()) else {
+        let Some(home) = home_in(target, &incoming, field.name(), field.data_type()) else {
             continue;
         };
         if columns[home].is_some() {
-            continue;
+            return Err(arrow_schema::ArrowError::SchemaError(format!(
+                "columns `{}` and another of the batch both belong in `{}`; rename one of them at the source",
+                field.name(),
+                target.field(home).name()
+            )));
         }
         let column = batch.column(index);
         let wanted = target.field(home).data_type();
-        columns[home] = Some(if column.data_type().equals_datatype(wanted) {
+        columns[home] = Some(if column.data_type() == wanted {
             column.clone()
+        } else if same_shape(column.data_type(), wanted) {
+            // Equal but for nested nullability or metadata: the same buffers, relabelled.
+            arrow_array::make_array(
+                column
+                    .to_data()
+                    .into_builder()
+                    .data_type(wanted.clone())
+                    .build()?,
+            )
         } else {
             arrow_cast::cast(column, wanted)?
         });
@@ -275,25 +304,61 @@ pub fn conform(
 }
 
 /// The column of `target` that holds values of column `name` arriving as `data_type`: `name`
-/// itself when the type fits it, else the first variant column of `name` that takes the type.
-/// `None` when no column takes it (discarded values).
+/// itself when the type fits it, else a variant column of `name` that takes the type (one of
+/// exactly that type first). `None` when no column takes it (discarded values).
 pub fn home_of(target: &Schema, name: &str, data_type: &DataType) -> Option<usize> {
-    if let Ok(index) = target.index_of(name) {
-        if fits(data_type, target.field(index).data_type()) {
-            return Some(index);
-        }
-    } else {
-        return None;
+    home_in(target, &Schema::empty(), name, data_type)
+}
+
+/// [`home_of`], where a column named in `incoming` is that column's home and never a variant.
+pub(crate) fn home_in(
+    target: &Schema,
+    incoming: &Schema,
+    name: &str,
+    data_type: &DataType,
+) -> Option<usize> {
+    let index = target.index_of(name).ok()?;
+    if fits(data_type, target.field(index).data_type()) {
+        return Some(index);
     }
-    target
-        .fields()
+    let variants: Vec<usize> = (0..target.fields().len())
+        .filter(|&i| {
+            let field = target.field(i);
+            is_variant_of(field, name) && incoming.index_of(field.name()).is_err()
+        })
+        .collect();
+    variants
         .iter()
-        .position(|f| is_variant_of(f, name) && fits(data_type, f.data_type()))
+        .find(|&&i| same_shape(data_type, target.field(i).data_type()))
+        .or_else(|| {
+            variants
+                .iter()
+                .find(|&&i| widens_to(data_type, target.field(i).data_type()))
+        })
+        .copied()
 }
 
 /// Whether values of `from` go into a column of type `to` as they are or widened.
 fn fits(from: &DataType, to: &DataType) -> bool {
-    from.equals_datatype(to) || widens_to(from, to)
+    same_shape(from, to) || widens_to(from, to)
+}
+
+/// Equal types, nested field names included (Arrow's `equals_datatype` ignores those, and a struct
+/// `{a, b}` taken for `{b, a}` would swap values), nested nullability and metadata not.
+pub fn same_shape(a: &DataType, b: &DataType) -> bool {
+    use DataType::*;
+    let same_field =
+        |x: &Field, y: &Field| x.name() == y.name() && same_shape(x.data_type(), y.data_type());
+    match (a, b) {
+        (Struct(x), Struct(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(x, y)| same_field(x, y))
+        }
+        (List(x), List(y)) | (LargeList(x), LargeList(y)) => same_field(x, y),
+        (FixedSizeList(x, n), FixedSizeList(y, m)) => n == m && same_field(x, y),
+        (Map(x, s), Map(y, t)) => s == t && same_field(x, y),
+        (Dictionary(k, v), Dictionary(l, w)) => k == l && same_shape(v, w),
+        _ => a.equals_datatype(b),
+    }
 }
 
 /// The preferred name of the variant column holding values of `data_type` for `column`.
@@ -521,6 +586,72 @@ mod tests {
         let names: Vec<_> = current.fields().iter().map(|f| f.name().clone()).collect();
         assert_eq!(names, ["m", "m__decimal", "m__decimal_2"]);
         assert!(is_variant_of(current.field(2), "m"));
+    }
+
+    #[test]
+    fn a_source_column_named_like_a_variant_keeps_its_own_values() {
+        let current = schema(vec![Field::new("x", DataType::Boolean, true)]);
+        let batch = RecordBatch::try_from_iter(vec![
+            ("x__int", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+            ("x", Arc::new(Int64Array::from(vec![2])) as ArrayRef),
+        ])
+        .unwrap();
+        let merged = merge(&current, &batch, IncompatiblePolicy::Evolve).unwrap();
+        let conformed = conform(&batch, &merged.schema).unwrap();
+        let value = |name: &str| {
+            conformed
+                .column_by_name(name)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .value(0)
+        };
+        assert_eq!(value("x__int"), 1, "the source's own column");
+        assert_eq!(value("x__int_2"), 2, "the variant of `x`");
+        // A later batch with `x` alone goes to the variant, not to the source's `x__int`.
+        let later = RecordBatch::try_from_iter(vec![(
+            "x",
+            Arc::new(Int64Array::from(vec![3])) as ArrayRef,
+        )])
+        .unwrap();
+        let again = merge(&merged.schema, &later, IncompatiblePolicy::Evolve).unwrap();
+        assert!(again.changes.is_empty(), "{:?}", again.changes);
+        let conformed = conform(&later, &again.schema).unwrap();
+        assert_eq!(conformed.column_by_name("x__int").unwrap().null_count(), 1);
+        assert_eq!(
+            conformed.column_by_name("x__int_2").unwrap().null_count(),
+            0
+        );
+    }
+
+    #[test]
+    fn structs_with_other_field_names_are_not_taken_for_each_other() {
+        let ab = DataType::Struct(
+            vec![
+                Field::new("a", DataType::Int64, true),
+                Field::new("b", DataType::Int64, true),
+            ]
+            .into(),
+        );
+        let ba = DataType::Struct(
+            vec![
+                Field::new("b", DataType::Int64, true),
+                Field::new("a", DataType::Int64, true),
+            ]
+            .into(),
+        );
+        assert!(ab.equals_datatype(&ba), "Arrow ignores the names");
+        assert!(!same_shape(&ab, &ba));
+        let current = schema(vec![Field::new("s", ab, true)]);
+        let incoming = Schema::new(vec![Field::new("s", ba, true)]);
+        let merged = merge(
+            &current,
+            &RecordBatch::new_empty(Arc::new(incoming)),
+            IncompatiblePolicy::Evolve,
+        )
+        .unwrap();
+        assert_eq!(merged.schema.field(1).name(), "s__struct");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! and come back unchanged, and nothing may panic. Seeded: a failure prints the seed to replay with
 //! `INLET_EVOLUTION_SEED=<seed>`.
 
-use super::evolution::{IncompatiblePolicy, conform, home_of, merge};
+use super::evolution::{IncompatiblePolicy, conform, home_in, merge};
 use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder,
     StringBuilder, TimestampMicrosecondBuilder,
@@ -54,6 +54,7 @@ fn types() -> Vec<DataType> {
         struct_of(DataType::Int64),
         struct_of(DataType::Utf8),
         struct_of(DataType::Boolean),
+        DataType::Struct(Fields::from(vec![Field::new("y", DataType::Int64, true)])),
         DataType::new_list(DataType::Int64, true),
     ]
 }
@@ -125,12 +126,13 @@ fn random_array(rng: &mut Rng, data_type: &DataType, rows: usize) -> ArrayRef {
     }
 }
 
-/// A batch of 0..3 of the columns `a`, `b`, `c`, each with a random type.
+/// A batch of 0..3 of the columns `a`, `b` and `a__int` (a source column named like a variant
+/// of `a`), each with a random type.
 fn random_batch(rng: &mut Rng, types: &[DataType]) -> RecordBatch {
     let rows = rng.below(6);
     let mut fields = Vec::new();
     let mut columns = Vec::new();
-    for name in ["a", "b", "c"] {
+    for name in ["a", "b", "a__int"] {
         if rng.chance(30) {
             continue;
         }
@@ -153,7 +155,7 @@ fn assert_values_kept(batch: &RecordBatch, written: &RecordBatch, policy: Incomp
     let mut homes = vec![false; schema.fields().len()];
     for (index, field) in batch.schema().fields().iter().enumerate() {
         let original = batch.column(index);
-        let Some(home) = home_of(&schema, field.name(), field.data_type()) else {
+        let Some(home) = home_in(&schema, &batch.schema(), field.name(), field.data_type()) else {
             assert_eq!(
                 policy,
                 IncompatiblePolicy::Discard,

@@ -208,6 +208,37 @@ impl LakeSession {
             .map_err(|e| storage_error(stream, e))
     }
 
+    /// Checks that `batches` would be taken (stream part of the run, schema policy, conforming)
+    /// without writing anything: a push request is refused whole rather than half written.
+    pub fn check_fits(&self, batches: &[(String, RecordBatch)]) -> Result<(), SinkError> {
+        let mut schemas: BTreeMap<&str, Option<SchemaRef>> = BTreeMap::new();
+        for (stream, batch) in batches {
+            let slot = self.slots.get(stream.as_str()).ok_or_else(|| {
+                SinkError::new(format!("stream `{stream}` is not part of this run"))
+            })?;
+            let current = schemas
+                .entry(stream.as_str())
+                .or_insert_with(|| slot.schema.clone());
+            let schema = match current {
+                None => batch.schema(),
+                Some(current) => {
+                    evolution::merge(current, batch, slot.policy)
+                        .map_err(|e| {
+                            SinkError::new(format!("stream `{stream}`: schema policy: {e}"))
+                        })?
+                        .schema
+                }
+            };
+            evolution::conform(batch, &schema).map_err(|e| {
+                SinkError::new(format!(
+                    "stream `{stream}`: batch does not fit the evolved schema: {e}"
+                ))
+            })?;
+            *current = Some(schema);
+        }
+        Ok(())
+    }
+
     /// Records `state` to go with the next commit without committing now: `inlet serve` commits
     /// many requests at once, each of which may checkpoint.
     pub fn stage_state(&mut self, state: String) {

@@ -59,17 +59,17 @@ pub enum PolicyError {
     Malformed { destination: String },
     #[error("HTTP destination `{destination}` is not an origin `http(s)://host[:port]`")]
     MalformedOrigin { destination: String },
-    #[error("destination `{destination}` cannot be resolved: {reason}")]
+    #[error("destination `{destination}` cannot be resolved (is the host name right?): {reason}")]
     Unresolvable { destination: String, reason: String },
     #[error(
-        "destination `{destination}` resolves to the private address {address}; allow it with `allow_private_network = true` in the connection's [sandbox]"
+        "sandbox policy: destination `{destination}` resolves to the private address {address}; allow it with `allow_private_network = true` in the connection's [sandbox]"
     )]
     Private {
         destination: String,
         address: IpAddr,
     },
     #[error(
-        "destination `{destination}` is not in the operator's allowed destinations ({allowed})"
+        "sandbox policy: destination `{destination}` is not in the operator's allowed destinations ({allowed})"
     )]
     NotAllowed {
         destination: String,

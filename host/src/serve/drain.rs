@@ -41,6 +41,8 @@ struct Job {
     bytes: u64,
     arrived: Instant,
     reply: oneshot::Sender<Reply>,
+    /// Gives the request's bytes back to the drain's pending count when the job is answered.
+    _pending: PendingBytes,
 }
 
 /// Counters of one drain, for `/metrics`.
@@ -193,7 +195,7 @@ impl Drain {
     /// requests waiting for a commit, the sender is told to come back later instead.
     pub async fn submit(&self, request: PushRequest, bytes: u64) -> Reply {
         let pending = self.pending_bytes.fetch_add(bytes, Ordering::AcqRel);
-        let _release = ReleaseOnDrop(&self.pending_bytes, bytes);
+        let held = PendingBytes(self.pending_bytes.clone(), bytes);
         if pending > 0 && pending + bytes > self.max_pending_bytes {
             self.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
             return Reply::Unavailable(format!(
@@ -207,6 +209,7 @@ impl Drain {
             bytes,
             arrived: Instant::now(),
             reply,
+            _pending: held,
         };
         if self.tx.send(job).await.is_err() {
             return Reply::Unavailable("the drain is shutting down".into());
@@ -217,10 +220,11 @@ impl Drain {
     }
 }
 
-/// Gives back a request's bytes when its answer is in (or its sender went away).
-struct ReleaseOnDrop<'a>(&'a AtomicU64, u64);
+/// A request's share of the drain's pending bytes, given back when dropped: when the job is
+/// answered (or refused before it was queued), not when its sender goes away.
+struct PendingBytes(Arc<AtomicU64>, u64);
 
-impl Drop for ReleaseOnDrop<'_> {
+impl Drop for PendingBytes {
     fn drop(&mut self) {
         self.0.fetch_sub(self.1, Ordering::AcqRel);
     }
@@ -318,6 +322,15 @@ impl DrainTask {
             Box::new(stage.clone()),
         )
         .await?;
+        // Requests that wait for the commit changed the old instance's memory (heroku-logplex:
+        // the frame ids it has seen); the new one hears them again, and what they emit is dropped
+        // (their rows are in the session already).
+        for (job, _) in &self.waiting {
+            stage.take();
+            run.handle(&job.request)
+                .await
+                .map_err(|e| anyhow::anyhow!("replaying a waiting request: {e}"))?;
+        }
         stage.take();
         self.instance = Some(Instance { run, stage });
         Ok(())
@@ -367,6 +380,20 @@ impl DrainTask {
             Ok(response) => response,
             Err(error) => return self.fail_request(job, *error.failure),
         };
+        let checked = match &self.session {
+            Some(session) => session.check_fits(&staged.batches),
+            None => Err(SinkError::new("no open session")),
+        };
+        if let Err(error) = checked {
+            // The same request would fail the same way again: refuse it alone.
+            return self.answer(
+                job,
+                Reply::Refused {
+                    status: 422,
+                    reason: format!("the request's rows cannot be stored: {error}"),
+                },
+            );
+        }
         if let Err(error) = self.apply(staged).await {
             // Part of the request may be in the session now: nothing waiting can be committed.
             let message = format!("the request's rows could not be written: {error}");

@@ -377,9 +377,18 @@ pub async fn serve(
                 let Ok(permit) = connections.clone().try_acquire_owned() else {
                     tracing::warn!("{} connections are open: refusing one more", limits.max_connections);
                     tokio::spawn(async move {
-                        use tokio::io::AsyncWriteExt;
-                        let write = stream.write_all(TOO_MANY_CONNECTIONS);
-                        let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        // Answer, then read what the client sends until it closes (at most 1 s):
+                        // closing with its request unread would reset the connection and lose
+                        // the answer.
+                        let answer = async {
+                            stream.write_all(TOO_MANY_CONNECTIONS).await?;
+                            stream.shutdown().await?;
+                            let mut sink = [0u8; 4096];
+                            while stream.read(&mut sink).await? > 0 {}
+                            Ok::<_, std::io::Error>(())
+                        };
+                        let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
                     });
                     continue;
                 };

@@ -3,7 +3,8 @@
 //! `checkpoint-then-trap`, `wrong-schema`, `all-types`, `evolve` (with `step` 1 or 2).
 //!
 //! It is also a push connector: each request emits three `items` rows starting at the id in its
-//! `x-first` header, then succeeds, fails (`x-then: fail`) or traps (`x-then: trap`).
+//! `x-first` header, then succeeds, fails (`x-then: fail`) or traps (`x-then: trap`). A `x-first`
+//! it has seen before (kept in its state, like heroku-logplex's frame ids) is a duplicate: no rows.
 
 use inlet_sdk::arrow::array::types::Int64Type;
 use inlet_sdk::arrow::array::{
@@ -259,9 +260,37 @@ impl Source for Misbehave {
     }
 }
 
-impl Push for Misbehave {
-    fn open(_: MisbehaveConfig, _: State) -> Result<Self, Error> {
-        Ok(Misbehave)
+/// The push side: the `x-first` ids seen.
+struct Pushed {
+    seen: Vec<i64>,
+}
+
+impl Source for Pushed {
+    type Config = MisbehaveConfig;
+
+    fn spec() -> Spec {
+        Misbehave::spec()
+    }
+
+    fn discover(config: &MisbehaveConfig) -> Result<Vec<Stream>, Error> {
+        Misbehave::discover(config)
+    }
+
+    fn read(
+        config: &MisbehaveConfig,
+        streams: &[ConfiguredStream],
+        state: State,
+        out: &mut Output,
+    ) -> Result<(), Error> {
+        Misbehave::read(config, streams, state, out)
+    }
+}
+
+impl Push for Pushed {
+    fn open(_: MisbehaveConfig, state: State) -> Result<Self, Error> {
+        Ok(Pushed {
+            seen: state.get("seen")?.unwrap_or_default(),
+        })
     }
 
     fn handle(&mut self, request: &Request, out: &mut Output) -> Result<Response, Error> {
@@ -269,13 +298,27 @@ impl Push for Misbehave {
             .header("x-first")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        if self.seen.contains(&first) {
+            let mut response = Response::no_content();
+            response.headers.push(("x-duplicate".into(), "true".into()));
+            return Ok(response);
+        }
         out.emit("items", &items(first..first + 3))?;
         match request.header("x-then") {
             Some("fail") => Err(Error::data("refused after emitting 3 rows")),
             Some("trap") => panic!("trap after emitting 3 rows"),
-            _ => Ok(Response::no_content()),
+            _ => {
+                self.seen.push(first);
+                Ok(Response::no_content())
+            }
         }
+    }
+
+    fn state(&self) -> Result<Option<State>, Error> {
+        let mut state = State::default();
+        state.set("seen", &self.seen)?;
+        Ok(Some(state))
     }
 }
 
-inlet_sdk::export_push!(Misbehave);
+inlet_sdk::export_push!(Pushed);
