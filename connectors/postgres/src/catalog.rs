@@ -33,57 +33,44 @@ impl TableInfo {
     /// serial key, else a nullable `updated_at`-like timestamp (rows whose cursor is NULL are only
     /// read by the first sync, see the README).
     pub fn suggested_cursor(&self) -> Option<&ColumnInfo> {
-        let timestamp = |nullable: bool| {
-            self.columns.iter().find(|c| {
-                c.nullable == nullable
-                    && matches!(c.ty, PgType::Timestamp | PgType::Timestamptz)
-                    && [
-                        "updated_at",
-                        "modified_at",
-                        "last_modified",
-                        "updated",
-                        "modified",
-                        "last_updated",
-                    ]
-                    .contains(&c.name.as_str())
-            })
-        };
-        let serial_key = || match self.primary_key.as_slice() {
-            [key] => self
-                .columns
-                .iter()
-                .find(|c| &c.name == key && c.serial && c.ty.can_be_cursor()),
-            _ => None,
-        };
-        timestamp(false)
-            .or_else(serial_key)
-            .or_else(|| timestamp(true))
+        self.change_timestamp(|c| !c.nullable)
+            .or_else(|| self.serial_key())
+            .or_else(|| self.change_timestamp(|_| true))
     }
 
     /// The cursor suggested before NOT NULL columns were preferred (the first `updated_at`-like
     /// timestamp, else a serial key): states saved then are positions in this column.
     pub fn legacy_suggested_cursor(&self) -> Option<&ColumnInfo> {
-        self.columns
-            .iter()
-            .find(|c| {
-                matches!(c.ty, PgType::Timestamp | PgType::Timestamptz)
-                    && [
-                        "updated_at",
-                        "modified_at",
-                        "last_modified",
-                        "updated",
-                        "modified",
-                        "last_updated",
-                    ]
-                    .contains(&c.name.as_str())
-            })
-            .or_else(|| match self.primary_key.as_slice() {
-                [key] => self
-                    .columns
-                    .iter()
-                    .find(|c| &c.name == key && c.serial && c.ty.can_be_cursor()),
-                _ => None,
-            })
+        self.change_timestamp(|_| true)
+            .or_else(|| self.serial_key())
+    }
+
+    /// The first timestamp column named like a last-change time that `also` accepts.
+    fn change_timestamp(&self, also: impl Fn(&ColumnInfo) -> bool) -> Option<&ColumnInfo> {
+        const NAMES: [&str; 6] = [
+            "updated_at",
+            "modified_at",
+            "last_modified",
+            "updated",
+            "modified",
+            "last_updated",
+        ];
+        self.columns.iter().find(|c| {
+            matches!(c.ty, PgType::Timestamp | PgType::Timestamptz)
+                && NAMES.contains(&c.name.as_str())
+                && also(c)
+        })
+    }
+
+    /// A single-column serial or identity primary key that can order reads.
+    fn serial_key(&self) -> Option<&ColumnInfo> {
+        match self.primary_key.as_slice() {
+            [key] => self
+                .columns
+                .iter()
+                .find(|c| &c.name == key && c.serial && c.ty.can_be_cursor()),
+            _ => None,
+        }
     }
 
     /// A column by name.

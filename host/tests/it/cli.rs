@@ -394,3 +394,40 @@ fn the_readme_recipe_reads_the_current_rows_of_a_stream() {
         ["1,one", "2,two!", "4,four", "5,five"]
     );
 }
+
+#[test]
+fn ctrl_c_says_what_was_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_inlet"))
+        .current_dir(dir.path())
+        .args([
+            "sync",
+            "sample",
+            "--to",
+            "lake",
+            "--set",
+            "patients=5000000",
+        ])
+        .env("INLET_CACHE_DIR", super::cache_dir())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the sync is under way (a commit or progress shows in the lake folder).
+    let started = std::time::Instant::now();
+    while !dir.path().join("lake/sample").exists() && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: every commit written before now is kept"),
+        "{stderr}"
+    );
+}
