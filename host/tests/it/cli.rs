@@ -398,7 +398,7 @@ fn the_readme_recipe_reads_the_current_rows_of_a_stream() {
 #[test]
 fn ctrl_c_says_what_was_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_inlet"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_inlet"))
         .current_dir(dir.path())
         .args([
             "sync",
