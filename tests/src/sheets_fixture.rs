@@ -145,10 +145,7 @@ pub fn start(spreadsheets: BTreeMap<String, Vec<Sheet>>, throttled: u32) -> Fixt
                         "this fixture serves valueRenderOption=UNFORMATTED_VALUE with dateTimeRenderOption=SERIAL_NUMBER only",
                     );
                 }
-                if throttled
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok()
-                {
+                if take_one(&throttled) {
                     return error(
                         429,
                         "RESOURCE_EXHAUSTED",
@@ -181,4 +178,17 @@ pub fn start(spreadsheets: BTreeMap<String, Vec<Sheet>>, throttled: u32) -> Fixt
             Some(other) => error(404, "NOT_FOUND", &format!("Method not found: {other}")),
         }
     })
+}
+
+/// Takes one from `counter` if it is above zero (a compare-exchange loop: `fetch_update` is
+/// deprecated on newer toolchains and its replacement missing on older ones).
+fn take_one(counter: &std::sync::atomic::AtomicU32) -> bool {
+    let mut current = counter.load(Ordering::SeqCst);
+    while current > 0 {
+        match counter.compare_exchange(current, current - 1, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return true,
+            Err(now) => current = now,
+        }
+    }
+    false
 }
