@@ -461,12 +461,13 @@ fn parse_int(bytes: &[u8]) -> Option<i64> {
 }
 
 fn parse_bytea(text: &str) -> Option<Vec<u8>> {
-    let hex = text.strip_prefix("\\x")?.as_bytes();
-    if hex.len() % 2 != 0 {
+    let (pairs, odd) = text.strip_prefix("\\x")?.as_bytes().as_chunks::<2>();
+    if !odd.is_empty() {
         return None;
     }
-    hex.chunks_exact(2)
-        .map(|pair| Some(hex_digit(pair[0])? << 4 | hex_digit(pair[1])?))
+    pairs
+        .iter()
+        .map(|&[high, low]| Some(hex_digit(high)? << 4 | hex_digit(low)?))
         .collect()
 }
 
