@@ -277,7 +277,7 @@ async fn a_job_that_fails_for_good_stops_and_the_next_run_after_the_fix_loads_on
         .await
         .unwrap_err();
     let message = error.to_string();
-    assert!(matches!(error, LoadError::JobFailed { .. }), "{message}");
+    assert!(matches!(error, LoadError::JobFailed(_)), "{message}");
     assert!(
         message.contains("stream `items` -> table `broken.items`") && message.contains("fix: "),
         "{message}"

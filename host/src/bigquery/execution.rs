@@ -4,7 +4,7 @@
 
 use super::client::{ApiError, Client, TableSpec};
 use super::records::{JobKind, JobPlan, Plan, Records, StreamPlan};
-use super::{Destination, LoadError, LoadLimits, StreamLoaded, WriteMode, schema, sql};
+use super::{Destination, JobFailure, LoadError, LoadLimits, StreamLoaded, WriteMode, schema, sql};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -205,7 +205,7 @@ impl Executor<'_> {
                 .await?;
             self.attempts.insert(job.id.clone(), attempt);
             if !is_retryable(&reason) || tries >= limits.attempts_per_run {
-                return Err(LoadError::JobFailed {
+                return Err(LoadError::JobFailed(Box::new(JobFailure {
                     stream: stream.stream.clone(),
                     table: format!("{}.{}", destination.dataset, stream.table),
                     job_id: id,
@@ -213,7 +213,7 @@ impl Executor<'_> {
                     message,
                     tries,
                     fix: way_forward(&reason).to_owned(),
-                });
+                })));
             }
             let delay = backoff(limits.first_backoff, tries);
             tracing::warn!(

@@ -144,18 +144,30 @@ pub enum LoadError {
         "loads of connection `{connection}` keep racing at `{path}`: the store does not show the other loader's plan; run `inlet load` again"
     )]
     Conflict { connection: String, path: String },
-    #[error(
-        "stream `{stream}` -> table `{table}`: BigQuery job `{job_id}` failed ({reason}, try {tries} of this run): {message}\n  fix: {fix}"
-    )]
-    JobFailed {
-        stream: String,
-        table: String,
-        job_id: String,
-        reason: String,
-        message: String,
-        tries: u32,
-        fix: String,
-    },
+    #[error(transparent)]
+    JobFailed(Box<JobFailure>),
+}
+
+/// A BigQuery job that failed for a reason retrying cannot fix, or failed on every try of a run.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "stream `{stream}` -> table `{table}`: BigQuery job `{job_id}` failed ({reason}, try {tries} of this run): {message}\n  fix: {fix}"
+)]
+pub struct JobFailure {
+    /// The stream.
+    pub stream: String,
+    /// `dataset.table`.
+    pub table: String,
+    /// The id of the attempt that failed.
+    pub job_id: String,
+    /// BigQuery's `reason`.
+    pub reason: String,
+    /// BigQuery's message.
+    pub message: String,
+    /// Tries of the job in this run.
+    pub tries: u32,
+    /// What to do about it.
+    pub fix: String,
 }
 
 /// What one stream's load did.

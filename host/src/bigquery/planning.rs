@@ -152,7 +152,7 @@ pub(super) fn make_plan<'h>(
 
 /// A stream's part of a commit, with the commit's sequence.
 fn stream_of<'h>(commit: &&'h Commit, stream: &str) -> Option<(u64, &'h StreamCommit)> {
-    let commit: &'h Commit = *commit;
+    let commit: &'h Commit = commit;
     commit.streams.get(stream).map(|s| (commit.sequence, s))
 }
 
