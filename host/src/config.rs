@@ -117,6 +117,9 @@ pub struct BigQueryConfig {
     /// Labels on the datasets and tables Inlet creates.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Source files per load job; a load with more runs several jobs. BigQuery allows 10,000
+    /// (the default); lower it only to test the splitting. Example: `2`.
+    pub max_files_per_job: Option<usize>,
 }
 
 fn default_location() -> String {
@@ -513,6 +516,12 @@ impl LoadedConfig {
             table_template: bq.table.clone(),
             labels: bq.labels.clone(),
             streams,
+            limits: bigquery::LoadLimits {
+                max_files_per_job: bq
+                    .max_files_per_job
+                    .unwrap_or(bigquery::LoadLimits::default().max_files_per_job),
+                ..bigquery::LoadLimits::default()
+            },
         })
     }
 }

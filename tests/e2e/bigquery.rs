@@ -4,7 +4,7 @@
 
 use crate::harness::sync;
 use crate::postgres::{pg_plan, server};
-use inlet_host::bigquery::{Client, Destination, StreamOptions, load_connection};
+use inlet_host::bigquery::{Client, Destination, LoadLimits, StreamOptions, load_connection};
 use inlet_host::credentials::GoogleAuth;
 use inlet_host::lake::{CloudAccess, Lake};
 use inlet_host::runtime::SyncMode;
@@ -50,6 +50,7 @@ async fn source_schema_changes_and_deletes_reach_bigquery_without_a_refresh() {
                 ..StreamOptions::default()
             },
         )]),
+        limits: LoadLimits::default(),
     };
 
     sync(&lake, &plan).await.0.unwrap();

@@ -1,8 +1,10 @@
 //! End-to-end tests: real components (built from `tests/guests` and `connectors/`) in the real host.
 
 mod bigquery;
+mod bigquery_exactly_once;
 mod drain;
 mod firestore;
+mod gated_store;
 mod harness;
 mod lake;
 mod load;

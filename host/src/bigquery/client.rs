@@ -35,6 +35,8 @@ pub enum ApiError {
     JobFailed {
         job_id: String,
         what: String,
+        /// BigQuery's `reason` of the error result (`invalid`, `backendError`...).
+        reason: String,
         message: String,
     },
     #[error("no Google token for BigQuery: {0}")]
@@ -420,13 +422,16 @@ impl Client {
                 .ok_or_else(|| ApiError::JobFailed {
                     job_id: job_id.to_owned(),
                     what: what.to_owned(),
+                    // Jobs are kept for months: one that vanishes is BigQuery's problem.
+                    reason: "backendError".into(),
                     message: "the job disappeared while it ran".into(),
                 })?;
         }
-        if let Some(message) = job_failure(&job) {
+        if let Some((reason, message)) = job_failure(&job) {
             return Err(ApiError::JobFailed {
                 job_id: job_id.to_owned(),
                 what: what.to_owned(),
+                reason,
                 message,
             });
         }
@@ -434,9 +439,11 @@ impl Client {
     }
 }
 
-/// BigQuery's own words for a failed job: the error result, then every further error.
-fn job_failure(job: &Value) -> Option<String> {
+/// BigQuery's own words for a failed job: the error result's `reason`, and its message followed
+/// by every further error.
+fn job_failure(job: &Value) -> Option<(String, String)> {
     let result = job["status"].get("errorResult")?;
+    let reason = result["reason"].as_str().unwrap_or("unknown").to_owned();
     let describe = |e: &Value| {
         let message = e["message"].as_str().unwrap_or("(no message)");
         match e["location"].as_str() {
@@ -451,18 +458,20 @@ fn job_failure(job: &Value) -> Option<String> {
             lines.push(line);
         }
     }
-    Some(lines.join("; "))
+    Some((reason, lines.join("; ")))
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::Mutex;
 
     /// A scripted BigQuery: answers the n-th request with `script[n]` and records each request
     /// as `METHOD path`. The emulator answers every job DONE at once, so polling is tested here.
-    fn fixture(script: Vec<(u16, Value)>) -> (String, Arc<Mutex<Vec<String>>>) {
+    pub(in crate::bigquery) fn fixture(
+        script: Vec<(u16, Value)>,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -598,7 +607,8 @@ mod tests {
             {"reason": "invalid", "message": "Provided Schema does not match Table p:d.t. Field id has changed type from INTEGER to STRING", "location": "gs://b/x.parquet"},
             {"reason": "invalid", "message": "Error while reading data"}
         ]}});
-        let message = job_failure(&job).unwrap();
+        let (reason, message) = job_failure(&job).unwrap();
+        assert_eq!(reason, "invalid");
         assert_eq!(
             message,
             "Provided Schema does not match Table p:d.t. Field id has changed type from INTEGER to STRING (at gs://b/x.parquet); Error while reading data"
