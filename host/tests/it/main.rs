@@ -3,6 +3,7 @@
 mod bigquery;
 mod cli;
 mod crash;
+mod faults;
 mod credentials;
 mod messages;
 mod serve;
