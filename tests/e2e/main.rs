@@ -4,6 +4,7 @@ mod bigquery;
 mod drain;
 mod firestore;
 mod harness;
+mod history;
 mod lake;
 mod load;
 mod postgres;

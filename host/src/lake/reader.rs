@@ -2,7 +2,8 @@
 //! stream's newest schema. Used by tests today and by loaders that need rows rather than files.
 
 use super::Lake;
-use super::commit::{CommitError, History};
+use super::commit::CommitError;
+use super::history::History;
 use super::evolution;
 use arrow_array::RecordBatch;
 use object_store::ObjectStoreExt;
