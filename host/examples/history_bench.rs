@@ -57,7 +57,9 @@ async fn main() -> anyhow::Result<()> {
         .nth(4)
         .map_or_else(|| temp.path().to_path_buf(), std::path::PathBuf::from);
     let lake = Lake::open(dir.to_str().expect("a UTF-8 path"))?;
-    let have = Tip::open(&lake, "drain").await?.map_or(0, |t| t.commit.sequence);
+    let have = Tip::open(&lake, "drain")
+        .await?
+        .map_or(0, |t| t.commit.sequence);
     if have < commits {
         let started = Instant::now();
         let mut session = open(&lake).await?;
@@ -78,7 +80,11 @@ async fn main() -> anyhow::Result<()> {
         .map(|m| m.len())
         .collect::<Vec<_>>();
     let snapshots = std::fs::read_dir(dir.join("drain/_snapshots"))
-        .map(|d| d.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .collect()
+        })
         .unwrap_or_else(|_| Vec::new());
     let average = |sizes: &[u64]| sizes.iter().sum::<u64>() as f64 / sizes.len().max(1) as f64;
     println!(
@@ -89,7 +95,9 @@ async fn main() -> anyhow::Result<()> {
         average(&snapshots)
     );
     let started = Instant::now();
-    let tip = Tip::open(&lake, "drain").await?.expect("commits were written");
+    let tip = Tip::open(&lake, "drain")
+        .await?
+        .expect("commits were written");
     println!(
         "  Tip::open:            {:.0?} (sequence {}, snapshot {})",
         started.elapsed(),

@@ -141,7 +141,10 @@ async fn gcs_a_connection_opens_from_its_snapshot() {
     assert_eq!((tip.snapshot, tip.commit.sequence), (10, 12));
     let newest = all.latest().unwrap();
     assert_eq!(tip.commit.state, newest.state);
-    assert_eq!(tip.commit.streams["items"].schema, newest.streams["items"].schema);
+    assert_eq!(
+        tip.commit.streams["items"].schema,
+        newest.streams["items"].schema
+    );
     let range = History::read_after(&lake, "conn", 7).await.unwrap();
     assert_eq!(range.commits[..], all.commits[7..]);
     let mut next = open(&lake, options).await;

@@ -139,7 +139,10 @@ pub(super) struct Stored {
 }
 
 /// Reads the manifest at `path`, leaving a state patch unresolved.
-pub(super) async fn read_manifest(store: &dyn ObjectStore, path: &Path) -> Result<Stored, CommitError> {
+pub(super) async fn read_manifest(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<Stored, CommitError> {
     let bytes = store
         .get(path)
         .await

@@ -99,6 +99,9 @@ mod tests {
         assert!(synced.contains(&dir.join("conn")));
         assert!(synced.contains(&dir));
         let missing = disk.sync(&[Path::from("conn/none.parquet")]).await;
-        assert!(missing.is_err(), "a missing file is an error, not a silent success");
+        assert!(
+            missing.is_err(),
+            "a missing file is an error, not a silent success"
+        );
     }
 }

@@ -38,7 +38,11 @@ impl History {
 
     /// Reads the commits of `connection` newer than `after`: from the newest snapshot at or
     /// before `after`, so their states can be rebuilt without reading older commits.
-    pub async fn read_after(lake: &Lake, connection: &str, after: u64) -> Result<Self, CommitError> {
+    pub async fn read_after(
+        lake: &Lake,
+        connection: &str,
+        after: u64,
+    ) -> Result<Self, CommitError> {
         let base = newest_snapshot(lake, connection, after).await?;
         let mut commits = read_from(lake, connection, base.as_ref()).await?;
         commits.retain(|c| c.sequence > after);
@@ -159,7 +163,13 @@ async fn newest_snapshot(
             source,
         })?
         .into_iter()
-        .filter_map(|meta| meta.location.filename()?.strip_suffix(".json")?.parse().ok())
+        .filter_map(|meta| {
+            meta.location
+                .filename()?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()
+        })
         .filter(|&sequence| sequence <= at_most)
         .collect();
     sequences.sort_unstable();
@@ -213,7 +223,14 @@ async fn read_from(
         .await?;
     let mut previous = base.map(|b| (b.sequence, b.state.clone()));
     let mut commits = Vec::with_capacity(stored.len());
-    for (path, Stored { mut commit, state_patch }) in stored {
+    for (
+        path,
+        Stored {
+            mut commit,
+            state_patch,
+        },
+    ) in stored
+    {
         if let Some(patch) = state_patch {
             let unresolvable = |reason: String| CommitError::Unresolvable {
                 path: path.to_string(),

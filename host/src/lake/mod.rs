@@ -30,17 +30,17 @@ pub use commit::{
     Commit, CommitError, ConnectorInfo, DataFile, FORMAT, FullCopy, LOADS, StreamCommit,
     write_commit,
 };
-pub use history::{History, SNAPSHOT_EVERY, Tip};
-pub use state_patch::{Change, PatchError, StatePatch};
-pub use sweep::SweepError;
 pub use evolution::{IncompatiblePolicy, SchemaChange};
 pub use gcs::{CloudAccess, EMULATOR_ENV};
+pub use history::{History, SNAPSHOT_EVERY, Tip};
 pub use reader::{ReadError, read_committed};
 pub(crate) use session::rand_u32;
 pub use session::{
     FAULT_ENV, LakeSession, SessionEvent, SessionOptions, SessionSummary, StreamMeta, StreamStats,
     reset_state,
 };
+pub use state_patch::{Change, PatchError, StatePatch};
+pub use sweep::SweepError;
 pub use writer::WriterOptions;
 
 use object_store::ObjectStore;

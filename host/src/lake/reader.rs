@@ -3,8 +3,8 @@
 
 use super::Lake;
 use super::commit::CommitError;
-use super::history::History;
 use super::evolution;
+use super::history::History;
 use arrow_array::RecordBatch;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;

@@ -6,8 +6,8 @@
 //! `snapshot_every` commits. A session that committed sweeps at its end (see `super::sweep`).
 
 use super::commit::{self, Commit, ConnectorInfo, FullCopy, StreamCommit};
-use super::history::{self, SNAPSHOT_EVERY, Tip};
 use super::evolution::{self, IncompatiblePolicy};
+use super::history::{self, SNAPSHOT_EVERY, Tip};
 use super::writer::{RollingWriter, WriterOptions};
 use super::{Lake, commit::CommitError, sweep};
 use crate::runtime::{BatchSink, SinkError};

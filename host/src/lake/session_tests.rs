@@ -171,7 +171,10 @@ async fn a_retried_put_of_our_own_commit_succeeds_and_a_foreign_one_conflicts() 
         let error = commit::write_commit(&lake, "conn", &theirs, None)
             .await
             .unwrap_err();
-        assert!(matches!(error, CommitError::Conflict { sequence: 1, .. }), "{error}");
+        assert!(
+            matches!(error, CommitError::Conflict { sequence: 1, .. }),
+            "{error}"
+        );
     }
 }
 
@@ -306,25 +309,41 @@ async fn a_connection_opens_from_its_snapshot_like_reading_everything() {
     }
     drop(session);
     let snapshots: Vec<_> = (1..=35)
-        .filter(|s| dir.path().join(format!("conn/_snapshots/{s:020}.json")).exists())
+        .filter(|s| {
+            dir.path()
+                .join(format!("conn/_snapshots/{s:020}.json"))
+                .exists()
+        })
         .collect();
     assert_eq!(snapshots, vec![10, 20, 30]);
-    let manifest = std::fs::read_to_string(dir.path().join(format!("conn/_commits/{:020}.json", 33))).unwrap();
+    let manifest =
+        std::fs::read_to_string(dir.path().join(format!("conn/_commits/{:020}.json", 33))).unwrap();
     assert!(manifest.contains("\"state_patch\""), "{manifest}");
-    assert!(manifest.len() < 2048, "a patch, not the window: {} bytes", manifest.len());
+    assert!(
+        manifest.len() < 2048,
+        "a patch, not the window: {} bytes",
+        manifest.len()
+    );
 
     let all = History::read(&lake, "conn").await.unwrap();
     assert_eq!(all.commits.len(), 35);
     for (n, commit) in (1..).zip(&all.commits) {
         let expected: serde_json::Value = serde_json::from_str(&window_state(n * 7)).unwrap();
-        assert_eq!(commit.state.as_ref(), Some(&expected), "state of commit {n}");
+        assert_eq!(
+            commit.state.as_ref(),
+            Some(&expected),
+            "state of commit {n}"
+        );
     }
     let tip = Tip::open(&lake, "conn").await.unwrap().unwrap();
     let newest = all.latest().unwrap();
     assert_eq!(tip.snapshot, 30);
     assert_eq!(tip.commit.sequence, 35);
     assert_eq!(tip.commit.state, newest.state);
-    assert_eq!(tip.commit.streams["items"].schema, newest.streams["items"].schema);
+    assert_eq!(
+        tip.commit.streams["items"].schema,
+        newest.streams["items"].schema
+    );
 
     // Across the snapshot boundary: the range after 25 starts from snapshot 20.
     let range = History::read_after(&lake, "conn", 25).await.unwrap();
@@ -345,8 +364,8 @@ async fn a_lake_written_before_snapshots_opens_and_goes_on() {
     let folder = dir.path().join("conn/_commits");
     std::fs::create_dir_all(&folder).unwrap();
     for sequence in 1..=3u64 {
-        let mut commit = serde_json::to_value(manifest(sequence, "old", json!({ "cursor": sequence })))
-            .unwrap();
+        let mut commit =
+            serde_json::to_value(manifest(sequence, "old", json!({ "cursor": sequence }))).unwrap();
         commit["format"] = json!(1);
         std::fs::write(
             folder.join(format!("{sequence:020}.json")),
@@ -365,8 +384,19 @@ async fn a_lake_written_before_snapshots_opens_and_goes_on() {
     let mut session = open_with(&lake, options).await;
     assert_eq!(session.state_json().unwrap(), "{\"cursor\":3}");
     session.checkpoint("{\"cursor\": 4}".into()).await.unwrap();
-    assert!(dir.path().join(format!("conn/_snapshots/{:020}.json", 4)).exists());
+    assert!(
+        dir.path()
+            .join(format!("conn/_snapshots/{:020}.json", 4))
+            .exists()
+    );
     let all = History::read(&lake, "conn").await.unwrap();
-    let states: Vec<_> = all.commits.iter().map(|c| c.state.clone().unwrap()).collect();
-    assert_eq!(states, (1..=4).map(|c| json!({ "cursor": c })).collect::<Vec<_>>());
+    let states: Vec<_> = all
+        .commits
+        .iter()
+        .map(|c| c.state.clone().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        (1..=4).map(|c| json!({ "cursor": c })).collect::<Vec<_>>()
+    );
 }

@@ -152,7 +152,9 @@ mod tests {
             patch["recent_frame_ids"],
             Change::Slide {
                 drop: 40,
-                push: (2048..2088).map(|i| json!(format!("frame-{i:06}"))).collect()
+                push: (2048..2088)
+                    .map(|i| json!(format!("frame-{i:06}")))
+                    .collect()
             }
         );
         assert!(!patch.contains_key("version"));
@@ -162,7 +164,8 @@ mod tests {
     #[test]
     fn nested_objects_removed_keys_and_replaced_arrays_round_trip() {
         let big: Vec<u32> = (0..500).collect();
-        let old = json!({ "a": { "b": 1, "c": [1, 2, 3], "big": big }, "gone": true, "list": [5, 6] });
+        let old =
+            json!({ "a": { "b": 1, "c": [1, 2, 3], "big": big }, "gone": true, "list": [5, 6] });
         let new = json!({ "a": { "b": 2, "c": [9], "big": big }, "list": [6, 7, 8], "new": "x" });
         let patch = diff(&old, &new).expect("patch");
         assert_eq!(patch["gone"], Change::Remove);
