@@ -97,7 +97,10 @@ async fn run_load(
                     .basic_auth("bench", Some("bench"))
                     .header("Content-Type", "application/logplex-1")
                     .header("Logplex-Msg-Count", frames.to_string())
-                    .header("Logplex-Frame-Id", format!("{sender}-{request}"))
+                    .header(
+                        "Logplex-Frame-Id",
+                        format!("{:08X}{sender:08X}{request:016X}", std::process::id()),
+                    )
                     .body(body.clone())
                     .send()
                     .await

@@ -352,6 +352,7 @@ pub async fn sync(
     let options = SessionOptions {
         writer: plan.writer.clone(),
         policies: plan.policies.clone(),
+        snapshot_every: None,
     };
     let session = LakeSession::open(
         lake.clone(),

@@ -6,6 +6,7 @@ mod drain;
 mod firestore;
 mod gated_store;
 mod harness;
+mod history;
 mod lake;
 mod load;
 mod postgres;

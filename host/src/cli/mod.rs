@@ -8,7 +8,7 @@ mod report;
 use crate::config::{LoadedConfig, SandboxConfig, SyncModeConfig, toml_to_json};
 use crate::connectors::{ConnectorRef, builtin_names};
 use crate::credentials::{GoogleAuth, GoogleTokens};
-use crate::lake::{History, Lake, reset_state};
+use crate::lake::{Lake, Tip, reset_state};
 use crate::progress::{Reporter, summary};
 use crate::runtime::{
     CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, Tokens, decode_schema, describe,
@@ -457,8 +457,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::State { command } => match command {
             StateCommand::Show(target) => {
                 let lake = target.lake(&cwd).await?;
-                let history = History::read(&lake, &target.connection).await?;
-                let Some(latest) = history.latest() else {
+                let tip = Tip::open(&lake, &target.connection).await?;
+                let Some(latest) = tip.as_ref().map(|t| &t.commit) else {
                     let known = lake.connections().await.unwrap_or_default();
                     bail!(
                         "connection `{}` has no commits in `{}` (connections there: {})",

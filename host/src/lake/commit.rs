@@ -1,17 +1,22 @@
-//! Commit manifests: what a commit records, and the create-only protocol that orders commits.
+//! Commit manifests: what a commit records, how it is stored, and the create-only protocol that
+//! orders commits.
 
 use super::Lake;
+use super::state_patch::{self, StatePatch};
 use arrow_schema::Schema;
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-/// The manifest format this host writes.
-pub const FORMAT: u32 = 1;
+/// The manifest format this host writes. Format 2 may store the state as a patch
+/// (`state_patch`) of the previous commit's state, and adds snapshots.
+pub const FORMAT: u32 = 2;
 const COMMITS: &str = "_commits";
+/// Folder of snapshots (see `super::history`); never swept.
+pub(super) const SNAPSHOTS: &str = "_snapshots";
+const STATE_PATCH: &str = "state_patch";
 /// Folder of load records (see `crate::bigquery`); like commits, never swept.
 pub const LOADS: &str = "_loads";
 
@@ -116,54 +121,28 @@ pub enum CommitError {
         path: String,
         source: object_store::Error,
     },
+    #[error("commit `{path}` changes a state that cannot be rebuilt: {reason}")]
+    Unresolvable { path: String, reason: String },
+    #[error("`{path}` could not be flushed to disk (fsync): {source}")]
+    Durability {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
-/// The commit history of one connection.
-#[derive(Debug, Clone, Default)]
-pub struct History {
-    /// All commits, oldest first.
-    pub commits: Vec<Commit>,
+/// A manifest as stored: the commit, and when its state is stored as a change to the previous
+/// commit's state, that change (`state` is then `None` until the history resolves it).
+#[derive(Debug, Clone)]
+pub(super) struct Stored {
+    pub commit: Commit,
+    pub state_patch: Option<StatePatch>,
 }
 
-impl History {
-    /// Reads every commit of `connection`.
-    pub async fn read(lake: &Lake, connection: &str) -> Result<Self, CommitError> {
-        let dir = commits_dir(lake, connection);
-        let store = lake.store();
-        let mut paths: Vec<Path> = store
-            .list(Some(&dir))
-            .map_ok(|meta| meta.location)
-            .try_collect()
-            .await
-            .map_err(|source| CommitError::Store {
-                path: dir.to_string(),
-                source,
-            })?;
-        paths.retain(|p| p.extension() == Some("json"));
-        paths.sort();
-        let mut commits = Vec::with_capacity(paths.len());
-        for path in paths {
-            commits.push(read_commit(store.as_ref(), &path).await?);
-        }
-        commits.sort_by_key(|c| c.sequence);
-        Ok(Self { commits })
-    }
-
-    /// The newest commit.
-    pub fn latest(&self) -> Option<&Commit> {
-        self.commits.last()
-    }
-
-    /// Paths of every file any commit references.
-    pub fn referenced_files(&self) -> BTreeSet<String> {
-        self.commits
-            .iter()
-            .flat_map(|c| c.files().map(|f| f.path.clone()))
-            .collect()
-    }
-}
-
-async fn read_commit(store: &dyn ObjectStore, path: &Path) -> Result<Commit, CommitError> {
+/// Reads the manifest at `path`, leaving a state patch unresolved.
+pub(super) async fn read_manifest(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<Stored, CommitError> {
     let bytes = store
         .get(path)
         .await
@@ -177,11 +156,15 @@ async fn read_commit(store: &dyn ObjectStore, path: &Path) -> Result<Commit, Com
             path: path.to_string(),
             source,
         })?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| CommitError::Corrupt {
-            path: path.to_string(),
-            reason: e.to_string(),
-        })?;
+    decode(path, &bytes)
+}
+
+fn decode(path: &Path, bytes: &[u8]) -> Result<Stored, CommitError> {
+    let corrupt = |e: serde_json::Error| CommitError::Corrupt {
+        path: path.to_string(),
+        reason: e.to_string(),
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(corrupt)?;
     let format = value.get("format").and_then(|f| f.as_u64()).unwrap_or(0) as u32;
     if format > FORMAT {
         return Err(CommitError::TooNew {
@@ -189,48 +172,101 @@ async fn read_commit(store: &dyn ObjectStore, path: &Path) -> Result<Commit, Com
             format,
         });
     }
-    serde_json::from_value(value).map_err(|e| CommitError::Corrupt {
-        path: path.to_string(),
-        reason: e.to_string(),
+    let state_patch = match value.as_object_mut().and_then(|o| o.remove(STATE_PATCH)) {
+        Some(patch) => Some(serde_json::from_value(patch).map_err(corrupt)?),
+        None => None,
+    };
+    let commit = serde_json::from_value(value).map_err(corrupt)?;
+    Ok(Stored {
+        commit,
+        state_patch,
     })
 }
 
-/// Writes `commit` under its sequence number, failing if that number is taken.
+/// The manifest of `commit`: its state whole, or as a change to `previous_state` when that is
+/// much smaller.
+fn encode(commit: &Commit, previous_state: Option<&serde_json::Value>) -> Vec<u8> {
+    let mut value = serde_json::to_value(commit).expect("commits serialize");
+    let patch = match (previous_state, &commit.state) {
+        (Some(old), Some(new)) => state_patch::diff(old, new),
+        _ => None,
+    };
+    if let (Some(patch), Some(object)) = (patch, value.as_object_mut()) {
+        object.remove("state");
+        object.insert(
+            STATE_PATCH.to_owned(),
+            serde_json::to_value(patch).expect("patches serialize"),
+        );
+    }
+    serde_json::to_vec(&value).expect("commits serialize")
+}
+
+/// Writes `commit` under its sequence number, failing if another run took that number. Its state
+/// is stored as a change to `previous_state` (the state of commit `sequence - 1`) when that is
+/// smaller. On a local lake the manifest is on disk (fsync) when this returns.
+///
+/// A create-only put whose answer was lost and that was sent again finds the manifest already
+/// there: when that manifest is this run's own, the commit succeeded.
 pub async fn write_commit(
     lake: &Lake,
     connection: &str,
     commit: &Commit,
-) -> Result<(), CommitError> {
-    let path = commits_dir(lake, connection).join(format!("{:020}.json", commit.sequence));
-    let body = serde_json::to_vec_pretty(commit).expect("commits serialize");
+    previous_state: Option<&serde_json::Value>,
+) -> Result<Path, CommitError> {
+    let path = commit_path(lake, connection, commit.sequence);
+    let body = encode(commit, previous_state);
     let options = PutOptions {
         mode: PutMode::Create,
         ..Default::default()
     };
-    match lake
-        .store()
+    let store = lake.store();
+    match store
         .put_opts(&path, PutPayload::from(Bytes::from(body)), options)
         .await
     {
-        Ok(_) => Ok(()),
-        Err(object_store::Error::AlreadyExists { .. }) => Err(CommitError::Conflict {
-            connection: connection.to_owned(),
-            sequence: commit.sequence,
-        }),
-        Err(source) => Err(CommitError::Store {
+        Ok(_) => {}
+        Err(object_store::Error::AlreadyExists { .. }) => {
+            let existing = read_manifest(store.as_ref(), &path).await?.commit;
+            if existing.run_id != commit.run_id || existing.sequence != commit.sequence {
+                return Err(CommitError::Conflict {
+                    connection: connection.to_owned(),
+                    sequence: commit.sequence,
+                });
+            }
+            tracing::info!(
+                connection,
+                sequence = commit.sequence,
+                "commit already written by this run (a retried put)"
+            );
+        }
+        Err(source) => {
+            return Err(CommitError::Store {
+                path: path.to_string(),
+                source,
+            });
+        }
+    }
+    lake.make_durable(std::slice::from_ref(&path))
+        .await
+        .map_err(|source| CommitError::Durability {
             path: path.to_string(),
             source,
-        }),
-    }
+        })?;
+    Ok(path)
 }
 
-fn commits_dir(lake: &Lake, connection: &str) -> Path {
+/// Where commit `sequence` of `connection` lives.
+pub(super) fn commit_path(lake: &Lake, connection: &str, sequence: u64) -> Path {
+    commits_dir(lake, connection).join(format!("{sequence:020}.json"))
+}
+
+pub(super) fn commits_dir(lake: &Lake, connection: &str) -> Path {
     lake.connection_root(connection).join(COMMITS)
 }
 
-/// Whether `path` (inside a connection folder) is a commit manifest or a load record rather than
-/// data.
+/// Whether `path` (inside a connection folder) is a commit manifest, a snapshot or a load record
+/// rather than data.
 pub fn is_metadata_path(path: &Path) -> bool {
     path.parts()
-        .any(|p| p.as_ref() == COMMITS || p.as_ref() == LOADS)
+        .any(|p| [COMMITS, SNAPSHOTS, LOADS].contains(&p.as_ref()))
 }

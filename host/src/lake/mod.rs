@@ -2,33 +2,45 @@
 //!
 //! Layout under the lake URL:
 //! ```text
-//! <connection>/_commits/<sequence:020>.json   commit manifests, written create-only
-//! <connection>/<stream>/<run>-<part>.parquet  data files, referenced by exactly one commit
+//! <connection>/_commits/<sequence:020>.json    commit manifests, written create-only
+//! <connection>/_snapshots/<sequence:020>.json  every 100th commit whole (state, schemas), no files
+//! <connection>/<stream>/<run>-<part>.parquet   data files, referenced by exactly one commit
 //! ```
-//! A commit lists the files it adds, every stream's schema, and the connector state. The newest
-//! commit is the connection's state; files no commit references are debris of a failed run and are
-//! removed by the next successful one.
+//! A commit lists the files it adds, every stream's schema, and the connector state (whole, or as
+//! a patch of the previous commit's). The newest commit is the connection's state; it is read from
+//! the newest snapshot and the commits after it. Files no commit references are debris of a failed
+//! run and are removed by the next run that commits.
 
 mod commit;
+mod durable;
 pub mod evolution;
 #[cfg(test)]
 mod evolution_props;
 mod gcs;
+mod history;
 mod reader;
 mod session;
+#[cfg(test)]
+mod session_tests;
+mod state_patch;
+mod sweep;
 mod writer;
 
 pub use commit::{
-    Commit, CommitError, ConnectorInfo, DataFile, FullCopy, History, LOADS, StreamCommit,
+    Commit, CommitError, ConnectorInfo, DataFile, FORMAT, FullCopy, LOADS, StreamCommit,
+    write_commit,
 };
 pub use evolution::{IncompatiblePolicy, SchemaChange};
 pub use gcs::{CloudAccess, EMULATOR_ENV};
+pub use history::{History, SNAPSHOT_EVERY, Tip};
 pub use reader::{ReadError, read_committed};
 pub(crate) use session::rand_u32;
 pub use session::{
     FAULT_ENV, LakeSession, SessionEvent, SessionOptions, SessionSummary, StreamMeta, StreamStats,
     reset_state,
 };
+pub use state_patch::{Change, PatchError, StatePatch};
+pub use sweep::SweepError;
 pub use writer::WriterOptions;
 
 use object_store::ObjectStore;
@@ -58,6 +70,8 @@ pub struct Lake {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     url: String,
+    /// Set when the lake is a folder on this machine (fsync, upload temp files).
+    local: Option<Arc<durable::LocalDisk>>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -94,10 +108,12 @@ impl Lake {
                             reason: e.to_string(),
                         }
                     })?;
+                let store = Arc::new(store);
                 Ok(Self {
-                    store: Arc::new(store),
+                    store: store.clone(),
                     prefix: Path::default(),
                     url: url.to_string(),
+                    local: Some(Arc::new(durable::LocalDisk::new(store, path))),
                 })
             }
             "memory" => Ok(Self::in_memory()),
@@ -114,6 +130,7 @@ impl Lake {
             store: Arc::new(object_store::memory::InMemory::new()),
             prefix: Path::default(),
             url: "memory://".into(),
+            local: None,
         }
     }
 
@@ -123,7 +140,27 @@ impl Lake {
             store,
             prefix: Path::from(prefix),
             url: url.to_owned(),
+            local: None,
         }
+    }
+
+    /// Whether the lake lives in process memory (lost when the process ends).
+    pub fn is_in_memory(&self) -> bool {
+        self.url.starts_with("memory:")
+    }
+
+    /// Flushes the objects at `locations` to disk when the lake is a local folder (object_store's
+    /// local store does not); nothing to do for cloud stores, which answer once data is durable.
+    pub async fn make_durable(&self, locations: &[Path]) -> std::io::Result<()> {
+        match &self.local {
+            Some(disk) if !locations.is_empty() => disk.sync(locations).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The file system path of `location` when the lake is a local folder.
+    pub(crate) fn local_path(&self, location: &Path) -> Option<std::path::PathBuf> {
+        self.local.as_ref()?.path(location)
     }
 
     /// The store.

@@ -2,8 +2,9 @@
 //! stream's newest schema. Used by tests today and by loaders that need rows rather than files.
 
 use super::Lake;
-use super::commit::{CommitError, History};
+use super::commit::CommitError;
 use super::evolution;
+use super::history::History;
 use arrow_array::RecordBatch;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;

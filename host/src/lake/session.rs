@@ -1,20 +1,20 @@
 //! A lake session: receives one run's batches and checkpoints and turns them into commits.
 //!
-//! Data files are written as batches arrive; a checkpoint finishes the open files and writes a
-//! commit with the next sequence number, create-only. After its last commit the session deletes
-//! files that no commit references and that are older than the session: debris of runs that failed
-//! or lost a commit race, which can never be committed any more.
+//! Data files are written as batches arrive; a checkpoint finishes the open files, flushes them to
+//! disk on a local lake, and writes a commit with the next sequence number, create-only. The
+//! session keeps only the tip (the newest commit without files), and writes a snapshot every
+//! `snapshot_every` commits. A session that committed sweeps at its end (see `super::sweep`).
 
-use super::commit::{self, Commit, ConnectorInfo, FullCopy, History, StreamCommit};
+use super::commit::{self, Commit, ConnectorInfo, FullCopy, StreamCommit};
 use super::evolution::{self, IncompatiblePolicy};
+use super::history::{self, SNAPSHOT_EVERY, Tip};
 use super::writer::{RollingWriter, WriterOptions};
-use super::{Lake, commit::CommitError};
+use super::{Lake, commit::CommitError, sweep};
 use crate::runtime::{BatchSink, SinkError};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use futures::TryStreamExt;
 use futures::future::BoxFuture;
-use object_store::ObjectStoreExt;
+use object_store::path::Path;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -29,6 +29,8 @@ pub struct SessionOptions {
     pub writer: WriterOptions,
     /// Policy for incompatible schema changes, per stream (default: evolve).
     pub policies: HashMap<String, IncompatiblePolicy>,
+    /// Commits between snapshots ([`SNAPSHOT_EVERY`] when `None`).
+    pub snapshot_every: Option<u64>,
 }
 
 /// A stream this session may write, as the connector described it.
@@ -80,9 +82,11 @@ pub struct LakeSession {
     lake: Lake,
     connection: String,
     run_id: String,
-    started: chrono::DateTime<chrono::Utc>,
     connector: ConnectorInfo,
-    history: History,
+    /// The newest commit (without files), as read at open and then as this session wrote it.
+    tip: Option<Tip>,
+    /// This session's first commit, which dates what the sweep may remove.
+    first_commit: Option<Path>,
     slots: BTreeMap<String, Slot>,
     state: Option<serde_json::Value>,
     state_committed: bool,
@@ -106,8 +110,8 @@ impl LakeSession {
         observer: Arc<dyn Fn(SessionEvent) + Send + Sync>,
     ) -> Result<Self, CommitError> {
         let started = chrono::Utc::now();
-        let history = History::read(&lake, connection).await?;
-        let latest = history.latest();
+        let tip = Tip::open(&lake, connection).await?;
+        let latest = tip.as_ref().map(|t| &t.commit);
         let slots = streams
             .into_iter()
             .map(|(name, meta)| {
@@ -136,9 +140,9 @@ impl LakeSession {
             lake,
             connection: connection.to_owned(),
             run_id,
-            started,
             connector,
-            history,
+            tip,
+            first_commit: None,
             slots,
             state,
             state_committed: true,
@@ -152,7 +156,7 @@ impl LakeSession {
 
     /// The connector of the newest commit, if there is one.
     pub fn last_connector(&self) -> Option<&ConnectorInfo> {
-        self.history.latest().map(|c| &c.connector)
+        self.tip.as_ref().map(|t| &t.commit.connector)
     }
 
     /// The connector state of the newest commit, as JSON text, for `read`.
@@ -262,14 +266,10 @@ impl LakeSession {
             }
         }
         let mut streams = self
-            .history
-            .latest()
-            .map(|c| c.streams.clone())
+            .tip
+            .as_ref()
+            .map(|t| t.commit.streams.clone())
             .unwrap_or_default();
-        for entry in streams.values_mut() {
-            entry.files.clear();
-            entry.full_copy = None;
-        }
         let mut ends_full_copy = false;
         let mut new_files = 0;
         let mut new_rows = 0;
@@ -302,13 +302,21 @@ impl LakeSession {
         if new_files == 0 && self.state_committed && !ends_full_copy {
             return Ok(None);
         }
+        let paths: Vec<Path> = streams
+            .values()
+            .flat_map(|s| s.files.iter().map(|f| Path::from(f.path.as_str())))
+            .collect();
+        self.lake
+            .make_durable(&paths)
+            .await
+            .map_err(|e| SinkError::new(format!("flushing data files to disk: {e}")))?;
         if std::env::var(FAULT_ENV).as_deref() == Ok("crash-before-commit") {
             eprintln!(
                 "{FAULT_ENV}=crash-before-commit: aborting after the data files, before the commit"
             );
             std::process::abort();
         }
-        let sequence = self.history.latest().map_or(1, |c| c.sequence + 1);
+        let sequence = self.tip.as_ref().map_or(1, |t| t.commit.sequence + 1);
         let commit = Commit {
             format: commit::FORMAT,
             sequence,
@@ -318,9 +326,11 @@ impl LakeSession {
             state: self.state.clone(),
             streams,
         };
-        commit::write_commit(&self.lake, &self.connection, &commit)
+        let previous_state = self.tip.as_ref().and_then(|t| t.commit.state.as_ref());
+        let path = commit::write_commit(&self.lake, &self.connection, &commit, previous_state)
             .await
             .map_err(|e| SinkError::new(e.to_string()))?;
+        self.first_commit.get_or_insert(path);
         for (name, stream) in &commit.streams {
             let stats = self.stats.entry(name.clone()).or_default();
             for file in &stream.files {
@@ -329,7 +339,24 @@ impl LakeSession {
                 stats.files += 1;
             }
         }
-        self.history.commits.push(commit);
+        let snapshot = self.tip.as_ref().map_or(0, |t| t.snapshot);
+        let tip = Tip {
+            commit: history::without_files(commit),
+            snapshot,
+        };
+        let tip = self.tip.insert(tip);
+        let every = self.options.snapshot_every.unwrap_or(SNAPSHOT_EVERY).max(1);
+        if sequence - tip.snapshot >= every {
+            // A snapshot only speeds up reading: failing to write one fails nothing.
+            match history::write_snapshot(&self.lake, &self.connection, &tip.commit).await {
+                Ok(()) => tip.snapshot = sequence,
+                Err(error) => tracing::warn!(
+                    connection = %self.connection,
+                    sequence,
+                    "snapshot not written: {error}"
+                ),
+            }
+        }
         self.state_committed = true;
         (self.observer)(SessionEvent::Committed {
             sequence,
@@ -339,42 +366,25 @@ impl LakeSession {
         Ok(Some(sequence))
     }
 
-    /// Ends a successful run: commits what is left, then removes debris of failed runs.
+    /// Ends a successful run: commits what is left, then, if this run committed, removes debris
+    /// of failed runs.
     pub async fn finish(mut self) -> Result<SessionSummary, SinkError> {
         self.finishing = true;
         self.commit().await?;
-        let swept = self
-            .sweep()
-            .await
-            .map_err(|e| SinkError::new(format!("removing leftover files: {e}")))?;
+        let swept = match &self.first_commit {
+            Some(own) => sweep::sweep(&self.lake, &self.connection, own)
+                .await
+                .map_err(|e| SinkError::new(format!("removing leftover files: {e}")))?,
+            None => 0,
+        };
         if swept > 0 {
             (self.observer)(SessionEvent::Swept { files: swept });
         }
         Ok(SessionSummary {
             stats: self.stats,
-            last_sequence: self.history.latest().map(|c| c.sequence),
+            last_sequence: self.tip.as_ref().map(|t| t.commit.sequence),
             swept,
         })
-    }
-
-    /// Deletes files under the connection that no commit references and that predate this session.
-    async fn sweep(&self) -> Result<usize, object_store::Error> {
-        let referenced = self.history.referenced_files();
-        let root = self.lake.connection_root(&self.connection);
-        let store = self.lake.store();
-        let objects: Vec<_> = store.list(Some(&root)).try_collect().await?;
-        let mut removed = 0;
-        for object in objects {
-            if commit::is_metadata_path(&object.location)
-                || referenced.contains(object.location.as_ref())
-                || object.last_modified >= self.started
-            {
-                continue;
-            }
-            store.delete(&object.location).await?;
-            removed += 1;
-        }
-        Ok(removed)
     }
 }
 
@@ -428,19 +438,15 @@ pub(crate) fn rand_u32() -> u32 {
 /// Writes a commit that clears the connector state of `connection` (schemas and files stay), so
 /// the next run starts from scratch.
 pub async fn reset_state(lake: &Lake, connection: &str) -> Result<Option<u64>, CommitError> {
-    let history = History::read(lake, connection).await?;
-    let Some(latest) = history.latest() else {
+    let Some(tip) = Tip::open(lake, connection).await? else {
         return Ok(None);
     };
-    let mut commit = latest.clone();
+    let mut commit = tip.commit;
+    commit.format = commit::FORMAT;
     commit.sequence += 1;
     commit.run_id = "state-reset".into();
     commit.committed_at = chrono::Utc::now().to_rfc3339();
     commit.state = None;
-    for stream in commit.streams.values_mut() {
-        stream.files.clear();
-        stream.full_copy = None;
-    }
-    commit::write_commit(lake, connection, &commit).await?;
+    commit::write_commit(lake, connection, &commit, None).await?;
     Ok(Some(commit.sequence))
 }

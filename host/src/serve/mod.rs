@@ -311,6 +311,11 @@ pub async fn serve(
     lake: Lake,
     listen: &str,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !lake.is_in_memory(),
+        "the lake `{}` lives in this process's memory, so rows acknowledged to senders would be lost when `inlet serve` stops; set `[lake] url` to a folder or `gs://bucket/prefix`",
+        lake.url()
+    );
     let mut routes = Vec::new();
     let mut tasks = Vec::new();
     for (name, connection) in &loaded.config.connections {

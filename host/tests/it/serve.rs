@@ -464,3 +464,25 @@ fn base64_basic(user: &str, password: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }
+
+#[test]
+fn serve_refuses_a_lake_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    config_with(dir.path(), 100, "");
+    let path = dir.path().join("inlet.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("url = \"lake\"", "url = \"memory://\"");
+    std::fs::write(&path, text).unwrap();
+    let output = super::inlet(
+        dir.path(),
+        &["serve", "inlet.toml", "--listen", "127.0.0.1:0"],
+    );
+    assert!(!output.status.success(), "{}", super::text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("the lake `memory://` lives in this process's memory"),
+        "{}",
+        super::text(&output)
+    );
+}
