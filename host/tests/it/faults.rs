@@ -161,13 +161,18 @@ fn runners_and_loaders_killed_at_random_lose_nothing_and_load_everything_once() 
             .iter()
             .map(|command| {
                 // Half of the processes are killed somewhere in their first 2.5 s.
-                let kill_after = (rng.next() % 2 == 0)
+                let kill_after = rng
+                    .next()
+                    .is_multiple_of(2)
                     .then(|| Duration::from_millis(rng.next() % 2_500));
                 (spawn(dir.path(), command), kill_after)
             })
             .collect();
         let started = Instant::now();
-        while children.iter_mut().any(|(child, _)| matches!(child.try_wait(), Ok(None))) {
+        while children
+            .iter_mut()
+            .any(|(child, _)| matches!(child.try_wait(), Ok(None)))
+        {
             for (child, kill_after) in &mut children {
                 if kill_after.is_some_and(|at| started.elapsed() >= at)
                     && matches!(child.try_wait(), Ok(None))

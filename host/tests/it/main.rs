@@ -3,8 +3,8 @@
 mod bigquery;
 mod cli;
 mod crash;
-mod faults;
 mod credentials;
+mod faults;
 mod messages;
 mod serve;
 mod ui;

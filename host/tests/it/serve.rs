@@ -486,3 +486,84 @@ fn serve_refuses_a_lake_in_memory() {
         super::text(&output)
     );
 }
+
+#[test]
+fn serve_killed_at_random_keeps_every_acknowledged_request_once() {
+    use arrow_array::cast::AsArray;
+    let seed = std::env::var("INLET_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("fault injection seed: {seed} (replay with INLET_FAULT_SEED={seed})");
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), 100);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let mut acknowledged = Vec::new();
+    for round in 0..5 {
+        let server = Server::start(dir.path());
+        // Four senders post one-frame requests until the server is gone.
+        let senders: Vec<_> = (0..4)
+            .map(|sender| {
+                let (client, url) = (client.clone(), server.url.clone());
+                runtime.spawn(async move {
+                    let mut acked = Vec::new();
+                    for i in 0.. {
+                        let message = format!(
+                            "<190>1 2024-05-01T10:00:00Z host app web.1 - r{round} s{sender} m{i}\n"
+                        );
+                        let id = format!("f-{round}-{sender}-{i}");
+                        match post(&client, &url, body(&[&message]), 1, &id).await {
+                            Ok(response) if response.status().is_success() => acked
+                                .push(message.trim_end().split(" - ").nth(1).unwrap().to_owned()),
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(150 + next() % 1_500));
+        server.kill();
+        for sender in senders {
+            acknowledged.extend(runtime.block_on(sender).unwrap());
+        }
+    }
+    let mut stored: Vec<String> = rows(dir.path(), "logs")
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("message")
+                .unwrap()
+                .as_string::<i32>()
+                .iter()
+                .map(|m| m.unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    stored.sort();
+    let before = stored.len();
+    stored.dedup();
+    assert_eq!(before, stored.len(), "seed {seed}: a request stored twice");
+    assert!(
+        !acknowledged.is_empty(),
+        "seed {seed}: some requests were acknowledged"
+    );
+    for message in &acknowledged {
+        assert!(
+            stored.binary_search(message).is_ok(),
+            "seed {seed}: acknowledged `{message}` is not in the lake"
+        );
+    }
+}
