@@ -135,15 +135,7 @@ async fn committed_rows(lake: &Lake) -> BTreeMap<(i64, i64), usize> {
 
 #[test]
 fn runners_and_loaders_killed_at_random_lose_nothing_and_load_everything_once() {
-    let seed = std::env::var("INLET_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
-    eprintln!("fault injection seed: {seed} (replay with INLET_FAULT_SEED={seed})");
+    let seed = super::fault_seed();
     let mut rng = Rng(seed | 1);
     let services = GcpServices::get();
     let bucket = services.bucket("faults-lake");

@@ -51,3 +51,17 @@ pub fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// The seed of a fault-injection test: `INLET_FAULT_SEED`, or the clock; printed for replay.
+pub fn fault_seed() -> u64 {
+    let seed = std::env::var("INLET_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("fault injection seed: {seed} (replay with INLET_FAULT_SEED={seed})");
+    seed
+}

@@ -490,15 +490,7 @@ fn serve_refuses_a_lake_in_memory() {
 #[test]
 fn serve_killed_at_random_keeps_every_acknowledged_request_once() {
     use arrow_array::cast::AsArray;
-    let seed = std::env::var("INLET_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
-    eprintln!("fault injection seed: {seed} (replay with INLET_FAULT_SEED={seed})");
+    let seed = super::fault_seed();
     let mut state = seed | 1;
     let mut next = move || {
         state ^= state >> 12;
