@@ -215,44 +215,56 @@ pub async fn write_commit(
 ) -> Result<Path, CommitError> {
     let path = commit_path(lake, connection, commit.sequence);
     let body = encode(commit, previous_state);
+    if !create_durable(lake, &path, body).await? {
+        let existing = read_manifest(lake.store().as_ref(), &path).await?.commit;
+        if existing.run_id != commit.run_id || existing.sequence != commit.sequence {
+            return Err(CommitError::Conflict {
+                connection: connection.to_owned(),
+                sequence: commit.sequence,
+            });
+        }
+        tracing::info!(
+            connection,
+            sequence = commit.sequence,
+            "commit already written by this run (a retried put)"
+        );
+    }
+    Ok(path)
+}
+
+/// Writes `body` at `path` create-only and makes the object durable (fsync on a local lake).
+/// Returns `false` when an object was already there (it is made durable too: a write whose answer
+/// was lost may have left it unsynced).
+pub(super) async fn create_durable(
+    lake: &Lake,
+    path: &Path,
+    body: Vec<u8>,
+) -> Result<bool, CommitError> {
     let options = PutOptions {
         mode: PutMode::Create,
         ..Default::default()
     };
-    let store = lake.store();
-    match store
-        .put_opts(&path, PutPayload::from(Bytes::from(body)), options)
+    let created = match lake
+        .store()
+        .put_opts(path, PutPayload::from(Bytes::from(body)), options)
         .await
     {
-        Ok(_) => {}
-        Err(object_store::Error::AlreadyExists { .. }) => {
-            let existing = read_manifest(store.as_ref(), &path).await?.commit;
-            if existing.run_id != commit.run_id || existing.sequence != commit.sequence {
-                return Err(CommitError::Conflict {
-                    connection: connection.to_owned(),
-                    sequence: commit.sequence,
-                });
-            }
-            tracing::info!(
-                connection,
-                sequence = commit.sequence,
-                "commit already written by this run (a retried put)"
-            );
-        }
+        Ok(_) => true,
+        Err(object_store::Error::AlreadyExists { .. }) => false,
         Err(source) => {
             return Err(CommitError::Store {
                 path: path.to_string(),
                 source,
             });
         }
-    }
-    lake.make_durable(std::slice::from_ref(&path))
+    };
+    lake.make_durable(std::slice::from_ref(path))
         .await
         .map_err(|source| CommitError::Durability {
             path: path.to_string(),
             source,
         })?;
-    Ok(path)
+    Ok(created)
 }
 
 /// Where commit `sequence` of `connection` lives.

@@ -63,7 +63,7 @@ impl LocalDisk {
                 let new = self
                     .synced_folders
                     .lock()
-                    .expect("not poisoned")
+                    .unwrap_or_else(|e| e.into_inner())
                     .insert(dir.to_path_buf());
                 if !new {
                     break;

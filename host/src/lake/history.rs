@@ -12,10 +12,9 @@ use super::commit::{
     self, Commit, CommitError, FORMAT, SNAPSHOTS, Stored, commits_dir, read_manifest,
 };
 use super::state_patch;
-use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use std::collections::BTreeSet;
 
 /// Commits between snapshots, unless a session is told otherwise.
@@ -114,29 +113,8 @@ pub(super) async fn write_snapshot(
     let mut snapshot = without_files(commit.clone());
     snapshot.format = FORMAT;
     let body = serde_json::to_vec(&snapshot).expect("snapshots serialize");
-    let options = PutOptions {
-        mode: PutMode::Create,
-        ..Default::default()
-    };
-    match lake
-        .store()
-        .put_opts(&path, PutPayload::from(Bytes::from(body)), options)
-        .await
-    {
-        Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
-        Err(source) => {
-            return Err(CommitError::Store {
-                path: path.to_string(),
-                source,
-            });
-        }
-    }
-    lake.make_durable(std::slice::from_ref(&path))
-        .await
-        .map_err(|source| CommitError::Durability {
-            path: path.to_string(),
-            source,
-        })
+    super::commit::create_durable(lake, &path, body).await?;
+    Ok(())
 }
 
 fn snapshots_dir(lake: &Lake, connection: &str) -> Path {
