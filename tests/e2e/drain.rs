@@ -2,8 +2,6 @@
 //! rows are committed only if its `handle` succeeded, a trap fails that request alone, and
 //! senders beyond the waiting-bytes cap are told to retry.
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
 use inlet_host::connectors::ConnectorRef;
 use inlet_host::lake::{Lake, read_committed};
 use inlet_host::runtime::{PushRequest, Runtime, RuntimeOptions, SandboxPolicy};
@@ -52,20 +50,7 @@ fn request(first: i64, then: &str) -> PushRequest {
 }
 
 async fn committed_ids(lake: &Lake, connection: &str) -> Vec<i64> {
-    let mut ids: Vec<i64> = read_committed(lake, connection, "items")
-        .await
-        .unwrap()
-        .iter()
-        .flat_map(|b| {
-            b.column_by_name("id")
-                .unwrap()
-                .as_primitive::<Int64Type>()
-                .values()
-                .to_vec()
-        })
-        .collect();
-    ids.sort();
-    ids
+    crate::harness::ids(&read_committed(lake, connection, "items").await.unwrap())
 }
 
 #[tokio::test]

@@ -1,5 +1,8 @@
 //! Shared set-up: one runtime with a compile cache, and a quiet observer.
 
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
 use inlet_host::connectors::ConnectorRef;
 use inlet_host::lake::{Lake, SessionEvent};
 use inlet_host::runtime::{RunEvent, Runtime, RuntimeOptions, SandboxPolicy};
@@ -75,4 +78,20 @@ pub async fn discover(plan: &SyncPlan) -> Vec<inlet_host::runtime::Stream> {
         .discover(&plan.config, &plan.sandbox)
         .await
         .expect("discovery succeeds")
+}
+
+/// The `id` column (Int64) of `batches`, sorted.
+pub fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+    let mut ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("id")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    ids.sort();
+    ids
 }

@@ -1,6 +1,6 @@
 //! The PostgreSQL connector against a real server started by the harness.
 
-use crate::harness::{plan, sync};
+use crate::harness::{ids, plan, sync};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch};
@@ -206,21 +206,6 @@ async fn every_type_round_trips_with_exact_values() {
         Some("192.168.0.1/24"),
         "unmapped types arrive as text"
     );
-}
-
-fn ids(batches: &[RecordBatch]) -> Vec<i64> {
-    let mut ids: Vec<i64> = batches
-        .iter()
-        .flat_map(|b| {
-            b.column_by_name("id")
-                .unwrap()
-                .as_primitive::<Int64Type>()
-                .values()
-                .to_vec()
-        })
-        .collect();
-    ids.sort();
-    ids
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Writes an `inlet.toml` for the sample connector into `dir`; `streams` is appended as is.
-fn config(dir: &Path, bucket: &str, dataset_prefix: &str, streams: &str) {
+pub(super) fn config(dir: &Path, bucket: &str, dataset_prefix: &str, streams: &str) {
     let services = GcpServices::get();
     let text = format!(
         r#"
@@ -41,7 +41,7 @@ config = {{ patients = 300, new_per_run = 40, updates_per_run = 25 }}
     std::fs::write(dir.join("inlet.toml"), text).unwrap();
 }
 
-fn lake(bucket: &str) -> Lake {
+pub(super) fn lake(bucket: &str) -> Lake {
     let access = CloudAccess {
         google: Some(Arc::new(GoogleAuth::anonymous())),
         gcs_endpoint: Some(GcpServices::get().gcs_endpoint.clone()),

@@ -6,72 +6,20 @@
 //! clean `inlet load` leaves every committed row exactly once in BigQuery (an append table, where
 //! a second load would show as duplicates).
 
+use super::bigquery::{config, lake};
 use super::gcp::{GcpServices, PROJECT};
-use super::{cache_dir, inlet, text};
+use super::{FaultRng, cache_dir, inlet, text};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMicrosecondType};
-use inlet_host::credentials::GoogleAuth;
-use inlet_host::lake::{CloudAccess, History, Lake, read_committed};
+use inlet_host::lake::{History, Lake, read_committed};
 use object_store::ObjectStoreExt;
 use object_store::path::Path as StorePath;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 6;
-
-/// xorshift64*: seeded, printed, replayable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
-fn config(dir: &Path, bucket: &str) {
-    let services = GcpServices::get();
-    let text = format!(
-        r#"
-[lake]
-url = "gs://{bucket}/raw"
-endpoint = "{gcs}"
-
-[google]
-credentials = "none"
-
-[bigquery]
-project = "{PROJECT}"
-endpoint = "{bq}"
-location = "asia-northeast1"
-dataset = "faults_{{connection}}"
-
-[connections.pharmacy]
-connector = "sample"
-select = ["patients"]
-config = {{ patients = 200, new_per_run = 20, updates_per_run = 10 }}
-
-[connections.pharmacy.streams.patients]
-write_mode = "append"
-"#,
-        gcs = services.gcs_endpoint,
-        bq = services.bigquery_endpoint,
-    );
-    std::fs::write(dir.join("inlet.toml"), text).unwrap();
-}
-
-fn lake(bucket: &str) -> Lake {
-    let access = CloudAccess {
-        google: Some(Arc::new(GoogleAuth::anonymous())),
-        gcs_endpoint: Some(GcpServices::get().gcs_endpoint.clone()),
-    };
-    Lake::open_with(&format!("gs://{bucket}/raw"), &access).unwrap()
-}
 
 fn spawn(dir: &Path, command: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_inlet"))
@@ -136,11 +84,17 @@ async fn committed_rows(lake: &Lake) -> BTreeMap<(i64, i64), usize> {
 #[test]
 fn runners_and_loaders_killed_at_random_lose_nothing_and_load_everything_once() {
     let seed = super::fault_seed();
-    let mut rng = Rng(seed | 1);
+    let mut rng = FaultRng::new(seed);
     let services = GcpServices::get();
     let bucket = services.bucket("faults-lake");
     let dir = tempfile::tempdir().unwrap();
-    config(dir.path(), &bucket);
+    // Append makes a row loaded twice visible as a duplicate.
+    config(
+        dir.path(),
+        &bucket,
+        "faults",
+        "select = [\"patients\"]\n[connections.pharmacy.streams.patients]\nwrite_mode = \"append\"\n",
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let lake = lake(&bucket);
     // A first clean run, so every round has history to lose.
@@ -154,9 +108,9 @@ fn runners_and_loaders_killed_at_random_lose_nothing_and_load_everything_once() 
             .map(|command| {
                 // Half of the processes are killed somewhere in their first 2.5 s.
                 let kill_after = rng
-                    .next()
+                    .next_u64()
                     .is_multiple_of(2)
-                    .then(|| Duration::from_millis(rng.next() % 2_500));
+                    .then(|| Duration::from_millis(rng.next_u64() % 2_500));
                 (spawn(dir.path(), command), kill_after)
             })
             .collect();

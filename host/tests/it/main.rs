@@ -52,6 +52,24 @@ pub fn text(output: &Output) -> String {
     )
 }
 
+/// xorshift64*: the seeded, replayable randomness of the fault-injection tests.
+pub struct FaultRng(u64);
+
+impl FaultRng {
+    /// Starts from `seed` (any value; zero is avoided).
+    pub fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
 /// The seed of a fault-injection test: `INLET_FAULT_SEED`, or the clock; printed for replay.
 pub fn fault_seed() -> u64 {
     let seed = std::env::var("INLET_FAULT_SEED")

@@ -491,13 +491,7 @@ fn serve_refuses_a_lake_in_memory() {
 fn serve_killed_at_random_keeps_every_acknowledged_request_once() {
     use arrow_array::cast::AsArray;
     let seed = super::fault_seed();
-    let mut state = seed | 1;
-    let mut next = move || {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    };
+    let mut rng = super::FaultRng::new(seed);
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), 100);
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -527,7 +521,7 @@ fn serve_killed_at_random_keeps_every_acknowledged_request_once() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(150 + next() % 1_500));
+        std::thread::sleep(Duration::from_millis(150 + rng.next_u64() % 1_500));
         server.kill();
         for sender in senders {
             acknowledged.extend(runtime.block_on(sender).unwrap());
