@@ -53,13 +53,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `command` under a watchdog shell that stops it once this process is gone.
+/// Starts `command` under a watchdog shell that stops it once this process is gone, then removes the
+/// folder of `log` (a temporary folder held by a static, which is never dropped).
 pub fn supervise(command: &str, log: &Path) -> Child {
     let script = format!(
         "{command} >{log} 2>&1 & child=$!; \
          while [ -d /proc/{parent} ] && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
-         kill $child 2>/dev/null; wait $child",
+         kill $child 2>/dev/null; wait $child; \
+         [ -d /proc/{parent} ] || rm -rf {folder}",
         log = log.display(),
+        folder = log.parent().expect("a log file has a folder").display(),
         parent = std::process::id(),
     );
     Command::new("/bin/sh")

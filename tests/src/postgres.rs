@@ -104,16 +104,19 @@ impl PgServer {
                    host all all 127.0.0.1/32 trust\n";
         std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
         let port = free_port();
-        // A watchdog stops the server when the test process is gone, however it ends.
+        // A watchdog stops the server when the test process is gone, however it ends, and removes its
+        // folder (the server lives in a static, whose TempDir is never dropped).
         let script = format!(
             "{postgres} -D {data} -p {port} -k {socket} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
              -c synchronous_commit=off >{log} 2>&1 & pg=$!; \
-             while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 0.5; done; kill -INT $pg 2>/dev/null; wait $pg",
+             while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 0.5; done; kill -INT $pg 2>/dev/null; wait $pg; \
+             [ -d /proc/{parent} ] || rm -rf {dir}",
             postgres = bin.join("postgres").display(),
             data = data.display(),
             socket = socket_dir.display(),
             log = dir.path().join("server.log").display(),
             parent = std::process::id(),
+            dir = dir.path().display(),
         );
         let watchdog = as_server_user(Path::new("/bin/sh"))
             .args(["-c", &script])
