@@ -42,12 +42,24 @@
 //!
 //! [connections.pharmacy.sandbox]
 //! memory_mib = 512
-//! credential_hosts = ["sheets.internal.example:443"]   # where the `google` token may also go
+//!
+//! [connections.sheets.grants.google]  # the credential `google`, granted to this connection only
+//! identity = "operator"               # [google] credentials / ADC; or a key file path
+//! impersonate = "reader@p.iam.gserviceaccount.com"   # optional: that account's tokens instead
+//! scopes = ["https://www.googleapis.com/auth/spreadsheets.readonly"]
+//! hosts = ["sheets.googleapis.com"]   # default for identities: *.googleapis.com
+//!
+//! [connections.meta.grants.access_token]
+//! secret = { env = "META_ACCESS_TOKEN" }   # or { file = "meta.token" }
+//! hosts = ["graph.facebook.com"]      # required for secrets
 //! ```
 
 use crate::bigquery::{self, Destination, StreamOptions, WriteMode};
 use crate::connectors::ConnectorRef;
-use crate::credentials::{CredentialsError, GoogleAuth};
+use crate::credentials::{
+    CredentialsError, GoogleAuth, GoogleTokens, Grant, GrantSource, HostPattern, IAM_CREDENTIALS,
+    Impersonated, SecretValue, grant::GOOGLE_DEFAULT_HOSTS,
+};
 use crate::lake::IncompatiblePolicy;
 use crate::runtime::SandboxPolicy;
 use serde::Deserialize;
@@ -164,6 +176,40 @@ pub struct ConnectionConfig {
     pub sandbox: SandboxConfig,
     /// For push connectors (`heroku-logplex`): where `inlet serve` takes their requests.
     pub drain: Option<DrainConfig>,
+    /// Credentials this connection may use, by the name the connector asks for.
+    #[serde(default)]
+    pub grants: BTreeMap<String, GrantConfig>,
+}
+
+/// `[connections.<name>.grants.<credential>]`: one credential the operator grants a connection.
+/// Either a Google identity (`identity` and/or `impersonate`, with `scopes`) or a `secret`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    /// `"operator"` (the identity of `[google] credentials`, else application default
+    /// credentials) or the path of a service-account key file (relative to this file).
+    pub identity: Option<String>,
+    /// A service account whose tokens `identity` (default `"operator"`) mints through the IAM
+    /// Credentials API. Example: `"sheets-reader@my-project.iam.gserviceaccount.com"`.
+    pub impersonate: Option<String>,
+    /// A secret value (an API token): `{ env = "NAME" }` or `{ file = "path" }`.
+    pub secret: Option<SecretSource>,
+    /// OAuth scopes the identity's tokens may carry; required for identities.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Hosts it may be sent to (`api.example.com`, `host:port`, `*.example.com`); required for
+    /// secrets, `*.googleapis.com` for identities when absent.
+    pub hosts: Option<Vec<String>>,
+}
+
+/// Where a secret value comes from; exactly one field.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// An environment variable of the `inlet` process.
+    pub env: Option<String>,
+    /// A file (relative to `inlet.toml`); one trailing newline is dropped.
+    pub file: Option<PathBuf>,
 }
 
 /// `[connections.<name>.drain]`: an HTTP endpoint of `inlet serve`.
@@ -273,9 +319,9 @@ pub struct SandboxConfig {
     pub allow_private_network: Option<bool>,
     /// When set, the only destinations (`host:port`) the connector may reach.
     pub allow_destinations: Option<Vec<String>>,
-    /// Hosts (`host` or `host:port`) credentials may be sent to besides their defaults
-    /// (`*.googleapis.com` for `google`), e.g. a private API endpoint.
-    pub credential_hosts: Option<Vec<String>>,
+    /// Replaced by per-connection grants; kept only to say so.
+    #[doc(hidden)]
+    pub credential_hosts: Option<toml::Value>,
 }
 
 impl SandboxConfig {
@@ -303,12 +349,7 @@ impl SandboxConfig {
                 .allow_destinations
                 .clone()
                 .or_else(|| fallback.allow_destinations.clone()),
-            credential_hosts: self
-                .credential_hosts
-                .clone()
-                .or_else(|| fallback.credential_hosts.clone())
-                .unwrap_or_default(),
-            tokens: None,
+            grants: Vec::new(),
         }
     }
 }
@@ -389,6 +430,12 @@ impl LoadedConfig {
                 }
             }
         }
+        if config.runtime.sandbox.credential_hosts.is_some() {
+            return Err(value_error(
+                "runtime.sandbox.credential_hosts".into(),
+                "credentials are granted per connection now: write [connections.<name>.grants.<credential>] with `hosts = [...]`".into(),
+            ));
+        }
         let mut connectors = BTreeMap::new();
         for (name, connection) in &config.connections {
             if name.is_empty()
@@ -434,6 +481,19 @@ impl LoadedConfig {
                         format!("`{path}` must start with `/`"),
                     ));
                 }
+            }
+            if connection.sandbox.credential_hosts.is_some() {
+                return Err(value_error(
+                    format!("connections.{name}.sandbox.credential_hosts"),
+                    format!(
+                        "credentials are granted per connection now: write [connections.{name}.grants.<credential>] with `hosts = [...]` (`inlet spec` shows what the connector asks for)"
+                    ),
+                ));
+            }
+            for (credential, grant) in &connection.grants {
+                check_grant(grant).map_err(|m| {
+                    value_error(format!("connections.{name}.grants.{credential}"), m)
+                })?;
             }
             for (stream, options) in &connection.streams {
                 let key = format!("connections.{name}.streams.{stream}");
@@ -484,6 +544,97 @@ impl LoadedConfig {
         }
     }
 
+    /// Who `[google] credentials` names, for messages.
+    fn operator_identity(&self) -> String {
+        match self.config.google.credentials.as_deref() {
+            Some("none") => "no credentials ([google] credentials = \"none\")".to_owned(),
+            Some(path) => format!("the operator's key file `{path}`"),
+            None => "the operator's application default credentials".to_owned(),
+        }
+    }
+
+    /// The credentials granted to `connection`, their secrets read and key files checked now,
+    /// so a missing one stops the run before it starts, naming the key and where it looked.
+    pub fn grants(&self, connection: &str) -> Result<Vec<Grant>, ConfigError> {
+        let Some(config) = self.config.connections.get(connection) else {
+            return Ok(Vec::new());
+        };
+        let base = self.file.parent().unwrap_or(Path::new("")).to_path_buf();
+        let mut grants = Vec::new();
+        for (name, grant) in &config.grants {
+            let key = format!("connections.{connection}.grants.{name}");
+            let error = |message: String| ConfigError::Value {
+                file: self.file.display().to_string(),
+                key: key.clone(),
+                message,
+            };
+            let source = match &grant.secret {
+                Some(secret) => {
+                    let (value, origin) = read_secret(secret, &base).map_err(error)?;
+                    GrantSource::Secret {
+                        value: SecretValue::new(value),
+                        origin,
+                    }
+                }
+                None => self
+                    .identity_source(grant, &base)
+                    .map_err(|e| error(e.to_string()))?,
+            };
+            let hosts = grant
+                .hosts
+                .clone()
+                .unwrap_or_else(|| vec![GOOGLE_DEFAULT_HOSTS.to_owned()])
+                .iter()
+                .map(|h| HostPattern::parse(h))
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(error)?;
+            grants.push(Grant {
+                name: name.clone(),
+                source,
+                scopes: grant.scopes.clone(),
+                hosts,
+            });
+        }
+        Ok(grants)
+    }
+
+    /// The token source of an identity grant.
+    fn identity_source(
+        &self,
+        grant: &GrantConfig,
+        base: &Path,
+    ) -> Result<GrantSource, CredentialsError> {
+        let identity = grant.identity.as_deref().unwrap_or("operator");
+        let (auth, who) = if identity == "operator" {
+            (self.google_auth()?, self.operator_identity())
+        } else {
+            let path = base.join(identity);
+            let origin = format!("`identity` of a grant in {}", self.file.display());
+            let auth = GoogleAuth::from_file(&path, &origin)?;
+            let who = auth.who();
+            (auth, who)
+        };
+        if let Some(account) = &grant.impersonate {
+            let tokens = Impersonated::new(auth, account, IAM_CREDENTIALS);
+            return Ok(GrantSource::Google {
+                who: tokens.who(),
+                tokens: std::sync::Arc::new(tokens),
+            });
+        }
+        let make: Box<dyn Fn() -> Result<GoogleAuth, CredentialsError> + Send + Sync> =
+            if identity == "operator" {
+                let loaded = self.clone();
+                Box::new(move || loaded.google_auth())
+            } else {
+                let path = base.join(identity);
+                Box::new(move || GoogleAuth::from_file(&path, "a grant's `identity`"))
+            };
+        Ok(GrantSource::Google {
+            tokens: std::sync::Arc::new(GoogleTokens::new(make)),
+            who,
+        })
+    }
+
     /// Where and how `connection` is loaded into BigQuery; `None` without `[bigquery]`.
     pub fn destination(&self, connection: &str) -> Option<Destination> {
         let bq = self.config.bigquery.as_ref()?;
@@ -524,6 +675,83 @@ impl LoadedConfig {
             },
         })
     }
+}
+
+/// Checks a grant's shape: one kind of credential, scopes where they mean something, hosts that
+/// parse.
+fn check_grant(grant: &GrantConfig) -> Result<(), String> {
+    let identity = grant.identity.is_some() || grant.impersonate.is_some();
+    match (&grant.secret, identity) {
+        (Some(_), true) => {
+            return Err(
+                "give either a Google identity (`identity`, `impersonate`) or a `secret`, not both"
+                    .into(),
+            );
+        }
+        (None, false) => {
+            return Err(
+                "grants nothing: set `identity = \"operator\"` (a Google identity, with `scopes`) or `secret = { env = \"NAME\" }` (with `hosts`)".into(),
+            );
+        }
+        (Some(secret), false) => {
+            if secret.env.is_some() == secret.file.is_some() {
+                return Err("`secret` takes exactly one of `env` or `file`".into());
+            }
+            if !grant.scopes.is_empty() {
+                return Err("a secret has no OAuth `scopes`; remove them".into());
+            }
+            if grant.hosts.as_ref().is_none_or(Vec::is_empty) {
+                return Err(
+                    "a secret needs `hosts`: where it may be sent (`hosts = [\"api.example.com\"]`)"
+                        .into(),
+                );
+            }
+        }
+        (None, true) => {
+            if grant.scopes.is_empty() {
+                return Err(
+                    "a Google identity needs `scopes` (`inlet spec <connector>` shows the ones it asks for)".into(),
+                );
+            }
+        }
+    }
+    for host in grant.hosts.iter().flatten() {
+        HostPattern::parse(host)?;
+    }
+    Ok(())
+}
+
+/// Reads a secret; the error names the variable or file, never a value.
+fn read_secret(secret: &SecretSource, base: &Path) -> Result<(String, String), String> {
+    let (value, origin) = match (&secret.env, &secret.file) {
+        (Some(name), _) => {
+            let value = std::env::var(name)
+                .map_err(|e| format!("the environment variable `{name}` is not usable: {e}"))?;
+            (value, format!("env {name}"))
+        }
+        (None, Some(file)) => {
+            let path = base.join(file);
+            let mut value = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read the secret file `{}`: {e}", path.display()))?;
+            if value.ends_with('\n') {
+                value.pop();
+                if value.ends_with('\r') {
+                    value.pop();
+                }
+            }
+            (value, format!("file {}", path.display()))
+        }
+        (None, None) => return Err("`secret` takes `env` or `file`".into()),
+    };
+    if value.is_empty() {
+        return Err(format!("the secret from {origin} is empty"));
+    }
+    if value.contains(['\r', '\n']) {
+        return Err(format!(
+            "the secret from {origin} holds a line break; it goes into an HTTP header"
+        ));
+    }
+    Ok((value, origin))
 }
 
 /// Converts a TOML table of connector settings to the JSON object connectors receive.

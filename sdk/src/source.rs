@@ -15,6 +15,7 @@ pub struct Spec {
     description: String,
     secret_fields: Vec<String>,
     destinations: Vec<wit::Destination>,
+    credentials: Vec<serde_json::Value>,
 }
 
 impl Spec {
@@ -26,6 +27,7 @@ impl Spec {
             description: description.to_owned(),
             secret_fields: Vec::new(),
             destinations: Vec::new(),
+            credentials: Vec::new(),
         }
     }
 
@@ -43,6 +45,29 @@ impl Spec {
         self
     }
 
+    /// Declares that the connector asks for the Google identity credential `google` with `scopes`
+    /// (through [`crate::http::Client::with_credential`]), and why. The operator sees it in
+    /// `inlet spec` and grants it (or not) per connection; asking at run time for a scope not
+    /// granted is refused.
+    pub fn google_credential(self, scopes: &[&str], purpose: &str) -> Self {
+        self.credential("google", "google", scopes, purpose)
+    }
+
+    /// Declares that the connector asks for the secret `name` (an API token the host writes into a
+    /// header in place of its placeholder), and why.
+    pub fn secret_credential(self, name: &str, purpose: &str) -> Self {
+        self.credential(name, "secret", &[], purpose)
+    }
+
+    fn credential(mut self, name: &str, kind: &str, scopes: &[&str], purpose: &str) -> Self {
+        let mut ask = serde_json::json!({"name": name, "kind": kind, "purpose": purpose});
+        if !scopes.is_empty() {
+            ask["scopes"] = scopes.iter().map(|s| (*s).to_owned()).collect();
+        }
+        self.credentials.push(ask);
+        self
+    }
+
     /// Declares an HTTP origin, `scheme://host[:port]`, or a template such as
     /// `{endpoint:https://sheets.googleapis.com}` (the config field `endpoint`, else the default).
     /// [`crate::http::Client`] requests to any other origin are refused.
@@ -52,6 +77,9 @@ impl Spec {
         self
     }
 }
+
+/// The config-schema keyword that carries a connector's credential asks.
+pub const CREDENTIALS_KEY: &str = "x-inlet-credentials";
 
 /// A source connector.
 ///
@@ -130,12 +158,23 @@ pub(crate) fn parse_settings<T: serde::de::DeserializeOwned>(config: &str) -> Re
 impl<S: Source> Guest for Adapter<S> {
     fn spec() -> wit::ConnectorSpec {
         let spec = S::spec();
-        let schema = schemars::schema_for!(S::Config);
+        let mut schema = serde_json::to_value(schemars::schema_for!(S::Config))
+            .unwrap_or_else(|_| serde_json::json!({}));
+        // The contract's spec has no field for credential asks; JSON Schema allows extension
+        // keywords, so they travel in the config schema where the host reads them.
+        if !spec.credentials.is_empty()
+            && let Some(object) = schema.as_object_mut()
+        {
+            object.insert(
+                CREDENTIALS_KEY.to_owned(),
+                serde_json::Value::Array(spec.credentials),
+            );
+        }
         wit::ConnectorSpec {
             name: spec.name,
             version: spec.version,
             description: spec.description,
-            config_schema: serde_json::to_string(&schema).unwrap_or_else(|_| "{}".to_owned()),
+            config_schema: schema.to_string(),
             secret_fields: spec.secret_fields,
             destinations: spec.destinations,
         }

@@ -6,12 +6,11 @@ use crate::harness::{plan, sync};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch};
-use inlet_host::credentials::{GoogleAuth, GoogleTokens};
+use inlet_host::credentials::{GoogleAuth, GoogleTokens, GrantSource};
 use inlet_host::lake::{Lake, read_committed};
-use inlet_host::runtime::Tokens;
 use inlet_host::sync::SyncPlan;
 use inlet_tests::firestore::FirestoreEmulator;
-use inlet_tests::http_fixture::{FixtureServer, authorized_user_file};
+use inlet_tests::http_fixture::{FixtureServer, authorized_user_file, google_grant};
 use inlet_tests::sheets_fixture;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -32,10 +31,11 @@ fn firestore_plan(connection: &str, config: serde_json::Value) -> (SyncPlan, tem
     let dir = tempfile::tempdir().unwrap();
     let file = authorized_user_file(dir.path(), token_server());
     plan.sandbox.allow_private_network = true;
-    plan.sandbox.credential_hosts = vec![format!("127.0.0.1:{}", emulator.port)];
-    plan.sandbox.tokens = Some(Tokens(Arc::new(GoogleTokens::new(move || {
-        GoogleAuth::from_file(&file, "the test")
-    }))));
+    plan.sandbox.grants = vec![google_grant(
+        file,
+        &["https://www.googleapis.com/auth/datastore"],
+        &[format!("127.0.0.1:{}", emulator.port)],
+    )];
     (plan, dir)
 }
 
@@ -313,9 +313,10 @@ async fn the_emulator_is_reached_with_no_credentials_at_all() {
         "fs_anonymous",
         json!({"collections": [{"path": "anonymous"}]}),
     );
-    plan.sandbox.tokens = Some(Tokens(Arc::new(GoogleTokens::new(|| {
-        Ok(GoogleAuth::anonymous())
-    }))));
+    plan.sandbox.grants[0].source = GrantSource::Google {
+        tokens: Arc::new(GoogleTokens::new(|| Ok(GoogleAuth::anonymous()))),
+        who: "no credentials".into(),
+    };
     let lake = Lake::in_memory();
     let report = sync(&lake, &plan).await.0.unwrap();
     assert_eq!(report.streams["anonymous"].rows, 1);

@@ -5,30 +5,33 @@ use crate::harness::{plan, sync};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch};
-use inlet_host::credentials::{GoogleAuth, GoogleTokens};
 use inlet_host::lake::{Lake, read_committed};
-use inlet_host::runtime::{CallFailure, ConnectorError, Tokens, Violation};
+use inlet_host::runtime::{CallFailure, ConnectorError, Violation};
 use inlet_host::sync::{SyncError, SyncPlan};
 use inlet_tests::guests::HTTP_PROBE;
-use inlet_tests::http_fixture::{FixtureServer, Response, authorized_user_file};
+use inlet_tests::http_fixture::{FixtureServer, Response, authorized_user_file, google_grant};
 use inlet_tests::sheets_fixture::{self, FORBIDDEN, Sheet, TOKEN};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-/// A plan whose `google` credential comes from the fixture's token endpoint, and which lets the
-/// credential reach the fixture (a loopback host, so private addresses are allowed too).
+/// The Sheets connector's scope.
+const SHEETS_SCOPE: &str = "https://www.googleapis.com/auth/spreadsheets.readonly";
+
+/// A plan granted the `google` credential from the fixture's token endpoint with `scopes`, sendable
+/// to the fixture (a loopback host, so private addresses are allowed too).
 fn with_fixture_credentials(
     mut plan: SyncPlan,
     fixture: &FixtureServer,
     dir: &std::path::Path,
+    scopes: &[&str],
 ) -> SyncPlan {
     let file = authorized_user_file(dir, fixture);
     plan.sandbox.allow_private_network = true;
-    plan.sandbox.credential_hosts = vec![format!("127.0.0.1:{}", fixture.port)];
-    plan.sandbox.tokens = Some(Tokens(Arc::new(GoogleTokens::new(move || {
-        GoogleAuth::from_file(&file, "the test")
-    }))));
+    plan.sandbox.grants = vec![google_grant(
+        file,
+        scopes,
+        &[format!("127.0.0.1:{}", fixture.port)],
+    )];
     plan
 }
 
@@ -122,6 +125,7 @@ async fn a_spreadsheet_arrives_typed_through_a_throttled_api_with_a_host_held_to
         plan("google-sheets", "sheets", config),
         &fixture,
         dir.path(),
+        &[SHEETS_SCOPE],
     );
     let lake = Lake::in_memory();
     let (result, recorder) = sync(&lake, &plan).await;
@@ -259,6 +263,7 @@ async fn a_missing_or_unshared_spreadsheet_says_what_to_fix() {
             plan("google-sheets", "sheets", config),
             &fixture,
             dir.path(),
+            &[SHEETS_SCOPE],
         );
         let error = connector_error(sync(&Lake::in_memory(), &plan).await.0);
         let message = format!("{error:?}");
@@ -283,75 +288,126 @@ fn violation(result: Result<inlet_host::sync::SyncReport, SyncError>) -> Violati
     }
 }
 
+/// Whether a sync left no commit for connection `probe`.
+async fn nothing_committed(lake: &Lake) -> bool {
+    inlet_host::lake::Tip::open(lake, "probe")
+        .await
+        .unwrap()
+        .is_none()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn undeclared_origins_and_credential_exfiltration_are_refused() {
     let declared = FixtureServer::start(|_| Response::json(200, json!({"ok": true})));
+    // A second declared origin standing for another Google API (storage.googleapis.com) that the
+    // grant does not name.
+    let storage = FixtureServer::start(|_| Response::json(200, json!({"ok": true})));
     let other = FixtureServer::start(|_| Response::json(200, json!({"ok": true})));
     let tokens = sheets_fixture::start(BTreeMap::new(), 0);
     let dir = tempfile::tempdir().unwrap();
-    let probe = |config: serde_json::Value, credential_reaches_declared: bool| {
-        let mut plan =
-            with_fixture_credentials(plan(HTTP_PROBE, "probe", config), &tokens, dir.path());
-        if credential_reaches_declared {
-            plan.sandbox
-                .credential_hosts
-                .push(format!("127.0.0.1:{}", declared.port));
-        }
+    let declared_host = format!("127.0.0.1:{}", declared.port);
+    // Granted `google` with `scope-a`, to the declared origin only.
+    let granted = |config: serde_json::Value| {
+        let mut config = config;
+        config["second_endpoint"] = json!(storage.url);
+        let mut plan = plan(HTTP_PROBE, "probe", config);
+        plan.sandbox.allow_private_network = true;
+        plan.sandbox.grants = vec![google_grant(
+            authorized_user_file(dir.path(), &tokens),
+            &["scope-a"],
+            std::slice::from_ref(&declared_host),
+        )];
         plan
+    };
+    // The same connection with no grant at all.
+    let ungranted = |config: serde_json::Value| {
+        let mut plan = granted(config);
+        plan.sandbox.grants.clear();
+        plan
+    };
+    let refused = |lake: Lake, plan: SyncPlan| async move {
+        let message = violation(sync(&lake, &plan).await.0).to_string();
+        assert!(
+            nothing_committed(&lake).await,
+            "nothing committed: {message}"
+        );
+        message
     };
 
     // The declared origin, no credential: allowed.
-    let ok = sync(
+    sync(
         &Lake::in_memory(),
-        &probe(json!({"endpoint": declared.url}), false),
+        &ungranted(json!({"endpoint": declared.url})),
     )
-    .await;
-    ok.0.unwrap();
+    .await
+    .0
+    .unwrap();
 
     // Another origin: refused, with the URL and the rule.
-    let result = sync(
-        &Lake::in_memory(),
-        &probe(
-            json!({"endpoint": declared.url, "target": other.url}),
-            false,
-        ),
+    let message = refused(
+        Lake::in_memory(),
+        ungranted(json!({"endpoint": declared.url, "target": other.url})),
     )
     .await;
-    let refused = violation(result.0).to_string();
     assert!(
-        refused.contains(&format!("{}/probe", other.url))
-            && refused.contains(&declared.url.replace("http://", "")),
-        "{refused}"
+        message.contains(&format!("{}/probe", other.url))
+            && message.contains(&declared.url.replace("http://", "")),
+        "{message}"
     );
     assert!(
         other.requests().is_empty(),
         "nothing reached the undeclared host"
     );
 
-    // The credential to a declared host it may not reach: refused before anything is sent.
+    // A credential the connection was not granted: refused when asked, naming the table to add.
     let sent_before = declared.requests().len();
-    let result = sync(
-        &Lake::in_memory(),
-        &probe(json!({"endpoint": declared.url, "credential": true}), false),
+    let message = refused(
+        Lake::in_memory(),
+        ungranted(json!({"endpoint": declared.url, "credential": true})),
     )
     .await;
-    let refused = violation(result.0).to_string();
     assert!(
-        refused.contains("credential `google` may not be sent to")
-            && refused.contains("googleapis.com"),
-        "{refused}"
-    );
-    assert_eq!(
-        declared.requests().len(),
-        sent_before,
-        "the request never left"
+        message.contains("credential `google` is not granted to connection `probe` (grants: none)")
+            && message.contains("[connections.probe.grants.google]"),
+        "{message}"
     );
 
-    // Where the operator lets it go, the host fills in the token; the connector holds only a
+    // More scopes than granted (cloud-platform would reach the lake and BigQuery): refused.
+    let message = refused(
+        Lake::in_memory(),
+        granted(json!({"endpoint": declared.url, "credential": true, "scopes": ["scope-a", "https://www.googleapis.com/auth/cloud-platform"]})),
+    )
+    .await;
+    assert!(
+        message.contains("(https://www.googleapis.com/auth/cloud-platform)")
+            && message.contains("connection `probe` is granted scope-a"),
+        "{message}"
+    );
+    assert_eq!(declared.requests().len(), sent_before, "no request left");
+    assert!(
+        tokens.requests().iter().all(|r| r.path != "/token"),
+        "no token was even fetched"
+    );
+
+    // The granted token, sent to a declared origin the grant does not name (the lake's bucket):
+    // refused before anything is sent.
+    let message = refused(
+        Lake::in_memory(),
+        granted(json!({"endpoint": declared.url, "target": storage.url, "credential": true})),
+    )
+    .await;
+    assert!(
+        message.contains("credential `google` may not be sent to")
+            && message.contains(&format!("may send it only to {declared_host}")),
+        "{message}"
+    );
+    assert!(storage.requests().is_empty(), "the request never left");
+
+    // Where the grant lets it go, the host fills in the token; the connector holds only a
     // placeholder.
     sync(
         &Lake::in_memory(),
-        &probe(json!({"endpoint": declared.url, "credential": true}), true),
+        &granted(json!({"endpoint": declared.url, "credential": true})),
     )
     .await
     .0
@@ -364,10 +420,7 @@ async fn undeclared_origins_and_credential_exfiltration_are_refused() {
     let held = connector_error(
         sync(
             &Lake::in_memory(),
-            &probe(
-                json!({"endpoint": declared.url, "reveal_credential": true}),
-                true,
-            ),
+            &granted(json!({"endpoint": declared.url, "reveal_credential": true})),
         )
         .await
         .0,
@@ -380,6 +433,62 @@ async fn undeclared_origins_and_credential_exfiltration_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_granted_secret_goes_only_into_headers_to_its_hosts() {
+    let declared = FixtureServer::start(|_| Response::json(200, json!({"ok": true})));
+    let storage = FixtureServer::start(|_| Response::json(200, json!({"ok": true})));
+    const SECRET: &str = "s3cr3t-api-key-value";
+    let with_secret = |config: serde_json::Value| {
+        let mut config = config;
+        config["second_endpoint"] = json!(storage.url);
+        config["credential_name"] = json!("api_key");
+        let mut plan = plan(HTTP_PROBE, "probe", config);
+        plan.sandbox.allow_private_network = true;
+        plan.sandbox.grants = vec![inlet_host::credentials::Grant {
+            name: "api_key".into(),
+            source: inlet_host::credentials::GrantSource::Secret {
+                value: inlet_host::credentials::SecretValue::new(SECRET.into()),
+                origin: "the test".into(),
+            },
+            scopes: Vec::new(),
+            hosts: vec![
+                inlet_host::credentials::HostPattern::parse(&format!(
+                    "127.0.0.1:{}",
+                    declared.port
+                ))
+                .unwrap(),
+            ],
+        }];
+        plan
+    };
+    sync(
+        &Lake::in_memory(),
+        &with_secret(json!({"endpoint": declared.url})),
+    )
+    .await
+    .0
+    .unwrap();
+    let sent = declared.requests().pop().unwrap();
+    assert_eq!(sent.header("x-api-key"), Some(SECRET));
+
+    let lake = Lake::in_memory();
+    let message = violation(
+        sync(
+            &lake,
+            &with_secret(json!({"endpoint": declared.url, "target": storage.url})),
+        )
+        .await
+        .0,
+    )
+    .to_string();
+    assert!(
+        message.contains("credential `api_key` may not be sent to") && !message.contains(SECRET),
+        "{message}"
+    );
+    assert!(storage.requests().is_empty(), "the secret never left");
+    assert!(nothing_committed(&lake).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_google_sheets_connector_passes_the_conformance_kit() {
     let fixture = sheets_fixture::start(shop(), 0);
     let dir = tempfile::tempdir().unwrap();
@@ -388,6 +497,7 @@ async fn the_google_sheets_connector_passes_the_conformance_kit() {
         plan("google-sheets", "kit", config.clone()),
         &fixture,
         dir.path(),
+        &[SHEETS_SCOPE],
     )
     .sandbox;
     inlet_tests::conformance::source_contract(

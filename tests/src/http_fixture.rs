@@ -223,3 +223,27 @@ pub fn authorized_user_file(dir: &std::path::Path, fixture: &FixtureServer) -> s
     std::fs::write(&path, file.to_string()).unwrap();
     path
 }
+
+/// A grant of the Google identity in `token_file` (see [`authorized_user_file`]) as credential
+/// `google`, with `scopes`, sendable to `hosts` (`127.0.0.1:<port>` for a fixture).
+pub fn google_grant(
+    token_file: std::path::PathBuf,
+    scopes: &[&str],
+    hosts: &[String],
+) -> inlet_host::credentials::Grant {
+    use inlet_host::credentials::{GoogleAuth, GoogleTokens, Grant, GrantSource, HostPattern};
+    Grant {
+        name: "google".into(),
+        source: GrantSource::Google {
+            tokens: std::sync::Arc::new(GoogleTokens::new(move || {
+                GoogleAuth::from_file(&token_file, "the test")
+            })),
+            who: "the test's authorized user".into(),
+        },
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        hosts: hosts
+            .iter()
+            .map(|h| HostPattern::parse(h).unwrap())
+            .collect(),
+    }
+}

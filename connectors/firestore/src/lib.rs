@@ -255,6 +255,10 @@ impl Source for Firestore {
             "Firestore: collections and collection groups, incremental by a timestamp field",
         )
         .http("{endpoint:https://firestore.googleapis.com}")
+        .google_credential(
+            &[SCOPE],
+            "reads the documents of the configured collections",
+        )
     }
 
     fn check(config: &FirestoreConfig) -> Result<(), Error> {

@@ -126,6 +126,7 @@ impl Source for GoogleSheets {
             "Google Sheets: one stream per sheet, the header row as columns",
         )
         .http("{endpoint:https://sheets.googleapis.com}")
+        .google_credential(&[SCOPE], "reads the spreadsheet (read-only)")
     }
 
     fn discover(config: &SheetsConfig) -> Result<Vec<Stream>, Error> {

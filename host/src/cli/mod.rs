@@ -1,17 +1,17 @@
 //! The `inlet` command line: parsing (clap), dispatch, and error reporting with context.
 
 mod args;
+mod grants;
 mod load;
 mod print;
 mod report;
 
 use crate::config::{LoadedConfig, SandboxConfig, SyncModeConfig, toml_to_json};
 use crate::connectors::{ConnectorRef, builtin_names};
-use crate::credentials::{GoogleAuth, GoogleTokens};
 use crate::lake::{Lake, Tip, reset_state};
 use crate::progress::{Reporter, summary};
 use crate::runtime::{
-    CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, Tokens, decode_schema, describe,
+    CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, decode_schema, describe,
 };
 use crate::sync::{self, Prepared, SyncPlan, SyncReport};
 use anyhow::{Context, bail};
@@ -173,6 +173,11 @@ struct SandboxArgs {
     /// Allow destinations on loopback/private addresses (e.g. a local database).
     #[arg(long)]
     allow_private_network: bool,
+    /// Grant a credential the connector declares (`inlet spec` lists them): `google` (application
+    /// default credentials, the declared scopes, *.googleapis.com) or `NAME=env:VARIABLE@host`
+    /// (a secret, sent only to that host). Repeat for several. None is granted by default.
+    #[arg(long = "grant", value_name = "CREDENTIAL")]
+    grants: Vec<String>,
 }
 
 impl SandboxArgs {
@@ -186,7 +191,6 @@ impl SandboxArgs {
             credential_hosts: None,
         }
         .policy(&SandboxConfig::default())
-        .with_tokens(Tokens(Arc::new(GoogleTokens::new(GoogleAuth::discover))))
     }
 }
 
@@ -285,10 +289,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     crate::runtime::Destination::Http(t) => format!("http:{t}"),
                 })
                 .collect();
+            let asks = crate::credentials::CredentialAsk::from_schema(&spec.config_schema)
+                .map_err(|e| anyhow::anyhow!("connector `{}`: {e}", loaded.name()))?;
             let out = serde_json::json!({
                 "name": spec.name, "version": spec.version, "description": spec.description,
-                "secret_fields": spec.secret_fields, "destinations": destinations, "config_schema": schema,
+                "secret_fields": spec.secret_fields, "destinations": destinations,
+                "credentials": asks, "config_schema": schema,
             });
+            // What it asks for, as the tables that would grant it, for the operator to review.
+            for ask in &asks {
+                eprintln!(
+                    "# `{}` asks for credential `{}`{}; grant it with:\n{}\n",
+                    spec.name,
+                    ask.name,
+                    if ask.purpose.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", ask.purpose)
+                    },
+                    ask.grant_example("<connection>")
+                );
+            }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Command::Check {
@@ -429,7 +450,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut plan = SyncPlan::new(&connection, reference, settings.to_json()?);
             plan.select = (!streams.is_empty()).then_some(streams);
             plan.full_refresh = full_refresh;
-            plan.sandbox = sandbox.policy();
+            plan.sandbox = sandbox.policy().with_grants(
+                grants::from_args(&runtime, &plan.connector, &connection, &sandbox.grants).await?,
+            );
             plan.default_parallel = parallel;
             plan.same_source_only = !named;
             let reporter = Arc::new(Reporter::new());
@@ -533,8 +556,10 @@ async fn prepare(
 ) -> anyhow::Result<(Prepared, serde_json::Value, SandboxPolicy)> {
     let reference = ConnectorRef::resolve(connector, cwd)?;
     let config = settings.to_json()?;
-    let policy = sandbox.policy();
     let name = reference.display_name();
+    let policy = sandbox
+        .policy()
+        .with_grants(grants::from_args(runtime, &reference, &name, &sandbox.grants).await?);
     let loaded = sync::load(runtime, &name, &reference)?;
     let observer = Arc::new(crate::runtime::log_run_event);
     let prepared = Prepared::new(loaded, &name, &config, &policy, observer).await?;
@@ -585,13 +610,10 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
                 toml_to_json(&connection.config),
             );
             plan.select = connection.select.clone();
-            let config = loaded.clone();
             plan.sandbox = connection
                 .sandbox
                 .policy(&loaded.config.runtime.sandbox)
-                .with_tokens(Tokens(Arc::new(GoogleTokens::new(move || {
-                    config.google_auth()
-                }))));
+                .with_grants(loaded.grants(name)?);
             for (stream, options) in &connection.streams {
                 if let Some(mode) = options.sync_mode {
                     let mode = match mode {
@@ -607,9 +629,9 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
                     plan.parallel.insert(stream.clone(), parallel);
                 }
             }
-            plan
+            Ok(plan)
         })
-        .collect();
+        .collect::<Result<_, crate::config::ConfigError>>()?;
     let parallel = loaded.config.runtime.parallel.unwrap_or(1).max(1);
     use futures::StreamExt;
     let outcomes: Vec<(String, anyhow::Result<SyncReport>)> = futures::stream::iter(plans)

@@ -1,10 +1,20 @@
-//! Google credentials on the host: one place that turns a service-account key, an authorized-user
-//! refresh token or the GCE/Cloud Run metadata server into OAuth access tokens, cached and renewed
-//! before they expire. The lake (GCS), the BigQuery loader and credential injection for HTTP
-//! connectors all ask this module; connectors never see a token.
+//! Credentials on the host: one place that turns a service-account key, an authorized-user
+//! refresh token, the GCE/Cloud Run metadata server or an impersonated service account into OAuth
+//! access tokens, cached and renewed before they expire; and the per-connection grants that decide
+//! which of them (or which secret value) a connector may use, and where. The lake (GCS), the
+//! BigQuery loader and credential injection for HTTP connectors all ask this module; connectors
+//! never see a token.
 
+pub mod grant;
+mod impersonate;
 mod jwt;
 
+pub use grant::{
+    AskKind, CredentialAsk, Grant, GrantRefusal, GrantSource, HostPattern, SecretValue,
+};
+pub use impersonate::{IAM_CREDENTIALS, Impersonated};
+
+use futures::future::BoxFuture;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,6 +25,13 @@ const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
 /// A token is renewed when less than this is left of its life.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
+
+/// Where the host gets OAuth access tokens for a grant: a Google identity, asked per set of scopes.
+pub trait TokenSource: Send + Sync {
+    /// A token for `scopes`; the error is a message for the operator. An empty token means "no
+    /// credentials" (emulators): the header that would carry it is dropped.
+    fn token<'a>(&'a self, scopes: &'a [String]) -> BoxFuture<'a, Result<String, String>>;
+}
 
 /// Why no token could be had. Messages name the file, account or endpoint and suggest a fix.
 #[derive(Debug, thiserror::Error)]
@@ -389,11 +406,8 @@ impl GoogleTokens {
     }
 }
 
-impl crate::runtime::TokenSource for GoogleTokens {
-    fn token<'a>(
-        &'a self,
-        scopes: &'a [String],
-    ) -> futures::future::BoxFuture<'a, Result<String, String>> {
+impl TokenSource for GoogleTokens {
+    fn token<'a>(&'a self, scopes: &'a [String]) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
             let auth = {
                 let mut cache = self.by_scopes.lock().await;

@@ -1,14 +1,14 @@
 //! The host side of `wasi:http`: every outgoing request is checked against the run's declared HTTP
-//! origins, credential placeholders are replaced by real tokens only for hosts that credential may
-//! reach, timeouts are clamped, responses are capped in size, and requests are counted.
+//! origins, credential placeholders are replaced by the granted token or secret only for hosts the
+//! grant names, timeouts are clamped, responses are capped in size, and requests are counted.
 //!
 //! The default sender connects from the host (not through the guest's socket check), so this is
 //! the one place HTTP is policed. Nothing here can trap the guest: a refusal answers
 //! `HttpRequestDenied` and is recorded as a [`Violation`], which fails the call when it ends.
 
 use super::sandbox::{HttpOrigin, Violation};
+use crate::credentials::{Grant, GrantSource, grant};
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use std::collections::BTreeMap;
@@ -18,16 +18,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// The credential name for Google OAuth access tokens.
-pub const GOOGLE: &str = "google";
 /// Prefix of every placeholder handed to a connector.
 const PLACEHOLDER_PREFIX: &str = "inlet-credential-";
-
-/// Where the host gets access tokens for the `google` credential.
-pub trait TokenSource: Send + Sync {
-    /// A token for `scopes`; the error is a message for the operator.
-    fn token<'a>(&'a self, scopes: &'a [String]) -> BoxFuture<'a, Result<String, String>>;
-}
 
 /// What a run did over HTTP.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,12 +37,12 @@ pub struct HttpMetrics {
 /// The HTTP permissions and limits of one run.
 #[derive(Clone)]
 pub struct HttpPolicy {
+    /// The connection, for messages.
+    pub connection: String,
     /// Origins the connector declared (resolved and allowed).
     pub origins: Vec<HttpOrigin>,
-    /// Hosts (`host` or `host:port`) the operator lets credentials reach besides their defaults.
-    pub credential_hosts: Vec<String>,
-    /// Token source for the `google` credential, if the operator has Google credentials.
-    pub tokens: Option<super::sandbox::Tokens>,
+    /// The credentials the operator granted this connection.
+    pub grants: Vec<Grant>,
     /// Largest response body accepted.
     pub max_response_bytes: u64,
     /// Longest connect, first-byte and between-bytes timeout a connector may ask for (and the
@@ -61,18 +53,19 @@ pub struct HttpPolicy {
 impl Default for HttpPolicy {
     fn default() -> Self {
         Self {
+            connection: String::new(),
             origins: Vec::new(),
-            credential_hosts: Vec::new(),
-            tokens: None,
+            grants: Vec::new(),
             max_response_bytes: 256 << 20,
             max_timeout: Duration::from_secs(120),
         }
     }
 }
 
+/// A placeholder handed out: its text, the grant it stands for, and the scopes asked for.
 struct Placeholder {
     text: String,
-    name: String,
+    grant: Grant,
     scopes: Vec<String>,
 }
 
@@ -98,18 +91,29 @@ impl HttpGuard {
         self.metrics.lock().expect("metrics lock").clone()
     }
 
-    /// A placeholder for credential `name`, or why there is none.
+    /// A placeholder for credential `name` with `scopes`, or why the connection may not have it
+    /// (also recorded as a violation, so the call fails with the rule even if the connector goes
+    /// on without the credential).
     pub(super) fn placeholder(&self, name: &str, scopes: Vec<String>) -> Result<String, String> {
-        if name != GOOGLE {
-            return Err(format!(
-                "unknown credential `{name}`; this host offers `{GOOGLE}`"
-            ));
-        }
-        if self.policy.tokens.is_none() {
-            return Err(
-                "the operator has no Google credentials for connectors (set GOOGLE_APPLICATION_CREDENTIALS or [google] credentials)".into(),
-            );
-        }
+        let connection = &self.policy.connection;
+        let checked = grant::find(&self.policy.grants, connection, name).and_then(|grant| {
+            grant.check_scopes(connection, &scopes)?;
+            Ok(grant.clone())
+        });
+        let grant = match checked {
+            Ok(grant) => grant,
+            Err(refusal) => {
+                let message = refusal.to_string();
+                self.refuse(Violation::Grant(refusal));
+                return Err(message);
+            }
+        };
+        // A Google identity asked without scopes gets the grant's, never a broader default.
+        let scopes = if scopes.is_empty() {
+            grant.scopes.clone()
+        } else {
+            scopes
+        };
         let mut placeholders = self.placeholders.lock().expect("placeholder lock");
         let text = format!(
             "{PLACEHOLDER_PREFIX}{name}-{:08x}{:08x}",
@@ -118,7 +122,7 @@ impl HttpGuard {
         );
         placeholders.push(Placeholder {
             text: text.clone(),
-            name: name.to_owned(),
+            grant,
             scopes,
         });
         Ok(text)
@@ -145,16 +149,6 @@ impl HttpGuard {
                 .collect::<Vec<_>>()
                 .join(", ")
         }
-    }
-
-    /// Whether credential `name` may be sent to `origin`.
-    fn credential_reaches(&self, name: &str, origin: &HttpOrigin) -> bool {
-        let by_default =
-            name == GOOGLE && origin.scheme == "https" && origin.host.ends_with(".googleapis.com");
-        by_default
-            || self.policy.credential_hosts.iter().any(|allowed| {
-                allowed == &origin.host || allowed == &format!("{}:{}", origin.host, origin.port)
-            })
     }
 
     /// Checks a request and fills in credentials; `Err` is what the guest gets.
@@ -184,43 +178,51 @@ impl HttpGuard {
             }));
         }
         // Which placeholders this request carries, and where.
-        let mut uses: Vec<(http::HeaderName, String, Vec<String>)> = Vec::new();
+        let mut uses: Vec<(http::HeaderName, String, Grant, Vec<String>)> = Vec::new();
         let mut unreachable = None;
         {
             let placeholders = self.placeholders.lock().expect("placeholder lock");
             for (header, value) in request.headers() {
                 let value = String::from_utf8_lossy(value.as_bytes());
                 for p in placeholders.iter().filter(|p| value.contains(&p.text)) {
-                    uses.push((header.clone(), p.text.clone(), p.scopes.clone()));
-                    if !self.credential_reaches(&p.name, &origin) {
-                        unreachable.get_or_insert_with(|| p.name.clone());
+                    uses.push((
+                        header.clone(),
+                        p.text.clone(),
+                        p.grant.clone(),
+                        p.scopes.clone(),
+                    ));
+                    if !p.grant.reaches(&origin.scheme, &origin.host, origin.port) {
+                        unreachable.get_or_insert_with(|| p.grant.clone());
                     }
                 }
             }
         }
-        if let Some(credential) = unreachable {
-            let rule = match credential.as_str() {
-                GOOGLE => {
-                    "it may only go to https://*.googleapis.com and the operator's credential_hosts"
-                }
-                _ => "it may only go to the operator's credential_hosts",
-            };
+        if let Some(grant) = unreachable {
             return Err(self.refuse(Violation::Credential {
-                credential,
+                credential: grant.name.clone(),
                 url,
-                rule: rule.to_owned(),
+                rule: format!(
+                    "connection `{}` may send it only to {} ([connections.{}.grants.{}] hosts)",
+                    self.policy.connection,
+                    grant.hosts_description(),
+                    self.policy.connection,
+                    grant.name
+                ),
             }));
         }
-        for (header, placeholder, scopes) in uses {
-            let tokens = self
-                .policy
-                .tokens
-                .as_ref()
-                .expect("placeholders exist only with a token source");
-            let token = tokens.0.token(&scopes).await.map_err(|message| {
-                tracing::error!("credential `{GOOGLE}`: {message}");
-                HttpError::InternalError(Some(format!("the host could not get a token: {message}")))
-            })?;
+        for (header, placeholder, grant, scopes) in uses {
+            let token = match &grant.source {
+                GrantSource::Secret { value, .. } => value.expose().to_owned(),
+                GrantSource::Google { tokens, .. } => {
+                    tokens.token(&scopes).await.map_err(|message| {
+                        tracing::error!("credential `{}`: {message}", grant.name);
+                        HttpError::InternalError(Some(format!(
+                            "the host could not get a token for credential `{}`: {message}",
+                            grant.name
+                        )))
+                    })?
+                }
+            };
             if token.is_empty() {
                 // No credentials (`[google] credentials = "none"`, for emulators): the header
                 // goes away rather than carrying `Bearer ` with nothing, which emulators refuse.

@@ -19,10 +19,10 @@ pub use bindings::{
 };
 pub use cache::{CacheOutcome, CompileCache};
 pub use emit::{decode_schema, describe};
-pub use http::{HttpMetrics, TokenSource};
+pub use http::HttpMetrics;
 pub use push::{PushConnector, PushRun};
 pub use run::{BatchSink, CallError, CallFailure, Run, RunEvent, SinkError, log_run_event};
-pub use sandbox::{HttpOrigin, NetworkGrant, PolicyError, SandboxPolicy, Tokens, Violation};
+pub use sandbox::{HttpOrigin, NetworkGrant, PolicyError, SandboxPolicy, Violation};
 
 use bindings::{SOURCE_EXPORT, SourceConnectorPre};
 use std::path::PathBuf;

@@ -222,11 +222,19 @@ pub(super) fn new_store(
 ) -> (Store<RunData>, Watch) {
     let refused = Arc::new(Mutex::new(Vec::new()));
     let http_policy = HttpPolicy {
+        connection: labels.connection.clone(),
         origins: grant.http.clone(),
-        credential_hosts: policy.credential_hosts.clone(),
-        tokens: policy.tokens.clone(),
+        grants: policy.grants.clone(),
         ..HttpPolicy::default()
     };
+    // A granted secret is redacted too: a server may echo it back into what the connector logs.
+    let mut labels = labels;
+    labels.secrets.extend(
+        policy
+            .grants
+            .iter()
+            .filter_map(|g| g.secret().map(|s| s.expose().to_owned())),
+    );
     let http = Arc::new(HttpGuard::new(http_policy, refused.clone()));
     let watch = Watch {
         policy: policy.clone(),

@@ -1,6 +1,7 @@
 //! The sandbox policy of one run: memory budget, CPU and wall-clock limits, network allowlist.
 
 use super::bindings::Destination;
+use crate::credentials::Grant;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -18,11 +19,8 @@ pub struct SandboxPolicy {
     pub allow_private_network: bool,
     /// When set, declared destinations must also appear here (`host:port`).
     pub allowed_destinations: Option<Vec<String>>,
-    /// Hosts (`host` or `host:port`) that credentials may be sent to besides their defaults
-    /// (`*.googleapis.com` for `google`): a private API endpoint or a test server.
-    pub credential_hosts: Vec<String>,
-    /// Where credentials asked for by name come from; `None`: the operator grants none.
-    pub tokens: Option<Tokens>,
+    /// The credentials the operator grants this connection, by name; none by default.
+    pub grants: Vec<Grant>,
 }
 
 impl Default for SandboxPolicy {
@@ -33,16 +31,15 @@ impl Default for SandboxPolicy {
             wall_time: Duration::from_secs(6 * 3600),
             allow_private_network: false,
             allowed_destinations: None,
-            credential_hosts: Vec::new(),
-            tokens: None,
+            grants: Vec::new(),
         }
     }
 }
 
 impl SandboxPolicy {
-    /// This policy, with credentials from `tokens`.
-    pub fn with_tokens(mut self, tokens: Tokens) -> Self {
-        self.tokens = Some(tokens);
+    /// This policy, with `grants`.
+    pub fn with_grants(mut self, grants: Vec<Grant>) -> Self {
+        self.grants = grants;
         self
     }
 }
@@ -137,16 +134,6 @@ pub struct NetworkGrant {
     pub needs_name_lookup: bool,
     /// HTTP origins.
     pub http: Vec<HttpOrigin>,
-}
-
-/// A [`super::TokenSource`] handed to runs.
-#[derive(Clone)]
-pub struct Tokens(pub std::sync::Arc<dyn super::TokenSource>);
-
-impl std::fmt::Debug for Tokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Tokens(..)")
-    }
 }
 
 impl NetworkGrant {
@@ -386,6 +373,8 @@ pub enum Violation {
         url: String,
         rule: String,
     },
+    #[error("credential policy: {0}")]
+    Grant(#[from] crate::credentials::GrantRefusal),
     #[error("schema contract: {0}")]
     Schema(String),
     #[error("emit: {0}")]

@@ -323,7 +323,10 @@ pub async fn serve(
             continue;
         };
         let policy = {
-            let mut policy = connection.sandbox.policy(&loaded.config.runtime.sandbox);
+            let mut policy = connection
+                .sandbox
+                .policy(&loaded.config.runtime.sandbox)
+                .with_grants(loaded.grants(name)?);
             // Per request, not per process lifetime.
             policy.wall_time = policy.wall_time.min(Duration::from_secs(30));
             policy

@@ -1,6 +1,8 @@
-//! A connector that declares the HTTP origin `{endpoint}` and sends a GET to `target` (default:
-//! the declared origin), optionally with the `google` credential, so tests can show what the host
-//! lets through and that the connector only ever holds a placeholder.
+//! A connector that declares the HTTP origin `{endpoint}` (and `{second_endpoint}` when set) and
+//! sends a GET to `target` (default: the declared origin), optionally with a credential, so tests
+//! can show what the host lets through and that the connector only ever holds a placeholder. It
+//! also plays the hostile connector: asking for more scopes than declared, for a credential it
+//! was not granted, or sending one where it may not go.
 
 use inlet_sdk::http::{Client, RetryPolicy};
 use inlet_sdk::prelude::*;
@@ -13,9 +15,15 @@ struct ProbeConfig {
     endpoint: String,
     /// Where to send the request (a base URL); the declared endpoint when absent.
     target: Option<String>,
+    /// A second declared origin (a second Google API, say), for sending a credential there.
+    second_endpoint: Option<String>,
     /// Send `authorization: Bearer <google placeholder>`.
     #[serde(default)]
     credential: bool,
+    /// Ask for this credential instead of `google` (in header `x-api-key`, as the value).
+    credential_name: Option<String>,
+    /// Ask with these scopes instead of the declared `scope-a`.
+    scopes: Option<Vec<String>>,
     /// Fail with the credential value the connector holds, so a test can see it.
     #[serde(default)]
     reveal_credential: bool,
@@ -27,7 +35,11 @@ impl Source for Probe {
     type Config = ProbeConfig;
 
     fn spec() -> Spec {
-        Spec::new("http-probe", "0.0.0", "sends a GET where it is told").http("{endpoint}")
+        Spec::new("http-probe", "0.0.0", "sends a GET where it is told")
+            .http("{endpoint}")
+            .http("{second_endpoint:http://127.0.0.1:9}")
+            .google_credential(&["scope-a"], "probes")
+            .secret_credential("api_key", "probes with an API key")
     }
 
     fn check(config: &ProbeConfig) -> Result<(), Error> {
@@ -40,8 +52,15 @@ impl Source for Probe {
             max_attempts: 1,
             ..RetryPolicy::default()
         });
-        if config.credential {
-            client = client.with_credential("google", &["scope-a"])?;
+        let scopes: Vec<&str> = match &config.scopes {
+            Some(scopes) => scopes.iter().map(String::as_str).collect(),
+            None => vec!["scope-a"],
+        };
+        if let Some(name) = &config.credential_name {
+            let placeholder = inlet_sdk::http::credential(name, &[])?;
+            client = client.with_header("x-api-key", &placeholder);
+        } else if config.credential {
+            client = client.with_credential("google", &scopes)?;
         }
         client.send("GET", "/probe", &[], None).map(|_| ())
     }
