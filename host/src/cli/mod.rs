@@ -234,6 +234,11 @@ pub fn main() -> ExitCode {
                 if message.contains("`allow_private_network = true`") {
                     eprintln!("hint: on the command line, `--allow-private-network` allows it");
                 }
+                if let Some(credential) = report::ungranted_credential(&error) {
+                    eprintln!(
+                        "hint: on the command line, `--grant {credential}` grants it (`inlet spec {connector}` shows what it asks for)"
+                    );
+                }
                 if report::is_settings_error(&error) {
                     eprintln!(
                         "hint: the settings came from --set and --config; `inlet spec {connector}` lists them"

@@ -19,23 +19,39 @@ pub fn render(error: &anyhow::Error) -> String {
     text
 }
 
-/// Whether the connector refused its settings (so the message should say where they came from).
-pub fn is_settings_error(error: &anyhow::Error) -> bool {
-    use crate::runtime::{CallError, CallFailure, ConnectorError};
-    error.chain().any(|cause| {
+/// The failure of the connector call somewhere in `error`'s chain, if any.
+fn call_failure(error: &anyhow::Error) -> Option<&crate::runtime::CallFailure> {
+    use crate::runtime::CallError;
+    error.chain().find_map(|cause| {
         let call = cause.downcast_ref::<CallError>().or_else(|| {
             match cause.downcast_ref::<crate::sync::SyncError>() {
                 Some(crate::sync::SyncError::Call(call)) => Some(call),
                 _ => None,
             }
         });
-        call.is_some_and(|c| {
-            matches!(
-                c.failure.as_ref(),
-                CallFailure::Connector(ConnectorError::Config(_))
-            )
-        })
+        call.map(|c| c.failure.as_ref())
     })
+}
+
+/// Whether the connector refused its settings (so the message should say where they came from).
+pub fn is_settings_error(error: &anyhow::Error) -> bool {
+    use crate::runtime::{CallFailure, ConnectorError};
+    matches!(
+        call_failure(error),
+        Some(CallFailure::Connector(ConnectorError::Config(_)))
+    )
+}
+
+/// The credential a connector asked for without a grant, if that is what failed.
+pub fn ungranted_credential(error: &anyhow::Error) -> Option<String> {
+    use crate::credentials::GrantRefusal;
+    use crate::runtime::{CallFailure, Violation};
+    match call_failure(error) {
+        Some(CallFailure::Violation(Violation::Grant(GrantRefusal::NotGranted {
+            name, ..
+        }))) => Some(name.clone()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use inlet_host::credentials::{CredentialsError, GoogleAuth};
+use inlet_host::credentials::{CredentialsError, GoogleAuth, Impersonated, TokenSource};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -299,5 +299,85 @@ async fn refusals_and_missing_files_name_the_thing_and_a_fix() {
     assert!(
         error.contains("cannot reach") && error.contains("GOOGLE_APPLICATION_CREDENTIALS"),
         "{error}"
+    );
+}
+
+#[tokio::test]
+async fn impersonated_tokens_are_minted_per_scope_set_with_the_base_identity() {
+    // One fixture plays both Google's token endpoint (the base identity's refresh) and the IAM
+    // Credentials API (`generateAccessToken`), which answers in Google's error format when the
+    // caller lacks Token Creator.
+    let server = fixture(|request| {
+        if request.line.starts_with("POST /token") {
+            return (
+                200,
+                r#"{"access_token": "ya29.base", "expires_in": 3600}"#.into(),
+            );
+        }
+        if request.line.contains("denied@") {
+            return (
+                403,
+                r#"{"error": {"code": 403, "message": "Permission 'iam.serviceAccounts.getAccessToken' denied", "status": "PERMISSION_DENIED"}}"#.into(),
+            );
+        }
+        let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+        let scopes: Vec<String> = serde_json::from_value(body["scope"].clone()).unwrap();
+        (
+            200,
+            serde_json::json!({"accessToken": format!("ya29.minted.{}", scopes.join("+")), "expireTime": "2099-01-01T00:00:00Z"})
+                .to_string(),
+        )
+    });
+    let file = write_json(serde_json::json!({
+        "type": "authorized_user", "client_id": "client-1", "client_secret": "shh",
+        "refresh_token": "1//refresh", "token_uri": format!("{}/token", server.url),
+    }));
+    let base = || GoogleAuth::from_file(file.path(), "test").unwrap();
+    let reader = Impersonated::new(base(), "reader@p.iam.gserviceaccount.com", &server.url);
+    let sheets = vec!["https://www.googleapis.com/auth/spreadsheets.readonly".to_owned()];
+    let token = reader.token(&sheets).await.unwrap();
+    assert_eq!(
+        token,
+        "ya29.minted.https://www.googleapis.com/auth/spreadsheets.readonly"
+    );
+    assert_eq!(reader.token(&sheets).await.unwrap(), token, "cached");
+    let other = reader.token(&["scope-b".to_owned()]).await.unwrap();
+    assert_eq!(
+        other, "ya29.minted.scope-b",
+        "another scope set, another token"
+    );
+    let requests = server.requests.lock().unwrap().clone();
+    let mints: Vec<&Request> = requests
+        .iter()
+        .filter(|r| r.line.contains(":generateAccessToken"))
+        .collect();
+    assert_eq!(mints.len(), 2, "one mint per scope set: {requests:?}");
+    assert!(
+        mints[0].line.starts_with(
+            "POST /v1/projects/-/serviceAccounts/reader@p.iam.gserviceaccount.com:generateAccessToken"
+        ),
+        "{}",
+        mints[0].line
+    );
+    let authorization = mints[0]
+        .headers
+        .iter()
+        .find(|(n, _)| n == "authorization")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(
+        authorization,
+        Some("Bearer ya29.base"),
+        "asked as the base identity"
+    );
+    let body: serde_json::Value = serde_json::from_str(&mints[0].body).unwrap();
+    assert_eq!(body["lifetime"], "3600s");
+
+    let denied = Impersonated::new(base(), "denied@p.iam.gserviceaccount.com", &server.url);
+    let message = denied.token(&sheets).await.unwrap_err();
+    assert!(
+        message.contains("PERMISSION_DENIED")
+            && message.contains("denied@p.iam.gserviceaccount.com")
+            && message.contains("roles/iam.serviceAccountTokenCreator"),
+        "{message}"
     );
 }

@@ -62,3 +62,59 @@ fn every_example_config_is_valid() {
         "quickstart and bigquery examples: {checked:?}"
     );
 }
+
+#[test]
+fn grants_resolve_their_secrets_and_default_identity_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("meta.token"), "EAAB-token\n").unwrap();
+    let text = r#"
+[lake]
+url = "lake"
+
+[google]
+credentials = "none"
+
+[connections.ads]
+connector = "sample"
+
+[connections.ads.grants.google]
+identity = "operator"
+scopes = ["https://www.googleapis.com/auth/adwords"]
+
+[connections.ads.grants.access_token]
+secret = { file = "meta.token" }
+hosts = ["graph.facebook.com", "127.0.0.1:8080"]
+"#;
+    let file = dir.path().join("inlet.toml");
+    std::fs::write(&file, text).unwrap();
+    let loaded = LoadedConfig::load(&file).unwrap();
+    let grants = loaded.grants("ads").unwrap();
+    let token = grants.iter().find(|g| g.name == "access_token").unwrap();
+    assert_eq!(
+        token.secret().unwrap().expose(),
+        "EAAB-token",
+        "the newline is dropped"
+    );
+    assert!(token.reaches("https", "graph.facebook.com", 443));
+    assert!(!token.reaches("http", "graph.facebook.com", 80));
+    assert!(token.reaches("http", "127.0.0.1", 8080));
+    assert!(!format!("{token:?}").contains("EAAB"), "{token:?}");
+    let google = grants.iter().find(|g| g.name == "google").unwrap();
+    assert_eq!(google.hosts_description(), "*.googleapis.com");
+    assert!(
+        google
+            .source_description()
+            .contains("credentials = \"none\"")
+    );
+    assert!(
+        loaded.grants("other").unwrap().is_empty(),
+        "none implicitly"
+    );
+
+    std::fs::remove_file(dir.path().join("meta.token")).unwrap();
+    let missing = loaded.grants("ads").unwrap_err().to_string();
+    assert!(
+        missing.contains("connections.ads.grants.access_token") && missing.contains("meta.token"),
+        "{missing}"
+    );
+}

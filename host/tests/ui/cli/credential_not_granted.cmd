@@ -1,0 +1,1 @@
+check google-sheets --allow-private-network --set endpoint=http://127.0.0.1:9 --set spreadsheets=[{"id":"x"}]

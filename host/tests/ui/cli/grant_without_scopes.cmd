@@ -1,0 +1,1 @@
+run inlet.toml
