@@ -302,6 +302,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 "credentials": asks, "config_schema": schema,
             });
             // What it asks for, as the tables that would grant it, for the operator to review.
+            let hosts = crate::runtime::sandbox::default_http_hosts(&spec.destinations);
             for ask in &asks {
                 eprintln!(
                     "# `{}` asks for credential `{}`{}; grant it with:\n{}\n",
@@ -312,7 +313,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     } else {
                         format!(" ({})", ask.purpose)
                     },
-                    ask.grant_example("<connection>")
+                    ask.grant_example("<connection>", &hosts)
                 );
             }
             println!("{}", serde_json::to_string_pretty(&out)?);

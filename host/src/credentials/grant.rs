@@ -311,19 +311,29 @@ impl CredentialAsk {
         }
     }
 
-    /// The `inlet.toml` table that grants this ask to `connection`, for `inlet spec`.
-    pub fn grant_example(&self, connection: &str) -> String {
+    /// The `inlet.toml` table that grants this ask to `connection`, for `inlet spec`; `hosts` are
+    /// the hosts of the connector's declared HTTP origins (as `host` or `host:port`).
+    pub fn grant_example(&self, connection: &str, hosts: &[String]) -> String {
         let table = format!("[connections.{connection}.grants.{}]", self.name);
+        let quoted = |items: &[String]| {
+            items
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let hosts = if hosts.is_empty() {
+            "\"api.example.com\"".to_owned()
+        } else {
+            quoted(hosts)
+        };
         match self.kind {
-            AskKind::Google => {
-                let scopes: Vec<String> = self.scopes.iter().map(|s| format!("\"{s}\"")).collect();
-                format!(
-                    "{table}\nidentity = \"operator\"   # or a key file, or {{ impersonate = \"sa@project.iam.gserviceaccount.com\" }}\nscopes = [{}]\nhosts = [\"{GOOGLE_DEFAULT_HOSTS}\"]",
-                    scopes.join(", ")
-                )
-            }
+            AskKind::Google => format!(
+                "{table}\nidentity = \"operator\"   # or a key file; add impersonate = \"sa@project.iam.gserviceaccount.com\" for that account's tokens\nscopes = [{}]\nhosts = [{hosts}]",
+                quoted(&self.scopes)
+            ),
             AskKind::Secret => format!(
-                "{table}\nsecret = {{ env = \"{}\" }}   # or {{ file = \"path\" }}\nhosts = [\"api.example.com\"]   # where it may be sent",
+                "{table}\nsecret = {{ env = \"{}\" }}   # or {{ file = \"path\" }}\nhosts = [{hosts}]",
                 self.name.to_ascii_uppercase()
             ),
         }
@@ -428,7 +438,12 @@ mod tests {
         });
         let asks = CredentialAsk::from_schema(&schema.to_string()).unwrap();
         assert_eq!(asks[0].kind, AskKind::Google);
-        assert!(asks[0].grant_example("x").contains("scopes = [\"s\"]"));
+        let example = asks[0].grant_example("x", &["sheets.googleapis.com".into()]);
+        assert!(
+            example.contains("scopes = [\"s\"]")
+                && example.contains("hosts = [\"sheets.googleapis.com\"]"),
+            "{example}"
+        );
         assert!(CredentialAsk::from_schema("{}").unwrap().is_empty());
         let bad = serde_json::json!({ASKS_KEY: [{"name": "x", "kind": "magic"}]});
         assert!(CredentialAsk::from_schema(&bad.to_string()).is_err());

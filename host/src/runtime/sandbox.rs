@@ -244,6 +244,24 @@ async fn lookup_allowed(
     Ok(addresses)
 }
 
+/// The hosts of the declared HTTP origins with every setting at its default (`host` for HTTPS on
+/// 443, else `host:port`): what a grant's `hosts` would usually name.
+pub fn default_http_hosts(declared: &[Destination]) -> Vec<String> {
+    let defaults = serde_json::json!({});
+    declared
+        .iter()
+        .filter_map(|d| match d {
+            Destination::Http(template) => fill_template(template, &defaults).ok(),
+            Destination::Tcp(_) => None,
+        })
+        .filter_map(|origin| HttpOrigin::parse(&origin))
+        .map(|origin| match (origin.scheme.as_str(), origin.port) {
+            ("https", 443) => origin.host,
+            _ => format!("{}:{}", origin.host, origin.port),
+        })
+        .collect()
+}
+
 /// Replaces `{field}` in a destination template by the top-level config value `field`.
 fn fill_template(template: &str, config: &serde_json::Value) -> Result<String, PolicyError> {
     let mut out = String::new();

@@ -176,6 +176,25 @@ fn read_prints_records_and_spec_prints_the_schema() {
         spec["config_schema"]["properties"]["patients"].is_object(),
         "{spec}"
     );
+    assert_eq!(
+        spec["credentials"],
+        serde_json::json!([]),
+        "sample asks for none"
+    );
+
+    // A connector that asks for a credential: listed, with the table that would grant it.
+    let output = inlet(dir.path(), &["spec", "google-sheets"]);
+    let spec: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        spec["credentials"][0]["scopes"][0],
+        "https://www.googleapis.com/auth/spreadsheets.readonly"
+    );
+    let review = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        review.contains("[connections.<connection>.grants.google]")
+            && review.contains("hosts = [\"sheets.googleapis.com\"]"),
+        "{review}"
+    );
 }
 
 #[test]
