@@ -115,6 +115,14 @@ impl HttpGuard {
             scopes
         };
         let mut placeholders = self.placeholders.lock().expect("placeholder lock");
+        // One placeholder per credential and scopes, however often it is asked for (a drain's
+        // instance lives for weeks; a client made per page must not grow the list).
+        if let Some(existing) = placeholders
+            .iter()
+            .find(|p| p.grant.name == grant.name && p.scopes == scopes)
+        {
+            return Ok(existing.text.clone());
+        }
         let text = format!(
             "{PLACEHOLDER_PREFIX}{name}-{:08x}{:08x}",
             crate::lake::rand_u32(),
