@@ -113,8 +113,8 @@ impl HttpGuard {
         let mut placeholders = self.placeholders.lock().expect("placeholder lock");
         let text = format!(
             "{PLACEHOLDER_PREFIX}{name}-{:08x}{:08x}",
-            crate::lake::rand_u32(),
-            placeholders.len() as u32 ^ crate::lake::rand_u32().rotate_left(7)
+            crate::random::random_u32(),
+            placeholders.len() as u32 ^ crate::random::random_u32().rotate_left(7)
         );
         placeholders.push(Placeholder {
             text: text.clone(),
