@@ -309,6 +309,7 @@ impl SandboxConfig {
                 .or_else(|| fallback.credential_hosts.clone())
                 .unwrap_or_default(),
             tokens: None,
+            resolver: None,
         }
     }
 }

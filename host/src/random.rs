@@ -32,7 +32,11 @@ mod tests {
     fn hex_has_two_digits_per_byte_and_differs_between_calls() {
         let first = random_hex(16);
         assert_eq!(first.len(), 32);
-        assert!(first.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            first
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         // 128 random bits: equal twice in a row means the generator is broken.
         assert_ne!(first, random_hex(16));
     }
