@@ -112,7 +112,7 @@ fn classify_v4(ip: Ipv4Addr) -> AddressClass {
 /// A readable name for the registry block `ip` is in, for messages.
 fn v4_block_name(ip: Ipv4Addr) -> &'static str {
     match ip.octets() {
-        [0, ..] => "\"this network\"",
+        [0, ..] => "this network",
         [169, 254, ..] => "link-local",
         [192, 0, 0, _] => "IETF protocol assignments",
         [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _] => "documentation",

@@ -6,8 +6,9 @@
 //! than what was checked. So this implementation shadows wasmtime-wasi's in the linker: a declared
 //! name answers its pinned address (handed to wasmtime-wasi as an address literal, which it answers
 //! without any DNS query), an address literal answers itself, and any other name is refused with a
-//! [`Violation`], which fails the call. A declared name answers one address: the first it resolved
-//! to at start (wasmtime-wasi's answer stream cannot be built with several literals).
+//! [`Violation`], which fails the call. A declared name answers one address (wasmtime-wasi's answer
+//! stream cannot be built with several literals): its first IPv4 address from the start, else its
+//! first address, since a server listening on IPv4 only is more common than one on IPv6 only.
 
 use super::run::RunData;
 use super::sandbox::{NetworkGrant, Violation, normalize_name};
@@ -57,12 +58,11 @@ impl PinnedNames {
             Ok(url::Host::Ipv6(ip)) => return Ok(ip.to_string()),
             Err(_) => return Err(ErrorCode::InvalidArgument),
         };
-        if let Some(pinned) = self
-            .names
-            .get(&normalize_name(&domain))
-            .and_then(|a| a.first())
-        {
-            return Ok(pinned.to_string());
+        if let Some(pinned) = self.names.get(&normalize_name(&domain)) {
+            let chosen = pinned.iter().find(|ip| ip.is_ipv4()).or(pinned.first());
+            return chosen
+                .map(ToString::to_string)
+                .ok_or(ErrorCode::NameUnresolvable);
         }
         let violation = Violation::NameLookup {
             name: name.to_owned(),
@@ -158,7 +158,11 @@ mod tests {
         let mut grant = NetworkGrant::default();
         grant.names.insert(
             "db.example".into(),
-            vec!["10.0.0.7".parse().unwrap(), "10.0.0.8".parse().unwrap()],
+            vec![
+                "fd00::7".parse().unwrap(),
+                "10.0.0.7".parse().unwrap(),
+                "10.0.0.8".parse().unwrap(),
+            ],
         );
         let refusals = Arc::new(Mutex::new(Vec::new()));
         (PinnedNames::new(&grant, refusals.clone()), refusals)
