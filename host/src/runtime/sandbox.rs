@@ -1,6 +1,6 @@
 //! The sandbox policy of one run: memory budget, CPU and wall-clock limits, network allowlist.
 
-use super::address_class::classify;
+use super::address_class::{AddressClass, classify};
 use super::bindings::Destination;
 use super::resolve::{self, Resolve};
 use std::collections::{BTreeMap, BTreeSet};
@@ -285,7 +285,7 @@ async fn lookup_allowed(
             continue;
         };
         return Err(match class {
-            super::address_class::AddressClass::Private { .. } => PolicyError::Private {
+            AddressClass::Private { .. } => PolicyError::Private {
                 destination: destination.to_owned(),
                 address: address.ip(),
             },
