@@ -414,6 +414,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn https_speaks_tls_to_the_checked_address() {
+        // Not a TLS server: the handshake fails as a TLS error (and the client configuration,
+        // with its explicit crypto provider, builds).
+        let (port, _) = server(REDIRECT);
+        let sender = PinnedSender::new(Scripted::new(&[&["127.0.0.1"]]), true);
+        let url = format!("https://service.test:{port}/probe");
+        match sender.send(get(&url), RequestOptions::default()).await {
+            Err(SendError::Failed(HttpError::Tls(_))) => {}
+            Err(other) => panic!("expected a TLS error, got {other:?}"),
+            Ok(_) => panic!("expected a TLS error, got a response"),
+        }
+    }
+
+    #[tokio::test]
     async fn every_request_resolves_again() {
         let (port, requests) = server(REDIRECT);
         let sender =
