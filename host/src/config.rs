@@ -350,6 +350,7 @@ impl SandboxConfig {
                 .clone()
                 .or_else(|| fallback.allow_destinations.clone()),
             grants: Vec::new(),
+            resolver: None,
         }
     }
 }

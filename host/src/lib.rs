@@ -12,6 +12,7 @@ pub mod connectors;
 pub mod credentials;
 pub mod lake;
 pub mod progress;
+pub mod random;
 pub mod runtime;
 pub mod serve;
 pub mod sync;

@@ -9,6 +9,7 @@ mod harness;
 mod history;
 mod lake;
 mod load;
+mod network_pinning;
 mod postgres;
 mod sandbox;
 mod sheets;

@@ -22,7 +22,7 @@ pub(super) fn make_plan<'h>(
     let (Some(first), Some(last)) = (new.first(), new.last()) else {
         return Ok(None);
     };
-    let nonce = format!("{:08x}", crate::lake::rand_u32());
+    let nonce = crate::random::random_hex(4);
     let mut streams = Vec::new();
     for (name, newest) in &last.streams {
         let options = destination.streams.get(name).cloned().unwrap_or_default();

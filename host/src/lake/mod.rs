@@ -34,7 +34,6 @@ pub use evolution::{IncompatiblePolicy, SchemaChange};
 pub use gcs::{CloudAccess, EMULATOR_ENV};
 pub use history::{History, SNAPSHOT_EVERY, Tip};
 pub use reader::{ReadError, read_committed};
-pub(crate) use session::rand_u32;
 pub use session::{
     FAULT_ENV, LakeSession, SessionEvent, SessionOptions, SessionSummary, StreamMeta, StreamStats,
     reset_state,

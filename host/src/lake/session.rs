@@ -132,9 +132,9 @@ impl LakeSession {
             .collect();
         let state = latest.and_then(|c| c.state.clone());
         let run_id = format!(
-            "{}-{:08x}",
+            "{}-{}",
             started.format("%Y%m%dT%H%M%S%.3fZ"),
-            rand_u32()
+            crate::random::random_hex(4)
         );
         Ok(Self {
             lake,
@@ -425,14 +425,6 @@ fn storage_error(stream: &str, error: parquet::errors::ParquetError) -> SinkErro
     SinkError::new(format!(
         "stream `{stream}`: writing Parquet failed: {error}"
     ))
-}
-
-pub(crate) fn rand_u32() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    nanos ^ std::process::id().rotate_left(16)
 }
 
 /// Writes a commit that clears the connector state of `connection` (schemas and files stay), so

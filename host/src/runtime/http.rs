@@ -2,11 +2,13 @@
 //! origins, credential placeholders are replaced by the granted token or secret only for hosts the
 //! grant names, timeouts are clamped, responses are capped in size, and requests are counted.
 //!
-//! The default sender connects from the host (not through the guest's socket check), so this is
-//! the one place HTTP is policed. Nothing here can trap the guest: a refusal answers
+//! Requests go out through our own sender (`sender`), which connects from the host (not through
+//! the guest's socket check) and only to addresses it resolved and checked for that request, so
+//! this is the one place HTTP is policed. Nothing here can trap the guest: a refusal answers
 //! `HttpRequestDenied` and is recorded as a [`Violation`], which fails the call when it ends.
 
 use super::sandbox::{HttpOrigin, Violation};
+use super::sender::{PinnedSender, SendError};
 use crate::credentials::{Grant, GrantSource, grant};
 use bytes::Bytes;
 use http_body::{Body, Frame};
@@ -124,9 +126,8 @@ impl HttpGuard {
             return Ok(existing.text.clone());
         }
         let text = format!(
-            "{PLACEHOLDER_PREFIX}{name}-{:08x}{:08x}",
-            crate::lake::rand_u32(),
-            placeholders.len() as u32 ^ crate::lake::rand_u32().rotate_left(7)
+            "{PLACEHOLDER_PREFIX}{name}-{}",
+            crate::random::random_hex(8)
         );
         placeholders.push(Placeholder {
             text: text.clone(),
@@ -262,6 +263,8 @@ impl HttpGuard {
 /// The hooks installed in every store.
 pub(super) struct InletHttpHooks {
     pub(super) guard: Arc<HttpGuard>,
+    /// Resolves and checks each request's host, and connects only to a checked address.
+    pub(super) sender: Arc<PinnedSender>,
 }
 
 impl WasiHttpHooks for InletHttpHooks {
@@ -283,6 +286,7 @@ impl WasiHttpHooks for InletHttpHooks {
     > {
         drop(fut);
         let guard = self.guard.clone();
+        let sender = self.sender.clone();
         Box::new(async move {
             let request = guard.prepare(request).await?;
             let max = guard.policy.max_timeout;
@@ -291,8 +295,19 @@ impl WasiHttpHooks for InletHttpHooks {
             options.connect_timeout = clamp(options.connect_timeout);
             options.first_byte_timeout = clamp(options.first_byte_timeout);
             options.between_bytes_timeout = clamp(options.between_bytes_timeout);
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let url = redact_query(request.uri());
+            let (response, io) = match sender.send(request, options).await {
+                Ok(sent) => sent,
+                Err(SendError::Failed(error)) => return Err(error),
+                Err(SendError::Refused(refusal)) => {
+                    return Err(guard.refuse(Violation::Address {
+                        url,
+                        host: refusal.host,
+                        address: refusal.address,
+                        rule: refusal.rule,
+                    }));
+                }
+            };
             {
                 let mut metrics = guard.metrics.lock().expect("metrics lock");
                 metrics.requests += 1;

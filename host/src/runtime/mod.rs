@@ -4,14 +4,19 @@
 //! `InstancePre` ready); [`Connector::start`] makes a [`Run`]: a fresh store with its own sandbox
 //! policy, in which `spec`, `check`, `discover` or `read` are called.
 
+mod address_class;
 mod bindings;
 mod cache;
 mod emit;
 pub mod http;
+mod name_lookup;
 pub mod push;
+mod resolve;
 mod run;
 pub mod sandbox;
+mod sender;
 
+pub use address_class::{AddressClass, classify};
 pub use bindings::push::{Request as PushRequest, Response as PushResponse};
 pub use bindings::{
     BatchFormat, ConfiguredStream, ConnectorError, ConnectorSpec, Destination, LogLevel, Stream,
@@ -21,6 +26,7 @@ pub use cache::{CacheOutcome, CompileCache};
 pub use emit::{decode_schema, describe};
 pub use http::HttpMetrics;
 pub use push::{PushConnector, PushRun};
+pub use resolve::{Resolve, SystemResolver};
 pub use run::{BatchSink, CallError, CallFailure, Run, RunEvent, SinkError, log_run_event};
 pub use sandbox::{HttpOrigin, NetworkGrant, PolicyError, SandboxPolicy, Violation};
 
@@ -87,6 +93,8 @@ impl Runtime {
         start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // Name lookups answer declared TCP destinations only, with their checked addresses.
+        name_lookup::add_to_linker(&mut linker)?;
         // Only wasi:http's own interfaces: wasi:io and the rest come from wasmtime_wasi above.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::SourceConnector::add_to_linker::<_, wasmtime::component::HasSelf<_>>(

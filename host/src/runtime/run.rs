@@ -7,7 +7,10 @@ use super::bindings::{
 };
 use super::emit;
 use super::http::{HttpGuard, HttpMetrics, HttpPolicy, InletHttpHooks};
+use super::name_lookup::{PinnedLookupView, PinnedNames};
+use super::resolve;
 use super::sandbox::{MemoryBudget, NetworkGrant, SandboxPolicy, Violation};
+use super::sender::PinnedSender;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use futures::future::BoxFuture;
@@ -16,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsCtxView};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -164,6 +167,7 @@ pub struct RunData {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     http_hooks: InletHttpHooks,
+    pinned_names: PinnedNames,
     table: ResourceTable,
     budget: MemoryBudget,
     pub(super) cpu_ticks: u64,
@@ -178,6 +182,19 @@ impl WasiView for RunData {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl RunData {
+    /// What the pinned `ip-name-lookup` works on (see `name_lookup`).
+    pub(super) fn name_lookup(&mut self) -> PinnedLookupView<'_> {
+        PinnedLookupView {
+            sockets: WasiSocketsCtxView {
+                ctx: self.wasi.sockets(),
+                table: &mut self.table,
+            },
+            names: &self.pinned_names,
         }
     }
 }
@@ -236,6 +253,11 @@ pub(super) fn new_store(
             .filter_map(|g| g.secret().map(|s| s.expose().to_owned())),
     );
     let http = Arc::new(HttpGuard::new(http_policy, refused.clone()));
+    let sender = Arc::new(PinnedSender::new(
+        resolve::or_system(policy.resolver.as_ref()),
+        policy.allow_private_network,
+    ));
+    let pinned_names = PinnedNames::new(&grant, refused.clone());
     let watch = Watch {
         policy: policy.clone(),
         refused,
@@ -244,13 +266,13 @@ pub(super) fn new_store(
     };
     let mut wasi = WasiCtxBuilder::new();
     wasi.stderr(watch.stderr.clone());
-    // TCP is enabled even without destinations, so that an attempt is seen and reported as a
-    // policy refusal rather than as an obscure "not supported" inside the connector.
-    let needs_name_lookup = grant.needs_name_lookup;
+    // TCP and name lookups are enabled even without destinations, so that an attempt is seen and
+    // reported as a policy refusal rather than as an obscure "not supported" inside the
+    // connector. Lookups go through `name_lookup`, which answers declared names only.
     let allowed = grant;
     let refusals = watch.refused.clone();
     wasi.allow_tcp(true)
-        .allow_ip_name_lookup(needs_name_lookup)
+        .allow_ip_name_lookup(true)
         .socket_addr_check(move |address, use_| {
             let ok = match use_ {
                 // std's TcpStream binds the wildcard address before it connects.
@@ -277,7 +299,11 @@ pub(super) fn new_store(
     let data = RunData {
         wasi: wasi.build(),
         http: WasiHttpCtx::new(),
-        http_hooks: InletHttpHooks { guard: http },
+        http_hooks: InletHttpHooks {
+            guard: http,
+            sender,
+        },
+        pinned_names,
         table: ResourceTable::new(),
         budget: MemoryBudget::new(policy.memory_bytes),
         cpu_ticks: 0,

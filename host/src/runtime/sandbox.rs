@@ -1,9 +1,12 @@
 //! The sandbox policy of one run: memory budget, CPU and wall-clock limits, network allowlist.
 
+use super::address_class::{AddressClass, classify};
 use super::bindings::Destination;
+use super::resolve::{self, Resolve};
 use crate::credentials::Grant;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Limits and permissions for one connector run, decided by the operator.
@@ -15,12 +18,17 @@ pub struct SandboxPolicy {
     pub cpu_time: Duration,
     /// Time a whole call (`read`, `discover`...) may take, host calls included.
     pub wall_time: Duration,
-    /// Whether declared destinations may resolve to loopback, private or link-local addresses.
+    /// Whether destinations may resolve to private addresses (loopback, RFC 1918, shared address
+    /// space, IPv6 unique-local); other special-purpose addresses (link-local, metadata,
+    /// multicast...) are never allowed. See `address_class`.
     pub allow_private_network: bool,
     /// When set, declared destinations must also appear here (`host:port`).
     pub allowed_destinations: Option<Vec<String>>,
     /// The credentials the operator grants this connection, by name; none by default.
     pub grants: Vec<Grant>,
+    /// Where host names are resolved: when the run starts (the grant) and again for every HTTP
+    /// request. `None`: the operating system's resolver. Tests hand in their own.
+    pub resolver: Option<Arc<dyn Resolve>>,
 }
 
 impl Default for SandboxPolicy {
@@ -32,6 +40,7 @@ impl Default for SandboxPolicy {
             allow_private_network: false,
             allowed_destinations: None,
             grants: Vec::new(),
+            resolver: None,
         }
     }
 }
@@ -64,6 +73,14 @@ pub enum PolicyError {
     Private {
         destination: String,
         address: IpAddr,
+    },
+    #[error(
+        "sandbox policy: destination `{destination}` resolves to {address}, and {rule}; no setting allows it"
+    )]
+    Forbidden {
+        destination: String,
+        address: IpAddr,
+        rule: String,
     },
     #[error(
         "sandbox policy: destination `{destination}` is not in the operator's allowed destinations ({allowed})"
@@ -124,16 +141,26 @@ impl std::fmt::Display for HttpOrigin {
 }
 
 /// The TCP endpoints and HTTP origins a run may reach, resolved before it starts.
+///
+/// TCP is pinned: the guest may connect only to `addresses`, and its name lookups answer only the
+/// declared names, with the addresses checked here. HTTP origins are checked here and again, with
+/// a fresh lookup, for every request (`sender`).
 #[derive(Debug, Clone, Default)]
 pub struct NetworkGrant {
     /// Declared destinations as the user wrote them (for messages).
     pub destinations: Vec<String>,
     /// The addresses TCP destinations resolved to.
     pub addresses: BTreeSet<SocketAddr>,
-    /// Whether any TCP destination is a name, so the guest needs name lookups.
-    pub needs_name_lookup: bool,
+    /// The host names of TCP destinations (lowercase, see [`normalize_name`]) and the checked
+    /// addresses they resolved to: the only names the guest may look up, and their answers.
+    pub names: BTreeMap<String, Vec<IpAddr>>,
     /// HTTP origins.
     pub http: Vec<HttpOrigin>,
+}
+
+/// A host name as compared with declared ones: lowercase, without a trailing dot.
+pub fn normalize_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 impl NetworkGrant {
@@ -168,15 +195,25 @@ impl NetworkGrant {
                     allowed: allowed.join(", "),
                 });
             }
-            let (host, _) = destination
-                .rsplit_once(':')
-                .ok_or_else(|| PolicyError::Malformed {
-                    destination: destination.clone(),
-                })?;
-            grant.needs_name_lookup |= host.trim_matches(['[', ']']).parse::<IpAddr>().is_err();
-            grant
-                .addresses
-                .extend(lookup_allowed(&destination, &destination, policy).await?);
+            let malformed = || PolicyError::Malformed {
+                destination: destination.clone(),
+            };
+            let (host, port) = destination.rsplit_once(':').ok_or_else(malformed)?;
+            let port: u16 = port.parse().map_err(|_| malformed())?;
+            let host = host.trim_matches(['[', ']']);
+            if host.is_empty() {
+                return Err(malformed());
+            }
+            let addresses = lookup_allowed(&destination, host, port, policy).await?;
+            if host.parse::<IpAddr>().is_err() {
+                let pinned = grant.names.entry(normalize_name(host)).or_default();
+                for address in &addresses {
+                    if !pinned.contains(&address.ip()) {
+                        pinned.push(address.ip());
+                    }
+                }
+            }
+            grant.addresses.extend(addresses);
             grant.destinations.push(destination);
         }
         Ok(grant)
@@ -187,9 +224,9 @@ impl NetworkGrant {
         self.addresses.contains(address)
     }
 
-    /// An HTTP origin checked like a TCP destination: operator allowlist (`host:port`), and no
-    /// private address without `allow_private_network`. The HTTP client resolves the name again
-    /// when it connects; pinning the address would need a sender of our own.
+    /// An HTTP origin checked like a TCP destination: operator allowlist (`host:port`), and every
+    /// address it resolves to allowed by the address policy. The sender resolves and checks the
+    /// name again for every request and connects only to an address it checked.
     async fn resolve_http(
         template: &str,
         config: &serde_json::Value,
@@ -209,36 +246,41 @@ impl NetworkGrant {
                 allowed: allowed.join(", "),
             });
         }
-        let target = match origin.host.contains(':') {
-            true => format!("[{}]:{}", origin.host, origin.port),
-            false => host_port,
-        };
-        lookup_allowed(&destination, &target, policy).await?;
+        lookup_allowed(&destination, &origin.host, origin.port, policy).await?;
         Ok(origin)
     }
 }
 
-/// Resolves `target` (`host:port`) and refuses private addresses unless the operator allows
-/// them; `destination` names it in errors.
+/// Resolves `host` with the policy's resolver and checks every address it resolves to: one
+/// refused address refuses the destination. `destination` names it in errors.
 async fn lookup_allowed(
     destination: &str,
-    target: &str,
+    host: &str,
+    port: u16,
     policy: &SandboxPolicy,
 ) -> Result<Vec<SocketAddr>, PolicyError> {
-    let addresses: Vec<SocketAddr> = tokio::net::lookup_host(target)
+    let resolver = resolve::or_system(policy.resolver.as_ref());
+    let addresses = resolve::lookup(resolver.as_ref(), host, port)
         .await
         .map_err(|e| PolicyError::Unresolvable {
             destination: destination.to_owned(),
             reason: e.to_string(),
-        })?
-        .collect();
-    if let Some(private) = addresses
-        .iter()
-        .find(|a| !policy.allow_private_network && is_private(a.ip()))
-    {
-        return Err(PolicyError::Private {
-            destination: destination.to_owned(),
-            address: private.ip(),
+        })?;
+    for address in &addresses {
+        let class = classify(address.ip());
+        let Some(rule) = class.refusal(policy.allow_private_network) else {
+            continue;
+        };
+        return Err(match class {
+            AddressClass::Private { .. } => PolicyError::Private {
+                destination: destination.to_owned(),
+                address: address.ip(),
+            },
+            _ => PolicyError::Forbidden {
+                destination: destination.to_owned(),
+                address: address.ip(),
+                rule,
+            },
         });
     }
     Ok(addresses)
@@ -296,23 +338,6 @@ fn fill_template(template: &str, config: &serde_json::Value) -> Result<String, P
     }
     out.push_str(rest);
     Ok(out)
-}
-
-fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
-        }
-    }
 }
 
 /// A [`wasmtime::ResourceLimiter`] that budgets the total of all memories and tables of a store.
@@ -385,6 +410,19 @@ pub enum Violation {
         "network policy: the HTTP request to {url} was refused; the connector may only reach its declared destinations ({declared})"
     )]
     Http { url: String, declared: String },
+    #[error(
+        "network policy: the HTTP request to {url} was refused: `{host}` resolved to {address} when it was sent, and {rule}"
+    )]
+    Address {
+        url: String,
+        host: String,
+        address: IpAddr,
+        rule: String,
+    },
+    #[error(
+        "network policy: name lookup of `{name}` refused: the connector may only look up its declared destinations ({declared})"
+    )]
+    NameLookup { name: String, declared: String },
     #[error("credential policy: credential `{credential}` may not be sent to {url}: {rule}")]
     Credential {
         credential: String,
@@ -436,21 +474,72 @@ mod tests {
         );
     }
 
-    #[test]
-    fn private_ranges_are_recognised() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "169.254.169.254",
-            "::1",
-            "fd00::1",
-        ] {
-            assert!(is_private(private.parse().unwrap()), "{private}");
+    /// Answers a fixed list of addresses for every name.
+    #[derive(Debug)]
+    struct Fixed(Vec<IpAddr>);
+
+    impl Resolve for Fixed {
+        fn resolve<'a>(
+            &'a self,
+            _: &'a str,
+            port: u16,
+        ) -> futures::future::BoxFuture<'a, std::io::Result<Vec<SocketAddr>>> {
+            let answer = self.0.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+            Box::pin(async move { Ok(answer) })
         }
-        for public in ["8.8.8.8", "2001:4860::8888"] {
-            assert!(!is_private(public.parse().unwrap()), "{public}");
+    }
+
+    fn policy_answering(addresses: &[&str], allow_private_network: bool) -> SandboxPolicy {
+        let answer = addresses.iter().map(|a| a.parse().unwrap()).collect();
+        SandboxPolicy {
+            allow_private_network,
+            resolver: Some(Arc::new(Fixed(answer))),
+            ..SandboxPolicy::default()
         }
+    }
+
+    #[tokio::test]
+    async fn every_resolved_address_is_checked_and_names_are_pinned() {
+        let tcp = [Destination::Tcp("DB.Example.:5432".into())];
+        let config = serde_json::json!({});
+        // One public and one private answer: the private one refuses the destination.
+        let mixed = policy_answering(&["8.8.8.8", "10.0.0.1"], false);
+        let error = NetworkGrant::resolve(&tcp, &config, &mixed)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, PolicyError::Private { address, .. } if address.to_string() == "10.0.0.1"),
+            "{error}"
+        );
+        // Metadata is refused even with the flag, naming the rule.
+        let metadata = policy_answering(&["10.0.0.1", "169.254.169.254"], true);
+        let error = NetworkGrant::resolve(&tcp, &config, &metadata)
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("169.254.169.254") && message.contains("link-local"),
+            "{message}"
+        );
+        // Allowed: the name is recorded with its checked addresses, for the guest's lookups.
+        let allowed = policy_answering(&["10.0.0.1", "10.0.0.2"], true);
+        let grant = NetworkGrant::resolve(&tcp, &config, &allowed)
+            .await
+            .unwrap();
+        assert_eq!(
+            grant.names["db.example"],
+            vec![
+                "10.0.0.1".parse::<IpAddr>().unwrap(),
+                "10.0.0.2".parse().unwrap()
+            ]
+        );
+        assert!(grant.allows(&"10.0.0.2:5432".parse().unwrap()));
+        // HTTP origins go through the same resolver and checks.
+        let http = [Destination::Http("https://api.example".into())];
+        let error = NetworkGrant::resolve(&http, &config, &metadata)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("169.254.169.254"), "{error}");
     }
 
     #[test]

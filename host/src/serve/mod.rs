@@ -61,12 +61,14 @@ impl Limits {
 /// The answer to a connection over the limit, written without parsing its request.
 const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
 
-/// Equal without telling by how long it took where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Equal without telling, by how long it took, where they differ or how long the secret is: both
+/// sides are hashed to SHA-256 (fixed length) and the digests compared in constant time.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    use sha2::Digest;
+    use subtle::ConstantTimeEq;
+    let given = sha2::Sha256::digest(given);
+    let expected = sha2::Sha256::digest(expected);
+    given.as_slice().ct_eq(expected.as_slice()).into()
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
@@ -80,23 +82,20 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
 }
 
 impl Route {
+    /// Both checks run whatever the first one's outcome, so the time taken does not tell which
+    /// credential was wrong.
     fn authorized(&self, request: &Request<Incoming>) -> bool {
         let header = |name: &str| request.headers().get(name).map(|v| v.as_bytes());
-        if let Some(expected) = &self.basic_auth {
+        let basic_auth_ok = self.basic_auth.as_ref().is_none_or(|expected| {
             let given = header("authorization")
                 .and_then(|v| v.strip_prefix(b"Basic "))
                 .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok());
-            if !given.is_some_and(|g| constant_time_eq(&g, expected.as_bytes())) {
-                return false;
-            }
-        }
-        if let Some(expected) = &self.drain_token
-            && !header("logplex-drain-token")
-                .is_some_and(|g| constant_time_eq(g, expected.as_bytes()))
-        {
-            return false;
-        }
-        true
+            given.is_some_and(|g| constant_time_eq(&g, expected.as_bytes()))
+        });
+        let drain_token_ok = self.drain_token.as_ref().is_none_or(|expected| {
+            header("logplex-drain-token").is_some_and(|g| constant_time_eq(g, expected.as_bytes()))
+        });
+        basic_auth_ok & drain_token_ok
     }
 }
 
@@ -456,5 +455,19 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn secrets_match_only_when_equal_whatever_their_lengths() {
+        assert!(constant_time_eq(b"user:secret", b"user:secret"));
+        assert!(!constant_time_eq(b"user:secreT", b"user:secret"));
+        assert!(!constant_time_eq(b"user:secret-and-more", b"user:secret"));
+        assert!(!constant_time_eq(b"user", b"user:secret"));
+        assert!(!constant_time_eq(b"", b"user:secret"));
     }
 }

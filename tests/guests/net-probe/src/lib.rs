@@ -1,5 +1,6 @@
 //! A connector that declares `{host}:{port}` and connects to `target` (default: the declared one),
-//! so tests can show the host allows exactly the declared destination.
+//! or only looks up the name `lookup`, so tests can show the host allows exactly the declared
+//! destination and lookups of its name only.
 
 use inlet_sdk::prelude::*;
 use schemars::JsonSchema;
@@ -13,6 +14,8 @@ struct ProbeConfig {
     port: u16,
     /// Where to actually connect, `host:port`; the declared destination when absent.
     target: Option<String>,
+    /// Instead of connecting, look this host name up (and fail with the answer).
+    lookup: Option<String>,
 }
 
 struct Probe;
@@ -25,6 +28,11 @@ impl Source for Probe {
     }
 
     fn check(config: &ProbeConfig) -> Result<(), Error> {
+        if let Some(name) = &config.lookup {
+            let answer = std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), 0))
+                .map(|addresses| addresses.map(|a| a.ip().to_string()).collect::<Vec<_>>());
+            return Err(Error::data(format!("lookup of `{name}`: {answer:?}")));
+        }
         let target = config
             .target
             .clone()
