@@ -38,6 +38,7 @@ mod source;
 mod state;
 mod stream;
 pub mod time;
+pub mod versions;
 
 #[doc(hidden)]
 pub mod bindings {
