@@ -16,7 +16,10 @@ struct ProbeConfig {
     /// Where to send the request (a base URL); the declared endpoint when absent.
     target: Option<String>,
     /// A second declared origin (a second Google API, say), for sending a credential there.
-    #[expect(dead_code, reason = "the host reads it through the destination template")]
+    #[expect(
+        dead_code,
+        reason = "the host reads it through the destination template"
+    )]
     second_endpoint: Option<String>,
     /// Send `authorization: Bearer <google placeholder>`.
     #[serde(default)]
