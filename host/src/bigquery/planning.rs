@@ -75,7 +75,12 @@ pub(super) fn make_plan<'h>(
             uri_prefix: bucket_uri,
             limits: &destination.limits,
             keyed: !newest.primary_key.is_empty(),
-            cursor: newest.cursor_field.is_some(),
+            // A cursor tells the newest version of a key only when it is not part of the key: a
+            // re-read day of an ads report (`date` in the key and the cursor) ties with itself.
+            newest_by_cursor: newest
+                .cursor_field
+                .as_ref()
+                .is_some_and(|cursor| !newest.primary_key.contains(cursor)),
             jobs: Vec::new(),
             rows: 0,
             stagings: 0,
@@ -163,7 +168,8 @@ struct Jobs<'a> {
     uri_prefix: &'a str,
     limits: &'a LoadLimits,
     keyed: bool,
-    cursor: bool,
+    /// Whether the cursor orders the versions of one key, so many commits merge at once.
+    newest_by_cursor: bool,
     jobs: Vec<JobPlan>,
     rows: u64,
     stagings: usize,
@@ -201,10 +207,10 @@ impl Jobs<'_> {
     }
 
     /// Merges the files of `commits`: all at once when a cursor tells the newest row of a key,
-    /// commit by commit (newest last) when not.
+    /// commit by commit (newest last) when not (no cursor, or the cursor is part of the key).
     fn merge<'c>(&mut self, commits: impl Iterator<Item = &'c StreamCommit>) {
         let commits: Vec<&StreamCommit> = commits.collect();
-        let groups: Vec<Vec<&DataFile>> = if self.cursor {
+        let groups: Vec<Vec<&DataFile>> = if self.newest_by_cursor {
             vec![commits.iter().flat_map(|s| &s.files).collect()]
         } else {
             commits.iter().map(|s| s.files.iter().collect()).collect()
