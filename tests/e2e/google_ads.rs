@@ -313,7 +313,7 @@ async fn reports_arrive_exact_from_every_account_under_the_manager() {
     let fixture = google_ads_fixture::start(world());
     let dir = tempfile::tempdir().unwrap();
     let plan = granted(
-        plan("google-ads", "ads", config(&fixture)),
+        crate::harness::plan("google-ads", "ads", config(&fixture)),
         &fixture,
         dir.path(),
     );
@@ -551,7 +551,7 @@ async fn the_second_sync_re_reads_the_lookback_window_per_account_under_the_same
     let fixture = google_ads_fixture::start(world());
     let dir = tempfile::tempdir().unwrap();
     let mut plan = granted(
-        plan("google-ads", "ads", config(&fixture)),
+        crate::harness::plan("google-ads", "ads", config(&fixture)),
         &fixture,
         dir.path(),
     );
@@ -647,7 +647,7 @@ async fn api_errors_become_typed_errors_naming_the_account_and_the_fix() {
     long.quota = Some((EU.into(), "120s".into(), 100));
     let fixture = google_ads_fixture::start(long);
     let plan = only(granted(
-        plan("google-ads", "ads", config(&fixture)),
+        crate::harness::plan("google-ads", "ads", config(&fixture)),
         &fixture,
         dir.path(),
     ));
@@ -673,7 +673,7 @@ async fn api_errors_become_typed_errors_naming_the_account_and_the_fix() {
     short.quota = Some((EU.into(), "1s".into(), 1));
     let fixture = google_ads_fixture::start(short);
     let plan = only(granted(
-        plan("google-ads", "ads", config(&fixture)),
+        crate::harness::plan("google-ads", "ads", config(&fixture)),
         &fixture,
         dir.path(),
     ));
@@ -690,7 +690,7 @@ async fn api_errors_become_typed_errors_naming_the_account_and_the_fix() {
         .remove("login_customer_id");
     settings["customer_ids"] = json!(["123-456-7890"]);
     let plan = only(granted(
-        plan("google-ads", "ads", settings),
+        crate::harness::plan("google-ads", "ads", settings),
         &fixture,
         dir.path(),
     ));
@@ -715,7 +715,11 @@ async fn api_errors_become_typed_errors_naming_the_account_and_the_fix() {
     settings["custom_queries"] = json!([{"name": "broken", "query": "SELECT campaign.id, campaign.no_such_field FROM campaign"}]);
     let plan = SyncPlan {
         select: Some(vec!["broken".into()]),
-        ..granted(plan("google-ads", "ads", settings), &fixture, dir.path())
+        ..granted(
+            crate::harness::plan("google-ads", "ads", settings),
+            &fixture,
+            dir.path(),
+        )
     };
     let error = connector_error(sync(&Lake::in_memory(), &plan).await.0);
     let message = format!("{error:?}");
@@ -730,7 +734,7 @@ async fn api_errors_become_typed_errors_naming_the_account_and_the_fix() {
     // A developer token the API refuses.
     let fixture = google_ads_fixture::start(world());
     let mut plan = only(granted(
-        plan("google-ads", "ads", config(&fixture)),
+        crate::harness::plan("google-ads", "ads", config(&fixture)),
         &fixture,
         dir.path(),
     ));
@@ -745,7 +749,7 @@ async fn api_errors_become_typed_errors_naming_the_account_and_the_fix() {
     // No developer token granted at all: the host refuses the ask, naming the grant to add.
     let fixture = google_ads_fixture::start(world());
     let mut plan = only(granted(
-        plan("google-ads", "ads", config(&fixture)),
+        crate::harness::plan("google-ads", "ads", config(&fixture)),
         &fixture,
         dir.path(),
     ));
@@ -804,7 +808,7 @@ async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_the
     };
     let lake = Lake::open_with(&format!("gs://{bucket}/raw"), &access).unwrap();
     let mut plan = granted(
-        plan("google-ads", "ads", config(&fixture)),
+        crate::harness::plan("google-ads", "ads", config(&fixture)),
         &fixture,
         dir.path(),
     );
