@@ -844,7 +844,7 @@ async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_the
         .expect("the re-read loads");
     let s = |v: &str| Some(v.to_owned());
     let row =
-        |c: &str, k: &str, d: &str, dev: &str, net: &str, clicks: &str, cost: &str, conv: &str| {
+        |c: &str, k: &str, d: &str, dev: &str, net: &str, clicks: &str, cost: &str, conv: f64| {
             vec![
                 s(c),
                 s(k),
@@ -853,7 +853,7 @@ async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_the
                 s(net),
                 s(clicks),
                 s(cost),
-                s(conv),
+                Some(format!("{conv:?}")),
             ]
         };
     assert_eq!(
@@ -867,7 +867,7 @@ async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_the
                 "SEARCH",
                 "5",
                 "1500000",
-                "0"
+                0.0
             ),
             row(
                 EU,
@@ -877,7 +877,7 @@ async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_the
                 "SEARCH",
                 "25",
                 BIG_COST,
-                "2.5"
+                2.5
             ),
             row(
                 EU,
@@ -887,7 +887,7 @@ async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_the
                 "SEARCH",
                 "30",
                 "2000000",
-                "4"
+                4.0
             ),
             row(
                 EU,
@@ -897,7 +897,7 @@ async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_the
                 "SEARCH_PARTNERS",
                 "7",
                 "300000",
-                "1"
+                1.0
             ),
             row(
                 EU,
@@ -907,7 +907,7 @@ async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_the
                 "SEARCH",
                 "9",
                 "800000",
-                "0"
+                0.0
             ),
             row(
                 US,
@@ -917,7 +917,7 @@ async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_the
                 "CONTENT",
                 "3",
                 "990000",
-                "0.5"
+                0.5
             ),
         ],
         "re-read days replaced (10-02 has its late conversion), none duplicated"
