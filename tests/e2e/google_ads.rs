@@ -923,3 +923,137 @@ async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_the
         "re-read days replaced (10-02 has its late conversion), none duplicated"
     );
 }
+
+/// Two syncs loaded by one load: both versions of a re-read day meet in one MERGE. The host ranks
+/// them by the cursor only (`bigquery::sql::merge_sql`), and here the cursor (`date`) is part of
+/// the key, so they tie and either may win (seen failing 2 runs of 3). Fix in the host: for a
+/// stream whose cursor is in its primary key, merge commit by commit as without a cursor
+/// (`planning.rs`, `Jobs::merge`), or rank by commit sequence after the cursor.
+#[ignore = "host bug: MERGE ties on a cursor that is part of the key; see the doc comment"]
+#[tokio::test(flavor = "multi_thread")]
+async fn two_syncs_loaded_at_once_keep_the_newest_re_read() {
+    use inlet_host::bigquery::{Client, Destination, LoadLimits, load_connection};
+    use inlet_host::credentials::GoogleAuth;
+    use inlet_host::lake::CloudAccess;
+    use inlet_tests::gcp::{GcpServices, PROJECT};
+    use std::sync::Arc;
+
+    let fixture = google_ads_fixture::start(world());
+    let dir = tempfile::tempdir().unwrap();
+    let services = GcpServices::get();
+    let bucket = services.bucket("ads-lake-probe");
+    let access = CloudAccess {
+        google: Some(Arc::new(GoogleAuth::anonymous())),
+        gcs_endpoint: Some(services.gcs_endpoint.clone()),
+    };
+    let lake = Lake::open_with(&format!("gs://{bucket}/raw"), &access).unwrap();
+    let mut plan = granted(
+        crate::harness::plan("google-ads", "ads", config(&fixture)),
+        &fixture,
+        dir.path(),
+    );
+    plan.select = Some(vec!["campaign_performance".into()]);
+    let client = Client::new(
+        &services.bigquery_endpoint,
+        PROJECT,
+        Arc::new(GoogleAuth::anonymous()),
+    );
+    let destination = Destination {
+        location: "US".into(),
+        dataset: "ads_probe".into(),
+        table_template: "{stream}".into(),
+        labels: BTreeMap::new(),
+        streams: BTreeMap::new(),
+        limits: LoadLimits::default(),
+    };
+    let query = "SELECT customer_id, campaign_id, CAST(date AS STRING), device, ad_network_type, clicks, cost_micros, conversions \
+                 FROM `test.ads_probe.campaign_performance` ORDER BY customer_id, date, device";
+
+    sync(&lake, &plan).await.0.unwrap();
+    conversions_arrive_late(&fixture);
+    sync(&lake, &plan).await.0.unwrap();
+    load_connection(&lake, "ads", &client, &destination)
+        .await
+        .unwrap()
+        .expect("the re-read loads");
+    let s = |v: &str| Some(v.to_owned());
+    let row =
+        |c: &str, k: &str, d: &str, dev: &str, net: &str, clicks: &str, cost: &str, conv: f64| {
+            vec![
+                s(c),
+                s(k),
+                s(d),
+                s(dev),
+                s(net),
+                s(clicks),
+                s(cost),
+                Some(format!("{conv:?}")),
+            ]
+        };
+    assert_eq!(
+        services.query(query),
+        vec![
+            row(
+                EU,
+                "111",
+                "2026-10-01",
+                "DESKTOP",
+                "SEARCH",
+                "5",
+                "1500000",
+                0.0
+            ),
+            row(
+                EU,
+                "111",
+                "2026-10-01",
+                "MOBILE",
+                "SEARCH",
+                "25",
+                BIG_COST,
+                2.5
+            ),
+            row(
+                EU,
+                "111",
+                "2026-10-02",
+                "MOBILE",
+                "SEARCH",
+                "30",
+                "2000000",
+                4.0
+            ),
+            row(
+                EU,
+                "111",
+                "2026-10-03",
+                "MOBILE",
+                "SEARCH_PARTNERS",
+                "7",
+                "300000",
+                1.0
+            ),
+            row(
+                EU,
+                "111",
+                "2026-10-04",
+                "MOBILE",
+                "SEARCH",
+                "9",
+                "800000",
+                0.0
+            ),
+            row(
+                US,
+                "555",
+                "2026-10-02",
+                "TABLET",
+                "CONTENT",
+                "3",
+                "990000",
+                0.5
+            ),
+        ],
+        "re-read days replaced (10-02 has its late conversion), none duplicated"
+    );
+}
