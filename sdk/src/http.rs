@@ -225,6 +225,34 @@ impl Client {
         }
     }
 
+    /// Sends a request once and answers the response whatever its status, for APIs whose error
+    /// bodies say more than the status (Google Ads' `GoogleAdsFailure` with its retry delay): the
+    /// caller reads the body, classifies and retries. A request the host refused is a `Config`
+    /// error, a connection failure `Transient`.
+    pub fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Response, Error> {
+        let what = format!(
+            "{method} {}://{}{}",
+            self.scheme,
+            self.authority,
+            self.prefix_path(path)
+        );
+        match self.send_once(method, &self.path_and_query(path, query), body) {
+            Ok(response) => Ok(response),
+            Err(TransportError::Denied) => Err(Error::config(format!(
+                "{what}: the host refused the request (the origin is not among the connector's declared destinations, or a credential may not go there); the run's error names the rule"
+            ))),
+            Err(TransportError::Failed(message)) => {
+                Err(Error::Transient(format!("{what}: {message}")))
+            }
+        }
+    }
+
     fn prefix_path(&self, path: &str) -> String {
         if path.starts_with('/') {
             format!("{}{path}", self.prefix)

@@ -5,6 +5,7 @@ mod bigquery_exactly_once;
 mod drain;
 mod firestore;
 mod gated_store;
+mod google_ads;
 mod harness;
 mod history;
 mod lake;

@@ -138,10 +138,21 @@ fn serve(stream: std::net::TcpStream, handler: &Handler, log: &Mutex<Vec<Request
             .find(|(n, _)| n == "content-length")
             .and_then(|(_, v)| v.parse().ok())
             .unwrap_or(0);
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+        let chunked = headers
+            .iter()
+            .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+        let body = if chunked {
+            match read_chunked(&mut reader) {
+                Some(body) => body,
+                None => return,
+            }
+        } else {
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            body
+        };
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let request = Request {
             method: method.to_owned(),
@@ -173,6 +184,30 @@ fn serve(stream: std::net::TcpStream, handler: &Handler, log: &Mutex<Vec<Request
         {
             return;
         }
+    }
+}
+
+/// A `Transfer-Encoding: chunked` body (as the host sends a streamed request body).
+fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size).ok()?;
+        let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+        if size == 0 {
+            // Trailers, up to the empty line.
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).ok()? == 0 || line.trim_end().is_empty() {
+                    return Some(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..]).ok()?;
+        let mut end = String::new();
+        reader.read_line(&mut end).ok()?;
     }
 }
 

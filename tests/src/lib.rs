@@ -9,6 +9,7 @@ pub mod guests {
 pub mod conformance;
 pub mod firestore;
 pub mod gcp;
+pub mod google_ads_fixture;
 pub mod http_fixture;
 pub mod postgres;
 pub mod sheets_fixture;
