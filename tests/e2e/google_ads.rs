@@ -924,12 +924,9 @@ async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_the
     );
 }
 
-/// Two syncs loaded by one load: both versions of a re-read day meet in one MERGE. The host ranks
-/// them by the cursor only (`bigquery::sql::merge_sql`), and here the cursor (`date`) is part of
-/// the key, so they tie and either may win (seen failing 2 runs of 3). Fix in the host: for a
-/// stream whose cursor is in its primary key, merge commit by commit as without a cursor
-/// (`planning.rs`, `Jobs::merge`), or rank by commit sequence after the cursor.
-#[ignore = "host bug: MERGE ties on a cursor that is part of the key; see the doc comment"]
+/// Two syncs loaded by one load: both versions of a re-read day meet in one load. The cursor
+/// (`date`) is part of the key, so ranking by it would tie; the loader merges such streams commit
+/// by commit, newest last (`planning.rs`, `Jobs::merge`).
 #[tokio::test(flavor = "multi_thread")]
 async fn two_syncs_loaded_at_once_keep_the_newest_re_read() {
     use inlet_host::bigquery::{Client, Destination, LoadLimits, load_connection};
