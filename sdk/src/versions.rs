@@ -123,7 +123,10 @@ mod tests {
             "{warning}"
         );
         let error = V.check_on(sunset + 1).unwrap_err().to_string();
-        assert!(error.contains("turned off on 2027-02-01") && error.contains("v4"), "{error}");
+        assert!(
+            error.contains("turned off on 2027-02-01") && error.contains("v4"),
+            "{error}"
+        );
         let unannounced = ApiVersion { sunset: None, ..V };
         assert_eq!(unannounced.check_on(sunset + 999).unwrap(), None);
     }

@@ -10,5 +10,6 @@ pub mod conformance;
 pub mod firestore;
 pub mod gcp;
 pub mod http_fixture;
+pub mod meta_ads_fixture;
 pub mod postgres;
 pub mod sheets_fixture;
