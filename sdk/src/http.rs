@@ -167,6 +167,35 @@ impl Client {
         self.send("POST", path, query, Some(&body))?.json()
     }
 
+    /// Sends a request once and answers whatever the server said, any status included, for APIs
+    /// whose error bodies decide what to do (Meta's Graph API throttles with HTTP 400 and an error
+    /// code; Google Ads' `GoogleAdsFailure` carries the retry delay): the caller reads the body,
+    /// classifies and retries. Only the host's refusal (`Config`) or a transport failure
+    /// (`Transient`) is an error here.
+    pub fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Response, Error> {
+        let what = format!(
+            "{method} {}://{}{}",
+            self.scheme,
+            self.authority,
+            self.prefix_path(path)
+        );
+        match self.send_once(method, &self.path_and_query(path, query), body) {
+            Ok(response) => Ok(response),
+            Err(TransportError::Denied) => Err(Error::config(format!(
+                "{what}: the host refused the request (the origin is not among the connector's declared destinations, or a credential may not go there); the run's error names the rule"
+            ))),
+            Err(TransportError::Failed(message)) => {
+                Err(Error::Transient(format!("{what}: {message}")))
+            }
+        }
+    }
+
     /// Sends a request, retrying 429, 5xx and connection failures per the [`RetryPolicy`], and
     /// turns a final failure into the matching [`Error`]: 401/403 `Auth`, 404 `NotFound`, 429
     /// `RateLimited`, 5xx `Transient`, other 4xx `Config` (a request the settings made wrong).
@@ -222,34 +251,6 @@ impl Client {
             );
             (self.sleep)(wait);
             attempt += 1;
-        }
-    }
-
-    /// Sends a request once and answers the response whatever its status, for APIs whose error
-    /// bodies say more than the status (Google Ads' `GoogleAdsFailure` with its retry delay): the
-    /// caller reads the body, classifies and retries. A request the host refused is a `Config`
-    /// error, a connection failure `Transient`.
-    pub fn send_raw(
-        &self,
-        method: &str,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Result<Response, Error> {
-        let what = format!(
-            "{method} {}://{}{}",
-            self.scheme,
-            self.authority,
-            self.prefix_path(path)
-        );
-        match self.send_once(method, &self.path_and_query(path, query), body) {
-            Ok(response) => Ok(response),
-            Err(TransportError::Denied) => Err(Error::config(format!(
-                "{what}: the host refused the request (the origin is not among the connector's declared destinations, or a credential may not go there); the run's error names the rule"
-            ))),
-            Err(TransportError::Failed(message)) => {
-                Err(Error::Transient(format!("{what}: {message}")))
-            }
         }
     }
 

@@ -10,6 +10,7 @@ mod harness;
 mod history;
 mod lake;
 mod load;
+mod meta_ads;
 mod network_pinning;
 mod postgres;
 mod sandbox;

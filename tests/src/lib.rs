@@ -11,5 +11,6 @@ pub mod firestore;
 pub mod gcp;
 pub mod google_ads_fixture;
 pub mod http_fixture;
+pub mod meta_ads_fixture;
 pub mod postgres;
 pub mod sheets_fixture;
