@@ -119,7 +119,7 @@ fn unknown_connector_and_stream_are_named() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("connector `postgress` is neither a built-in connector (firestore, google-sheets, heroku-logplex, postgres, sample)"),
+        stderr.contains("connector `postgress` is neither a built-in connector (firestore, google-ads, google-sheets, heroku-logplex, meta-ads, postgres, sample)"),
         "{stderr}"
     );
 
