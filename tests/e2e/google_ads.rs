@@ -790,136 +790,126 @@ async fn the_google_ads_connector_passes_the_conformance_kit() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_them() {
-    use inlet_host::bigquery::{Client, Destination, LoadLimits, load_connection};
-    use inlet_host::credentials::GoogleAuth;
-    use inlet_host::lake::CloudAccess;
-    use inlet_tests::gcp::{GcpServices, PROJECT};
-    use std::sync::Arc;
+/// A sync-and-load rig on the emulators: the lake on fake-gcs-server, `campaign_performance` only,
+/// loaded into dataset `dataset` of local-bigquery.
+struct BigQueryRig {
+    fixture: GoogleAdsFixture,
+    lake: Lake,
+    plan: inlet_host::sync::SyncPlan,
+    client: inlet_host::bigquery::Client,
+    destination: inlet_host::bigquery::Destination,
+    query: String,
+    _dir: tempfile::TempDir,
+}
 
-    let fixture = google_ads_fixture::start(world());
-    let dir = tempfile::tempdir().unwrap();
-    let services = GcpServices::get();
-    let bucket = services.bucket("ads-lake");
-    let access = CloudAccess {
-        google: Some(Arc::new(GoogleAuth::anonymous())),
-        gcs_endpoint: Some(services.gcs_endpoint.clone()),
-    };
-    let lake = Lake::open_with(&format!("gs://{bucket}/raw"), &access).unwrap();
-    let mut plan = granted(
-        crate::harness::plan("google-ads", "ads", config(&fixture)),
-        &fixture,
-        dir.path(),
-    );
-    plan.select = Some(vec!["campaign_performance".into()]);
-    let client = Client::new(
-        &services.bigquery_endpoint,
-        PROJECT,
-        Arc::new(GoogleAuth::anonymous()),
-    );
-    let destination = Destination {
-        location: "US".into(),
-        dataset: "ads".into(),
-        table_template: "{stream}".into(),
-        labels: BTreeMap::new(),
-        streams: BTreeMap::new(),
-        limits: LoadLimits::default(),
-    };
-    let query = "SELECT customer_id, campaign_id, CAST(date AS STRING), device, ad_network_type, clicks, cost_micros, conversions \
-                 FROM `test.ads.campaign_performance` ORDER BY customer_id, date, device";
+impl BigQueryRig {
+    fn new(dataset: &str) -> Self {
+        use inlet_host::bigquery::{Client, Destination, LoadLimits};
+        use inlet_host::credentials::GoogleAuth;
+        use inlet_host::lake::CloudAccess;
+        use inlet_tests::gcp::{GcpServices, PROJECT};
+        use std::sync::Arc;
 
-    sync(&lake, &plan).await.0.unwrap();
-    load_connection(&lake, "ads", &client, &destination)
-        .await
-        .unwrap()
-        .expect("the first sync loads");
-    assert_eq!(services.query(query).len(), 5);
-
-    conversions_arrive_late(&fixture);
-    sync(&lake, &plan).await.0.unwrap();
-    load_connection(&lake, "ads", &client, &destination)
-        .await
-        .unwrap()
-        .expect("the re-read loads");
-    let s = |v: &str| Some(v.to_owned());
-    let row =
-        |c: &str, k: &str, d: &str, dev: &str, net: &str, clicks: &str, cost: &str, conv: f64| {
-            vec![
-                s(c),
-                s(k),
-                s(d),
-                s(dev),
-                s(net),
-                s(clicks),
-                s(cost),
-                Some(format!("{conv:?}")),
-            ]
+        let fixture = google_ads_fixture::start(world());
+        let dir = tempfile::tempdir().unwrap();
+        let services = GcpServices::get();
+        let bucket = services.bucket(&format!("lake-{dataset}").replace('_', "-"));
+        let access = CloudAccess {
+            google: Some(Arc::new(GoogleAuth::anonymous())),
+            gcs_endpoint: Some(services.gcs_endpoint.clone()),
         };
-    assert_eq!(
-        services.query(query),
+        let lake = Lake::open_with(&format!("gs://{bucket}/raw"), &access).unwrap();
+        let mut plan = granted(
+            crate::harness::plan("google-ads", "ads", config(&fixture)),
+            &fixture,
+            dir.path(),
+        );
+        plan.select = Some(vec!["campaign_performance".into()]);
+        let client = Client::new(
+            &services.bigquery_endpoint,
+            PROJECT,
+            Arc::new(GoogleAuth::anonymous()),
+        );
+        let destination = Destination {
+            location: "US".into(),
+            dataset: dataset.into(),
+            table_template: "{stream}".into(),
+            labels: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            limits: LoadLimits::default(),
+        };
+        let query = format!(
+            "SELECT customer_id, campaign_id, CAST(date AS STRING), device, ad_network_type, clicks, cost_micros, conversions \
+             FROM `test.{dataset}.campaign_performance` ORDER BY customer_id, date, device"
+        );
+        Self {
+            fixture,
+            lake,
+            plan,
+            client,
+            destination,
+            query,
+            _dir: dir,
+        }
+    }
+
+    async fn sync(&self) {
+        sync(&self.lake, &self.plan).await.0.unwrap();
+    }
+
+    async fn load(&self) {
+        inlet_host::bigquery::load_connection(&self.lake, "ads", &self.client, &self.destination)
+            .await
+            .unwrap()
+            .expect("there is something to load");
+    }
+
+    fn table(&self) -> Vec<Vec<Option<String>>> {
+        inlet_tests::gcp::GcpServices::get().query(&self.query)
+    }
+
+    /// The table once the late conversion of 2026-10-02 is re-read: every day once.
+    fn expected_after_re_read() -> Vec<Vec<Option<String>>> {
+        let row = |c: &str, d: &str, dev: &str, net: &str, clicks: &str, cost: &str, conv: f64| {
+            let k = if c == US { "555" } else { "111" };
+            [c, k, d, dev, net, clicks, cost]
+                .iter()
+                .map(|v| Some((*v).to_owned()))
+                .chain([Some(format!("{conv:?}"))])
+                .collect()
+        };
         vec![
+            row(EU, "2026-10-01", "DESKTOP", "SEARCH", "5", "1500000", 0.0),
+            row(EU, "2026-10-01", "MOBILE", "SEARCH", "25", BIG_COST, 2.5),
+            row(EU, "2026-10-02", "MOBILE", "SEARCH", "30", "2000000", 4.0),
             row(
                 EU,
-                "111",
-                "2026-10-01",
-                "DESKTOP",
-                "SEARCH",
-                "5",
-                "1500000",
-                0.0
-            ),
-            row(
-                EU,
-                "111",
-                "2026-10-01",
-                "MOBILE",
-                "SEARCH",
-                "25",
-                BIG_COST,
-                2.5
-            ),
-            row(
-                EU,
-                "111",
-                "2026-10-02",
-                "MOBILE",
-                "SEARCH",
-                "30",
-                "2000000",
-                4.0
-            ),
-            row(
-                EU,
-                "111",
                 "2026-10-03",
                 "MOBILE",
                 "SEARCH_PARTNERS",
                 "7",
                 "300000",
-                1.0
+                1.0,
             ),
-            row(
-                EU,
-                "111",
-                "2026-10-04",
-                "MOBILE",
-                "SEARCH",
-                "9",
-                "800000",
-                0.0
-            ),
-            row(
-                US,
-                "555",
-                "2026-10-02",
-                "TABLET",
-                "CONTENT",
-                "3",
-                "990000",
-                0.5
-            ),
-        ],
+            row(EU, "2026-10-04", "MOBILE", "SEARCH", "9", "800000", 0.0),
+            row(US, "2026-10-02", "TABLET", "CONTENT", "3", "990000", 0.5),
+        ]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_them() {
+    let rig = BigQueryRig::new("ads");
+    rig.sync().await;
+    rig.load().await;
+    assert_eq!(rig.table().len(), 5);
+
+    conversions_arrive_late(&rig.fixture);
+    rig.sync().await;
+    rig.load().await;
+    assert_eq!(
+        rig.table(),
+        BigQueryRig::expected_after_re_read(),
         "re-read days replaced (10-02 has its late conversion), none duplicated"
     );
 }
@@ -929,128 +919,10 @@ async fn a_lookback_re_read_replaces_rows_in_bigquery_instead_of_duplicating_the
 /// by commit, newest last (`planning.rs`, `Jobs::merge`).
 #[tokio::test(flavor = "multi_thread")]
 async fn two_syncs_loaded_at_once_keep_the_newest_re_read() {
-    use inlet_host::bigquery::{Client, Destination, LoadLimits, load_connection};
-    use inlet_host::credentials::GoogleAuth;
-    use inlet_host::lake::CloudAccess;
-    use inlet_tests::gcp::{GcpServices, PROJECT};
-    use std::sync::Arc;
-
-    let fixture = google_ads_fixture::start(world());
-    let dir = tempfile::tempdir().unwrap();
-    let services = GcpServices::get();
-    let bucket = services.bucket("ads-lake-probe");
-    let access = CloudAccess {
-        google: Some(Arc::new(GoogleAuth::anonymous())),
-        gcs_endpoint: Some(services.gcs_endpoint.clone()),
-    };
-    let lake = Lake::open_with(&format!("gs://{bucket}/raw"), &access).unwrap();
-    let mut plan = granted(
-        crate::harness::plan("google-ads", "ads", config(&fixture)),
-        &fixture,
-        dir.path(),
-    );
-    plan.select = Some(vec!["campaign_performance".into()]);
-    let client = Client::new(
-        &services.bigquery_endpoint,
-        PROJECT,
-        Arc::new(GoogleAuth::anonymous()),
-    );
-    let destination = Destination {
-        location: "US".into(),
-        dataset: "ads_probe".into(),
-        table_template: "{stream}".into(),
-        labels: BTreeMap::new(),
-        streams: BTreeMap::new(),
-        limits: LoadLimits::default(),
-    };
-    let query = "SELECT customer_id, campaign_id, CAST(date AS STRING), device, ad_network_type, clicks, cost_micros, conversions \
-                 FROM `test.ads_probe.campaign_performance` ORDER BY customer_id, date, device";
-
-    sync(&lake, &plan).await.0.unwrap();
-    conversions_arrive_late(&fixture);
-    sync(&lake, &plan).await.0.unwrap();
-    load_connection(&lake, "ads", &client, &destination)
-        .await
-        .unwrap()
-        .expect("the re-read loads");
-    let s = |v: &str| Some(v.to_owned());
-    let row =
-        |c: &str, k: &str, d: &str, dev: &str, net: &str, clicks: &str, cost: &str, conv: f64| {
-            vec![
-                s(c),
-                s(k),
-                s(d),
-                s(dev),
-                s(net),
-                s(clicks),
-                s(cost),
-                Some(format!("{conv:?}")),
-            ]
-        };
-    assert_eq!(
-        services.query(query),
-        vec![
-            row(
-                EU,
-                "111",
-                "2026-10-01",
-                "DESKTOP",
-                "SEARCH",
-                "5",
-                "1500000",
-                0.0
-            ),
-            row(
-                EU,
-                "111",
-                "2026-10-01",
-                "MOBILE",
-                "SEARCH",
-                "25",
-                BIG_COST,
-                2.5
-            ),
-            row(
-                EU,
-                "111",
-                "2026-10-02",
-                "MOBILE",
-                "SEARCH",
-                "30",
-                "2000000",
-                4.0
-            ),
-            row(
-                EU,
-                "111",
-                "2026-10-03",
-                "MOBILE",
-                "SEARCH_PARTNERS",
-                "7",
-                "300000",
-                1.0
-            ),
-            row(
-                EU,
-                "111",
-                "2026-10-04",
-                "MOBILE",
-                "SEARCH",
-                "9",
-                "800000",
-                0.0
-            ),
-            row(
-                US,
-                "555",
-                "2026-10-02",
-                "TABLET",
-                "CONTENT",
-                "3",
-                "990000",
-                0.5
-            ),
-        ],
-        "re-read days replaced (10-02 has its late conversion), none duplicated"
-    );
+    let rig = BigQueryRig::new("ads_together");
+    rig.sync().await;
+    conversions_arrive_late(&rig.fixture);
+    rig.sync().await;
+    rig.load().await;
+    assert_eq!(rig.table(), BigQueryRig::expected_after_re_read());
 }
