@@ -709,6 +709,11 @@ fn check_grant(grant: &GrantConfig) -> Result<(), String> {
             }
         }
         (None, true) => {
+            if grant.hosts.as_ref().is_some_and(Vec::is_empty) {
+                return Err(
+                    "`hosts = []` lets the tokens go nowhere; remove it for *.googleapis.com or name the hosts".into(),
+                );
+            }
             if grant.scopes.is_empty() {
                 return Err(
                     "a Google identity needs `scopes` (`inlet spec <connector>` shows the ones it asks for)".into(),
