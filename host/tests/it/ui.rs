@@ -118,3 +118,37 @@ hosts = ["graph.facebook.com", "127.0.0.1:8080"]
         "{missing}"
     );
 }
+
+#[test]
+fn connection_examples_in_the_readmes_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut readmes: Vec<_> = std::fs::read_dir(root.join("connectors"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("README.md"))
+        .filter(|p| p.is_file())
+        .collect();
+    readmes.push(root.join("README.md"));
+    let mut checked = 0;
+    for readme in readmes {
+        let text = std::fs::read_to_string(&readme).unwrap();
+        for block in text.split("```toml\n").skip(1) {
+            let block = block.split("```").next().unwrap();
+            // Whole connections only: snippets of a single table are shown for their keys.
+            if !block.contains("connector = ") {
+                continue;
+            }
+            let config = match block.contains("[lake]") {
+                true => block.to_owned(),
+                false => format!("[lake]\nurl = \"lake\"\n\n{block}"),
+            };
+            if let Err(error) = LoadedConfig::parse(&config, &readme.display().to_string(), &root) {
+                panic!(
+                    "an example in {} is not valid: {error}\n{block}",
+                    readme.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "the examples were found ({checked})");
+}
