@@ -2,14 +2,14 @@
 //! in the lake, the manager tree walked, the lookback re-read keyed so a merge replaces it
 //! (also in BigQuery), typed errors naming the account and the fix, and the conformance kit.
 
-use crate::harness::{plan, sync};
+use crate::harness::{connector_error, plan, sync};
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Float64Type, Int64Type};
 use inlet_host::credentials::{Grant, GrantSource, HostPattern, SecretValue};
 use inlet_host::lake::{History, Lake, read_committed};
-use inlet_host::runtime::{CallFailure, ConnectorError};
-use inlet_host::sync::{SyncError, SyncPlan, SyncReport};
+use inlet_host::runtime::ConnectorError;
+use inlet_host::sync::{SyncError, SyncPlan};
 use inlet_tests::google_ads_fixture::{
     self, Account, DEVELOPER_TOKEN, GoogleAdsFixture, TOKEN, World,
 };
@@ -296,16 +296,6 @@ fn day(text: &str) -> i32 {
     )
     .unwrap();
     dates.as_primitive::<Date32Type>().value(0)
-}
-
-fn connector_error(result: Result<SyncReport, SyncError>) -> ConnectorError {
-    match result {
-        Err(SyncError::Call(error)) => match *error.failure {
-            CallFailure::Connector(e) => e,
-            other => panic!("not a connector error: {other}"),
-        },
-        other => panic!("expected a connector error, got {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use inlet_host::connectors::ConnectorRef;
 use inlet_host::lake::{Lake, SessionEvent};
-use inlet_host::runtime::{RunEvent, Runtime, RuntimeOptions, SandboxPolicy};
+use inlet_host::runtime::{
+    CallFailure, ConnectorError, RunEvent, Runtime, RuntimeOptions, SandboxPolicy, Violation,
+};
 use inlet_host::sync::{SyncError, SyncObserver, SyncPlan, SyncReport};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -94,4 +96,44 @@ pub fn ids(batches: &[RecordBatch]) -> Vec<i64> {
         .collect();
     ids.sort();
     ids
+}
+
+/// What a sync that failed in a connector call says (the whole message) and why it failed.
+pub fn failed_call(result: Result<SyncReport, SyncError>) -> (String, CallFailure) {
+    match result {
+        Err(SyncError::Call(error)) => (error.to_string(), *error.failure),
+        other => panic!("expected a failed call, got {other:?}"),
+    }
+}
+
+/// The typed error the connector returned, from a sync that failed with one.
+pub fn connector_error(result: Result<SyncReport, SyncError>) -> ConnectorError {
+    match failed_call(result).1 {
+        CallFailure::Connector(e) => e,
+        other => panic!("not a connector error: {other}"),
+    }
+}
+
+/// The sandbox rule a sync broke.
+pub fn violation(result: Result<SyncReport, SyncError>) -> Violation {
+    match failed_call(result).1 {
+        CallFailure::Violation(v) => v,
+        other => panic!("not a violation: {other}"),
+    }
+}
+
+/// A TCP server answering `ping` with `pong`, for as long as the test runs.
+pub fn pong_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4];
+            if stream.read_exact(&mut buf).is_ok() && &buf == b"ping" {
+                let _ = stream.write_all(b"pong");
+            }
+        }
+    });
+    port
 }

@@ -2,14 +2,14 @@
 //! cursor paging, asynchronous report runs, the lookback re-read, throttling, typed errors, the
 //! conformance kit, and a BigQuery merge that replaces re-read days instead of duplicating them.
 
-use crate::harness::{plan, sync};
+use crate::harness::{connector_error, plan, sync};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Decimal128Type, Float64Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use inlet_host::credentials::{Grant, GrantSource, HostPattern, SecretValue};
 use inlet_host::lake::{Lake, read_committed};
-use inlet_host::runtime::{CallFailure, ConnectorError};
-use inlet_host::sync::{SyncError, SyncPlan};
+use inlet_host::runtime::ConnectorError;
+use inlet_host::sync::SyncPlan;
 use inlet_tests::http_fixture::FixtureServer;
 use inlet_tests::meta_ads_fixture::{self, MetaData, TOKEN, VERSION};
 use serde_json::{Value, json};
@@ -328,16 +328,6 @@ async fn the_second_sync_rereads_the_lookback_window_and_only_updated_objects() 
             .any(|l| l.contains("re-reading from 2026-10-03 (3 lookback days)")),
         "{logs:?}"
     );
-}
-
-fn connector_error(result: Result<inlet_host::sync::SyncReport, SyncError>) -> ConnectorError {
-    match result {
-        Err(SyncError::Call(error)) => match *error.failure {
-            CallFailure::Connector(e) => e,
-            other => panic!("not a connector error: {other}"),
-        },
-        other => panic!("expected a connector error, got {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

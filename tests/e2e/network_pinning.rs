@@ -2,16 +2,14 @@
 //! and is refused when the name now answers a forbidden address (DNS rebinding), and a TCP
 //! connector may look up only its declared names, which answer what was checked at start.
 
-use crate::harness::{plan, sync};
+use crate::harness::{failed_call, plan, pong_server, sync};
 use futures::future::BoxFuture;
 use inlet_host::lake::Lake;
 use inlet_host::runtime::{CallFailure, ConnectorError, Resolve, Violation};
-use inlet_host::sync::{SyncError, SyncReport};
 use inlet_tests::guests::{HTTP_PROBE, NET_PROBE};
 use inlet_tests::http_fixture::{FixtureServer, Response};
 use serde_json::json;
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 /// A resolver whose answers follow a script: the first `first_count` lookups answer `first`,
@@ -55,13 +53,6 @@ impl Resolve for Rebinding {
     }
 }
 
-fn failure(result: Result<SyncReport, SyncError>) -> CallFailure {
-    match result {
-        Err(SyncError::Call(error)) => *error.failure,
-        other => panic!("expected a failed call, got {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn http_request_to_a_name_that_rebinds_to_metadata_is_refused() {
     let server = FixtureServer::start(|_| Response::json(200, json!({"ok": true})));
@@ -90,7 +81,7 @@ async fn http_request_to_a_name_that_rebinds_to_metadata_is_refused() {
     let resolver = Rebinding::new("127.0.0.1", 1, "169.254.169.254");
     rebinding.sandbox.resolver = Some(resolver.clone());
     let result = sync(&Lake::in_memory(), &rebinding).await.0;
-    match failure(result) {
+    match failed_call(result).1 {
         CallFailure::Violation(violation @ Violation::Address { .. }) => {
             let message = violation.to_string();
             assert!(
@@ -112,21 +103,6 @@ async fn http_request_to_a_name_that_rebinds_to_metadata_is_refused() {
         1,
         "nothing more reached the fixture"
     );
-}
-
-/// A TCP server answering `ping` with `pong`.
-fn pong_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0u8; 4];
-            if stream.read_exact(&mut buf).is_ok() && &buf == b"ping" {
-                let _ = stream.write_all(b"pong");
-            }
-        }
-    });
-    port
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -159,7 +135,7 @@ async fn lookup_of_an_undeclared_name_is_refused() {
     let resolver = Rebinding::new("127.0.0.1", usize::MAX, "127.0.0.1");
     plan.sandbox.resolver = Some(resolver.clone());
     let (result, _) = sync(&Lake::in_memory(), &plan).await;
-    match failure(result) {
+    match failed_call(result).1 {
         CallFailure::Violation(violation @ Violation::NameLookup { .. }) => {
             let message = violation.to_string();
             assert!(
@@ -179,7 +155,7 @@ async fn lookup_of_an_undeclared_name_is_refused() {
     // The declared name is answered, with the checked address.
     plan.config["lookup"] = json!("db.test");
     let (result, _) = sync(&Lake::in_memory(), &plan).await;
-    match failure(result) {
+    match failed_call(result).1 {
         CallFailure::Connector(ConnectorError::Data(message)) => {
             assert!(message.contains(r#"Ok(["127.0.0.1"])"#), "{message}");
         }

@@ -39,15 +39,9 @@ fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
 fn connector_error(
     result: Result<inlet_host::sync::SyncReport, SyncError>,
 ) -> (String, ConnectorError) {
-    match result {
-        Err(SyncError::Call(error)) => {
-            let message = error.to_string();
-            match *error.failure {
-                CallFailure::Connector(e) => (message, e),
-                other => panic!("expected a connector error, got {other:?}"),
-            }
-        }
-        other => panic!("expected a failed call, got {other:?}"),
+    match crate::harness::failed_call(result) {
+        (message, CallFailure::Connector(e)) => (message, e),
+        (_, other) => panic!("expected a connector error, got {other:?}"),
     }
 }
 

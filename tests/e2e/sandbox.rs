@@ -1,37 +1,13 @@
 //! The sandbox: network allowlist, memory cap, CPU and wall-clock deadlines, traps and broken
 //! contracts end the run with a named rule and commit nothing.
 
-use crate::harness::{plan, sync};
+use crate::harness::{failed_call, plan, pong_server, sync};
 use inlet_host::lake::{History, Lake, read_committed};
 use inlet_host::runtime::{CallFailure, SandboxPolicy, Violation};
 use inlet_host::sync::SyncError;
 use inlet_tests::guests::{MISBEHAVE, NET_PROBE};
 use serde_json::json;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::time::Duration;
-
-/// A TCP server answering `ping` with `pong`, for as long as the test runs.
-fn pong_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0u8; 4];
-            if stream.read_exact(&mut buf).is_ok() && &buf == b"ping" {
-                let _ = stream.write_all(b"pong");
-            }
-        }
-    });
-    port
-}
-
-fn failure(result: Result<inlet_host::sync::SyncReport, SyncError>) -> (String, CallFailure) {
-    match result {
-        Err(SyncError::Call(error)) => (error.to_string(), *error.failure),
-        other => panic!("expected a failed call, got {other:?}"),
-    }
-}
 
 async fn commits(lake: &Lake, connection: &str) -> usize {
     History::read(lake, connection).await.unwrap().commits.len()
@@ -65,7 +41,7 @@ async fn undeclared_destination_is_refused() {
     );
     plan.sandbox.allow_private_network = true;
     let (result, _) = sync(&lake, &plan).await;
-    let (message, failure) = failure(result);
+    let (message, failure) = failed_call(result);
     match failure {
         CallFailure::Violation(Violation::Network {
             address,
@@ -127,7 +103,7 @@ async fn memory_bomb_is_stopped_by_the_cap() {
         ..plan.sandbox
     };
     let (result, _) = sync(&lake, &plan).await;
-    let (message, failure) = failure(result);
+    let (message, failure) = failed_call(result);
     assert!(
         matches!(failure, CallFailure::Violation(Violation::Memory { limit, .. }) if limit == 64 << 20),
         "{message}"
@@ -145,7 +121,7 @@ async fn infinite_loop_is_stopped_by_the_cpu_deadline() {
     let mut plan = plan(MISBEHAVE, "spin", json!({"mode": "spin"}));
     plan.sandbox.cpu_time = Duration::from_millis(500);
     let (result, _) = sync(&lake, &plan).await;
-    let (message, failure) = failure(result);
+    let (message, failure) = failed_call(result);
     assert!(
         matches!(failure, CallFailure::Violation(Violation::Cpu(_))),
         "{message}"
@@ -159,7 +135,7 @@ async fn call_blocked_in_the_host_is_stopped_by_the_wall_clock() {
     let mut plan = plan(MISBEHAVE, "sleepy", json!({"mode": "sleep"}));
     plan.sandbox.wall_time = Duration::from_millis(700);
     let (result, _) = sync(&lake, &plan).await;
-    let (message, failure) = failure(result);
+    let (message, failure) = failed_call(result);
     assert!(
         matches!(failure, CallFailure::Violation(Violation::WallClock(_))),
         "{message}"
@@ -171,7 +147,7 @@ async fn trap_commits_nothing() {
     let lake = Lake::in_memory();
     let plan = plan(MISBEHAVE, "trap", json!({"mode": "trap-after-emit"}));
     let (result, _) = sync(&lake, &plan).await;
-    let (message, failure) = failure(result);
+    let (message, failure) = failed_call(result);
     match failure {
         CallFailure::Trap { stderr, .. } => {
             assert!(stderr.contains("boom after emitting 3 rows"), "{stderr}")
@@ -190,7 +166,7 @@ async fn trap_keeps_only_what_was_checkpointed_before_it() {
     let lake = Lake::in_memory();
     let plan = plan(MISBEHAVE, "half", json!({"mode": "checkpoint-then-trap"}));
     let (result, _) = sync(&lake, &plan).await;
-    failure(result);
+    failed_call(result);
     let history = History::read(&lake, "half").await.unwrap();
     assert_eq!(history.commits.len(), 1);
     assert_eq!(
@@ -217,7 +193,7 @@ async fn batch_breaking_the_declared_schema_ends_the_run() {
     let lake = Lake::in_memory();
     let plan = plan(MISBEHAVE, "liar", json!({"mode": "wrong-schema"}));
     let (result, _) = sync(&lake, &plan).await;
-    let (message, failure) = failure(result);
+    let (message, failure) = failed_call(result);
     assert!(
         matches!(failure, CallFailure::Violation(Violation::Schema(_))),
         "{message}"

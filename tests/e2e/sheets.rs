@@ -1,13 +1,13 @@
 //! The google-sheets connector against a fixture of the Sheets API, and the host's HTTP policy:
 //! declared origins only, credentials filled in by the host for the hosts they may reach.
 
-use crate::harness::{plan, sync};
+use crate::harness::{connector_error, plan, sync, violation};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch};
 use inlet_host::lake::{Lake, read_committed};
-use inlet_host::runtime::{CallFailure, ConnectorError, Violation};
-use inlet_host::sync::{SyncError, SyncPlan};
+use inlet_host::runtime::ConnectorError;
+use inlet_host::sync::SyncPlan;
 use inlet_tests::guests::HTTP_PROBE;
 use inlet_tests::http_fixture::{FixtureServer, Response, authorized_user_file, google_grant};
 use inlet_tests::sheets_fixture::{self, FORBIDDEN, Sheet, TOKEN};
@@ -240,16 +240,6 @@ async fn a_spreadsheet_arrives_typed_through_a_throttled_api_with_a_host_held_to
     assert!(!logs.contains(TOKEN), "no token in logs: {logs}");
 }
 
-fn connector_error(result: Result<inlet_host::sync::SyncReport, SyncError>) -> ConnectorError {
-    match result {
-        Err(SyncError::Call(error)) => match *error.failure {
-            CallFailure::Connector(e) => e,
-            other => panic!("not a connector error: {other}"),
-        },
-        other => panic!("expected a connector error, got {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_or_unshared_spreadsheet_says_what_to_fix() {
     let fixture = sheets_fixture::start(shop(), 0);
@@ -275,16 +265,6 @@ async fn a_missing_or_unshared_spreadsheet_says_what_to_fix() {
             message.contains(expected) && message.contains(id),
             "{message}"
         );
-    }
-}
-
-fn violation(result: Result<inlet_host::sync::SyncReport, SyncError>) -> Violation {
-    match result {
-        Err(SyncError::Call(error)) => match *error.failure {
-            CallFailure::Violation(v) => v,
-            other => panic!("not a violation: {other}"),
-        },
-        other => panic!("expected a violation, got {other:?}"),
     }
 }
 
