@@ -61,7 +61,8 @@ use crate::credentials::{
     Impersonated, SecretValue, grant::GOOGLE_DEFAULT_HOSTS,
 };
 use crate::lake::IncompatiblePolicy;
-use crate::runtime::SandboxPolicy;
+use crate::runtime::{SandboxPolicy, SyncMode};
+use crate::sync::SyncPlan;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -634,6 +635,46 @@ impl LoadedConfig {
             tokens: std::sync::Arc::new(GoogleTokens::new(make)),
             who,
         })
+    }
+
+    /// What `inlet run` (and a schedule of `inlet serve`) does for `connection`: its connector,
+    /// settings, streams, modes and sandbox with the credentials granted to it.
+    pub fn plan(&self, connection: &str) -> Result<SyncPlan, ConfigError> {
+        let config = self
+            .config
+            .connections
+            .get(connection)
+            .ok_or_else(|| ConfigError::Value {
+                file: self.file.display().to_string(),
+                key: format!("connections.{connection}"),
+                message: "no such connection".into(),
+            })?;
+        let mut plan = SyncPlan::new(
+            connection,
+            self.connectors[connection].clone(),
+            toml_to_json(&config.config),
+        );
+        plan.select = config.select.clone();
+        plan.sandbox = config
+            .sandbox
+            .policy(&self.config.runtime.sandbox)
+            .with_grants(self.grants(connection)?);
+        for (stream, options) in &config.streams {
+            if let Some(mode) = options.sync_mode {
+                let mode = match mode {
+                    SyncModeConfig::Incremental => SyncMode::Incremental,
+                    SyncModeConfig::FullRefresh => SyncMode::FullRefresh,
+                };
+                plan.sync_modes.insert(stream.clone(), mode);
+            }
+            if let Some(policy) = options.on_incompatible {
+                plan.policies.insert(stream.clone(), policy);
+            }
+            if let Some(parallel) = options.parallel {
+                plan.parallel.insert(stream.clone(), parallel);
+            }
+        }
+        Ok(plan)
     }
 
     /// Where and how `connection` is loaded into BigQuery; `None` without `[bigquery]`.

@@ -6,7 +6,7 @@ mod load;
 mod print;
 mod report;
 
-use crate::config::{LoadedConfig, SandboxConfig, SyncModeConfig, toml_to_json};
+use crate::config::{LoadedConfig, SandboxConfig};
 use crate::connectors::{ConnectorRef, builtin_names};
 use crate::lake::{Lake, Tip, reset_state};
 use crate::progress::{Reporter, summary};
@@ -603,40 +603,11 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
     let mut google = None;
     let lake = load::open_lake(&loaded, &mut google).await?;
     let reporter = Arc::new(Reporter::new());
-    let plans: Vec<SyncPlan> = loaded
-        .config
-        .connections
+    let plans: Vec<SyncPlan> = names
         .iter()
         // Drains receive their data through `inlet serve`; `run` only loads what they committed.
-        .filter(|(name, connection)| names.contains(name) && connection.drain.is_none())
-        .map(|(name, connection)| {
-            let mut plan = SyncPlan::new(
-                name,
-                loaded.connectors[name].clone(),
-                toml_to_json(&connection.config),
-            );
-            plan.select = connection.select.clone();
-            plan.sandbox = connection
-                .sandbox
-                .policy(&loaded.config.runtime.sandbox)
-                .with_grants(loaded.grants(name)?);
-            for (stream, options) in &connection.streams {
-                if let Some(mode) = options.sync_mode {
-                    let mode = match mode {
-                        SyncModeConfig::Incremental => SyncMode::Incremental,
-                        SyncModeConfig::FullRefresh => SyncMode::FullRefresh,
-                    };
-                    plan.sync_modes.insert(stream.clone(), mode);
-                }
-                if let Some(policy) = options.on_incompatible {
-                    plan.policies.insert(stream.clone(), policy);
-                }
-                if let Some(parallel) = options.parallel {
-                    plan.parallel.insert(stream.clone(), parallel);
-                }
-            }
-            Ok(plan)
-        })
+        .filter(|name| loaded.config.connections[*name].drain.is_none())
+        .map(|name| loaded.plan(name))
         .collect::<Result<_, crate::config::ConfigError>>()?;
     let parallel = loaded.config.runtime.parallel.unwrap_or(1).max(1);
     use futures::StreamExt;
