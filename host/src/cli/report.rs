@@ -16,7 +16,8 @@ pub fn render(error: &anyhow::Error) -> String {
         }
         text.push_str(&said);
     }
-    text
+    // A source may echo a secret back in its error (a wrong password quoted in a message).
+    crate::secrets::redact(&text)
 }
 
 /// The failure of the connector call somewhere in `error`'s chain, if any.
