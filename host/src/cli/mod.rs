@@ -8,7 +8,7 @@ mod report;
 
 use crate::config::{LoadedConfig, SandboxConfig};
 use crate::connectors::{ConnectorRef, builtin_names};
-use crate::lake::{Lake, Tip, reset_state};
+use crate::lake::{Lake, Tip, reset_state, reset_streams};
 use crate::logging::{LogFormat, Severity, say};
 use crate::progress::{Reporter, summary};
 use crate::runtime::{
@@ -121,6 +121,12 @@ enum Command {
         /// Only these connections (repeatable); all when absent.
         #[arg(long = "connection")]
         connections: Vec<String>,
+        /// Only these streams (repeatable), of the one connection run.
+        #[arg(long = "stream")]
+        streams: Vec<String>,
+        /// Read every stream in full, ignoring saved cursors.
+        #[arg(long)]
+        full_refresh: bool,
     },
     /// Receive pushes (log drains) for the connections of an `inlet.toml` that have a
     /// [connections.<name>.drain] table; answers each request once its rows are durable.
@@ -153,8 +159,16 @@ enum Command {
 enum StateCommand {
     /// Print the newest commit's state and stream schemas.
     Show(StateTarget),
-    /// Write a commit with an empty state: the next sync starts from scratch.
-    Reset(StateTarget),
+    /// Write a commit with an empty state: the next sync starts from scratch. With `--stream`,
+    /// only those streams start over: the next run reads them in full and BigQuery replaces
+    /// their tables; the other streams go on from their cursors.
+    Reset {
+        #[command(flatten)]
+        target: StateTarget,
+        /// Reset only this stream (repeatable).
+        #[arg(long = "stream")]
+        streams: Vec<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -482,8 +496,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 &[("connection", &report.connection)],
             );
         }
-        Command::Run { file, connections } => {
-            return run_config(&runtime, &file, &connections).await;
+        Command::Run {
+            file,
+            connections,
+            streams,
+            full_refresh,
+        } => {
+            let only = RunOnly {
+                connections,
+                streams,
+                full_refresh,
+            };
+            return run_config(&runtime, &file, &only).await;
         }
         Command::Serve { file, listen } => {
             let loaded = load_config(&file).await?;
@@ -528,7 +552,35 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);
             }
-            StateCommand::Reset(target) => {
+            StateCommand::Reset { target, streams } if !streams.is_empty() => {
+                let lake = target.lake(&cwd).await?;
+                let reset = reset_streams(&lake, &target.connection, &streams).await?;
+                let names = streams
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                println!(
+                    "{names} of `{}` reset by commit #{}: the next run reads {} in full and BigQuery replaces {}; the other streams go on from their cursors",
+                    target.connection,
+                    reset.sequence,
+                    if streams.len() == 1 { "it" } else { "them" },
+                    if streams.len() == 1 {
+                        "its table"
+                    } else {
+                        "their tables"
+                    },
+                );
+                if reset.removed_keys.is_empty() {
+                    println!(
+                        "no saved state belonged to {names} (a connector keeps a stream's cursor under `<stream>` or `<stream>.*`); if this connector keeps it elsewhere, `inlet state reset {}` starts the whole connection over",
+                        target.connection
+                    );
+                } else {
+                    println!("removed state: {}", reset.removed_keys.join(", "));
+                }
+            }
+            StateCommand::Reset { target, .. } => {
                 let lake = target.lake(&cwd).await?;
                 match reset_state(&lake, &target.connection).await? {
                     Some(sequence) => println!(
@@ -621,9 +673,16 @@ fn chosen_connections(loaded: &LoadedConfig, only: &[String]) -> anyhow::Result<
     })
 }
 
-async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
+/// What `inlet run` was asked to limit itself to.
+struct RunOnly {
+    connections: Vec<String>,
+    streams: Vec<String>,
+    full_refresh: bool,
+}
+
+async fn run_config(runtime: &Runtime, file: &Path, only: &RunOnly) -> anyhow::Result<ExitCode> {
     let loaded = load_config(file).await?;
-    let names = chosen_connections(&loaded, only)?;
+    let names = chosen_connections(&loaded, &only.connections)?;
     let mut google = None;
     let lake = load::open_lake(&loaded, &mut google).await?;
     let reporter = Arc::new(Reporter::new());
@@ -631,8 +690,26 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
         .iter()
         // Drains receive their data through `inlet serve`; `run` only loads what they committed.
         .filter(|name| loaded.config.connections[*name].drain.is_none())
-        .map(|name| loaded.plan(name))
-        .collect::<Result<_, crate::config::ConfigError>>()?;
+        .map(|name| {
+            let mut plan = loaded.plan(name)?;
+            plan.full_refresh = only.full_refresh;
+            if !only.streams.is_empty() {
+                plan.select = Some(only.streams.clone());
+            }
+            Ok(plan)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if !only.streams.is_empty() && plans.len() != 1 {
+        bail!(
+            "`--stream` picks streams of one connection, and this run has {} ({}); name it with `--connection <name>`",
+            plans.len(),
+            plans
+                .iter()
+                .map(|p| p.connection.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let parallel = loaded.config.runtime.parallel.unwrap_or(1).max(1);
     use futures::StreamExt;
     let outcomes: Vec<(String, anyhow::Result<SyncReport>)> = futures::stream::iter(plans)

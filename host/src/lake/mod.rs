@@ -19,6 +19,7 @@ mod evolution_props;
 mod gcs;
 mod history;
 mod reader;
+mod reset;
 mod session;
 #[cfg(test)]
 mod session_tests;
@@ -34,9 +35,11 @@ pub use evolution::{IncompatiblePolicy, SchemaChange};
 pub use gcs::{CloudAccess, EMULATOR_ENV};
 pub use history::{History, SNAPSHOT_EVERY, Tip};
 pub use reader::{ReadError, read_committed};
+pub use reset::{
+    ResetError, StreamReset, remove_stream_keys, reset_state, reset_streams, stream_of_key,
+};
 pub use session::{
     FAULT_ENV, LakeSession, SessionEvent, SessionOptions, SessionSummary, StreamMeta, StreamStats,
-    reset_state,
 };
 pub use state_patch::{Change, PatchError, StatePatch};
 pub use sweep::SweepError;

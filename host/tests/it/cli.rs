@@ -520,3 +520,68 @@ fn json_log_lines_are_cloud_logging_records_labelled_with_the_connection() {
         "{records:?}"
     );
 }
+
+/// Rows of `stream` in the summary table `inlet run` printed.
+fn summary_rows(stderr: &str, stream: &str) -> Option<u64> {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("pharmacy") && l.split_whitespace().nth(1) == Some(stream))?;
+    line.split_whitespace()
+        .nth(2)?
+        .replace(',', "")
+        .parse()
+        .ok()
+}
+
+#[test]
+fn one_stream_is_reset_and_run_takes_streams_and_full_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_quickstart(dir.path());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "examples/quickstart/inlet.toml"];
+        args.extend_from_slice(extra);
+        let output = inlet(dir.path(), &args);
+        assert!(output.status.success(), "{}", text(&output));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let first = run(&[]);
+    let all_orders = summary_rows(&first, "orders").unwrap();
+    run(&[]);
+    let reset = inlet(
+        dir.path(),
+        &[
+            "state",
+            "reset",
+            "pharmacy",
+            "--stream",
+            "orders",
+            "--file",
+            "examples/quickstart/inlet.toml",
+        ],
+    );
+    assert!(reset.status.success(), "{}", text(&reset));
+    let said = String::from_utf8_lossy(&reset.stdout);
+    assert!(said.contains("removed state: orders.updated_at"), "{said}");
+    let after_reset = state(dir.path());
+    assert!(after_reset["state"].get("orders.updated_at").is_none());
+    assert!(after_reset["state"].get("patients.updated_at").is_some());
+
+    let third = run(&[]);
+    let orders = summary_rows(&third, "orders").unwrap();
+    let patients = summary_rows(&third, "patients").unwrap();
+    assert!(orders > all_orders, "orders read in full again: {third}");
+    assert!(
+        (50..=70).contains(&patients),
+        "patients from their cursor: {third}"
+    );
+    assert!(
+        state(dir.path())["state"]
+            .get("orders.updated_at")
+            .is_some()
+    );
+
+    // `--stream` and `--full-refresh` as `inlet sync` has them.
+    let only = run(&["--stream", "patients", "--full-refresh"]);
+    assert!(summary_rows(&only, "patients").unwrap() > 1_000, "{only}");
+    assert_eq!(summary_rows(&only, "orders"), None, "{only}");
+}
