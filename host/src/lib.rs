@@ -14,5 +14,6 @@ pub mod lake;
 pub mod progress;
 pub mod random;
 pub mod runtime;
+pub mod schedule;
 pub mod serve;
 pub mod sync;
