@@ -11,6 +11,7 @@ pub mod config;
 pub mod connectors;
 pub mod credentials;
 pub mod lake;
+pub mod load;
 pub mod progress;
 pub mod random;
 pub mod runtime;
