@@ -527,7 +527,20 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{constant_time_eq, listen_address};
+
+    #[test]
+    fn listen_is_the_flag_else_all_interfaces_on_port_else_loopback() {
+        let at = |listen, port| listen_address(listen, port).map_err(|e| e.to_string());
+        assert_eq!(at(None, None).unwrap(), "127.0.0.1:8080");
+        assert_eq!(at(None, Some("9000")).unwrap(), "0.0.0.0:9000");
+        assert_eq!(
+            at(Some("127.0.0.1:1"), Some("9000")).unwrap(),
+            "127.0.0.1:1"
+        );
+        let error = at(None, Some("70000")).unwrap_err();
+        assert!(error.contains("`PORT` is `70000`"), "{error}");
+    }
 
     #[test]
     fn secrets_match_only_when_equal_whatever_their_lengths() {
