@@ -84,6 +84,8 @@ pub struct Scheduled {
     pub schedule: Schedule,
     /// How it went.
     pub metrics: Arc<ScheduleMetrics>,
+    /// `schedule.typical_interval()`, computed once.
+    interval: Duration,
 }
 
 impl Scheduled {
@@ -104,6 +106,7 @@ impl Scheduled {
         ));
         let scheduled = Self {
             name: name.to_owned(),
+            interval: schedule.typical_interval(),
             schedule,
             metrics,
         };
@@ -151,7 +154,7 @@ impl Scheduled {
         line(
             "inlet_schedule_interval_seconds",
             "",
-            self.schedule.typical_interval().as_secs().to_string(),
+            self.interval.as_secs().to_string(),
         );
         let rows = m.rows.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for (stream, count) in rows {
@@ -297,19 +300,18 @@ async fn run_schedule(
                     let failures = metrics.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
                     attempt += 1;
                     let wait = backoff(attempt);
-                    let retry_at =
-                        Utc::now() + chrono::TimeDelta::from_std(wait).unwrap_or_default();
-                    let next = schedule.next_after(planned.max(Utc::now()));
+                    let now = Utc::now();
+                    let next = schedule.next_after(planned.max(now));
                     eprintln!(
                         "error: scheduled run of `{name}` failed ({failures} in a row): {}",
                         crate::cli::report::render(&anyhow::Error::new(error))
                     );
-                    if retry_at >= next {
+                    let Some(retry_at) = retry_time(now, wait, next) else {
                         eprintln!(
                             "inlet serve: `{name}`: no retry: the next scheduled run ({next}) comes first"
                         );
                         break;
-                    }
+                    };
                     eprintln!(
                         "inlet serve: `{name}`: retrying in {} s (backoff doubles up to {} s, never past the next scheduled run at {next})",
                         wait.as_secs(),
@@ -324,17 +326,35 @@ async fn run_schedule(
                 }
             }
         }
-        let now = Utc::now();
         let next = schedule.next_after(planned);
-        late = next <= now;
+        (planned, late) = following(&schedule, planned, Utc::now());
         if late {
             eprintln!(
-                "inlet serve: `{name}`: the run for {planned} ended after the next firing ({next}); starting the next run now instead of stacking them (schedule `{schedule}`)"
+                "inlet serve: `{name}`: the run due at {next} could not start on time: the one before ran until after it; starting it now, once, instead of stacking runs (schedule `{schedule}`)"
             );
-            planned = now;
-        } else {
-            planned = next;
         }
+    }
+}
+
+/// When to retry a run that failed at `now`, `wait` from now; `None` when the next scheduled run
+/// at `next` comes first (it is the retry then).
+fn retry_time(now: DateTime<Utc>, wait: Duration, next: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let retry_at = now + chrono::TimeDelta::from_std(wait).ok()?;
+    (retry_at < next).then_some(retry_at)
+}
+
+/// The firing after the run planned for `planned`, which ended at `now`: the schedule's next
+/// time, or `now` (and `true`: late) when that time passed while the run went on.
+fn following(
+    schedule: &Schedule,
+    planned: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, bool) {
+    let next = schedule.next_after(planned);
+    if next <= now {
+        (now, true)
+    } else {
+        (next, false)
     }
 }
 
@@ -356,5 +376,42 @@ mod tests {
             assert!(jitter(Duration::from_secs(3600)) <= MAX_JITTER);
         }
         assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_retry_never_goes_past_the_next_scheduled_run() {
+        let now = at("2026-01-01T10:00:00Z");
+        let next = at("2026-01-01T10:01:00Z");
+        assert_eq!(
+            retry_time(now, Duration::from_secs(40), next),
+            Some(at("2026-01-01T10:00:40Z"))
+        );
+        assert_eq!(retry_time(now, Duration::from_secs(60), next), None);
+        assert_eq!(retry_time(now, Duration::from_secs(80), next), None);
+    }
+
+    #[test]
+    fn a_run_longer_than_the_interval_makes_the_next_start_when_it_ends() {
+        let every = Schedule::parse("every 1m", chrono_tz::UTC).unwrap();
+        let planned = at("2026-01-01T10:00:00Z");
+        // On time: the next minute.
+        assert_eq!(
+            following(&every, planned, at("2026-01-01T10:00:30Z")),
+            (at("2026-01-01T10:01:00Z"), false)
+        );
+        // Ran 3.5 minutes: one run at once, not three stacked ones.
+        let ended = at("2026-01-01T10:03:30Z");
+        assert_eq!(following(&every, planned, ended), (ended, true));
+        // After that late run, the schedule goes on from where the clock is.
+        assert_eq!(
+            following(&every, ended, at("2026-01-01T10:03:40Z")),
+            (at("2026-01-01T10:04:00Z"), false)
+        );
     }
 }
