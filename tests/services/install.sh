@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the test peers for GCS (fake-gcs-server) and BigQuery (local-bigquery) into
-# tests/.venv, a Python 3.13 venv, from the pins in requirements.txt. Idempotent: when the venv
-# already matches requirements.txt (a stamp file records its hash) it does nothing, silently.
+# tests/.venv, a Python 3.13 venv, from the pins in requirements.txt, and dbt into
+# tests/.venv-dbt from dbt-requirements.txt. Idempotent: when a venv already matches its
+# requirements (a stamp file records their hash) it does nothing, silently.
 #
 #   tests/services/install.sh            # install if needed
 #   tests/services/install.sh --print-gcs-binary   # install if needed, print fake-gcs-server's path
@@ -38,6 +39,19 @@ if ! { [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -x "$venv/bin/pyth
   # DuckDB cannot download extensions here: install them from the PyPI packages' files.
   "$venv/bin/python" "$here/bigquery_launcher.py" --port 0 --install-extensions
   echo "$key" >"$stamp"
+fi
+
+# dbt (for `inlet dbt-sources`' test): its own venv, with any Python 3.10 to 3.13.
+dbt_venv="$(cd "$here/.." && pwd)/.venv-dbt"
+dbt_stamp="$dbt_venv/.dbt-stamp"
+dbt_key="$(cat "$here/dbt-requirements.txt" | sha256sum | cut -d' ' -f1)"
+if ! { [ -f "$dbt_stamp" ] && [ "$(cat "$dbt_stamp")" = "$dbt_key" ] && [ -x "$dbt_venv/bin/dbt" ]; }; then
+  echo "==> test services: creating $dbt_venv (dbt-core, dbt-bigquery)" >&2
+  rm -f "$dbt_stamp"
+  python3 -m venv --clear "$dbt_venv"
+  "$dbt_venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+    -r "$here/dbt-requirements.txt"
+  echo "$dbt_key" >"$dbt_stamp"
 fi
 
 if [ "${1:-}" = "--print-gcs-binary" ]; then

@@ -17,6 +17,7 @@
 //! - `client`: the REST calls; `schema`: Arrow -> BigQuery types and table schema evolution
 
 mod client;
+pub mod dbt;
 mod execution;
 mod planning;
 mod records;

@@ -1,6 +1,7 @@
 //! The `inlet` command line: parsing (clap), dispatch, and error reporting with context.
 
 mod args;
+mod dbt;
 mod grants;
 mod print;
 pub(crate) mod report;
@@ -140,6 +141,18 @@ enum Command {
         /// `127.0.0.1:8080`.
         #[arg(long)]
         listen: Option<String>,
+    },
+    /// Write a dbt `sources.yml` describing the BigQuery tables the connections load into.
+    DbtSources {
+        /// The config file.
+        #[arg(default_value = "inlet.toml")]
+        file: PathBuf,
+        /// Only these connections (repeatable); all when absent.
+        #[arg(long = "connection")]
+        connections: Vec<String>,
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Load what the connections of an `inlet.toml` committed into BigQuery (`inlet run` does this
     /// after syncing when the file has a [bigquery] table). Resumes an interrupted load.
@@ -519,6 +532,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut google = None;
             let lake = load::open_lake(&loaded, &mut google).await?;
             crate::serve::serve(Arc::new(runtime), &loaded, lake, google, &listen).await?;
+        }
+        Command::DbtSources {
+            file,
+            connections,
+            output,
+        } => {
+            let loaded = load_config(&file).await?;
+            let names = chosen_connections(&loaded, &connections)?;
+            let lake = load::open_lake(&loaded, &mut None).await?;
+            let yaml = dbt::sources(&loaded, &lake, &names).await?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, yaml)
+                        .with_context(|| format!("writing `{}`", path.display()))?;
+                    say(Severity::Info, &format!("wrote {}", path.display()), &[]);
+                }
+                None => print!("{yaml}"),
+            }
         }
         Command::Load { file, connections } => {
             let loaded = load_config(&file).await?;

@@ -290,3 +290,123 @@ fn a_missing_bucket_and_a_conflicting_table_are_named() {
     // The sync itself was committed; only the load is missing, and a later load can finish it.
     assert_eq!(lake_rows(&bucket, "patients").len(), 300);
 }
+
+/// `inlet dbt-sources` after a run: dbt's own parser (dbt-core with dbt-bigquery, installed by
+/// `tests/services/install.sh`) reads the file, a model selects from a source, and the sources
+/// name the loaded tables with the lake's columns, the cursor as `loaded_at_field`, freshness
+/// from the schedule and key tests.
+#[test]
+fn dbt_sources_describe_the_loaded_tables_and_dbt_parses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = GcpServices::get().bucket("dbt-lake");
+    config(dir.path(), &bucket, "dbt", "schedule = \"every 15m\"");
+    let run = inlet(dir.path(), &["run", "inlet.toml"]);
+    assert!(run.status.success(), "{}", text(&run));
+
+    let project = dir.path().join("warehouse");
+    std::fs::create_dir_all(project.join("models")).unwrap();
+    std::fs::write(
+        project.join("dbt_project.yml"),
+        "name: \"warehouse\"\nversion: \"1.0.0\"\nconfig-version: 2\nprofile: \"inlet_test\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("profiles.yml"),
+        format!(
+            "inlet_test:\n  target: test\n  outputs:\n    test:\n      type: bigquery\n      method: oauth\n      project: {PROJECT}\n      dataset: warehouse\n      threads: 1\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("models/stg_orders.sql"),
+        "select id, updated_at from {{ source('pharmacy', 'orders') }}\n",
+    )
+    .unwrap();
+    let written = inlet(
+        dir.path(),
+        &[
+            "dbt-sources",
+            "inlet.toml",
+            "--output",
+            "warehouse/models/sources.yml",
+        ],
+    );
+    assert!(written.status.success(), "{}", text(&written));
+
+    let dbt = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/.venv-dbt/bin/dbt");
+    assert!(
+        dbt.exists(),
+        "{} is missing: run tests/services/install.sh",
+        dbt.display()
+    );
+    let parsed = std::process::Command::new(&dbt)
+        .args([
+            "parse",
+            "--no-send-anonymous-usage-stats",
+            "--profiles-dir",
+            ".",
+        ])
+        .current_dir(&project)
+        .env("DBT_LOG_PATH", dir.path().join("dbt-logs"))
+        .output()
+        .unwrap();
+    assert!(parsed.status.success(), "{}", text(&parsed));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(project.join("target/manifest.json")).unwrap())
+            .unwrap();
+    let source = &manifest["sources"]["source.warehouse.pharmacy.orders"];
+    assert_eq!(
+        source["relation_name"],
+        format!("`{PROJECT}`.`dbt_pharmacy`.`orders`"),
+        "{source}"
+    );
+    let tip = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(inlet_host::lake::Tip::open(&lake(&bucket), "pharmacy"))
+        .unwrap()
+        .unwrap();
+    let lake_columns: Vec<String> = tip.commit.streams["orders"]
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut dbt_columns: Vec<String> = source["columns"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let mut expected = lake_columns.clone();
+    dbt_columns.sort();
+    expected.sort();
+    assert_eq!(dbt_columns, expected);
+    assert!(
+        source["loaded_at_field"]
+            .as_str()
+            .unwrap()
+            .contains("updated_at"),
+        "{source}"
+    );
+    assert_eq!(
+        source["freshness"]["warn_after"],
+        serde_json::json!({"count": 30, "period": "minute"})
+    );
+    let model = &manifest["nodes"]["model.warehouse.stg_orders"];
+    assert_eq!(
+        model["depends_on"]["nodes"],
+        serde_json::json!(["source.warehouse.pharmacy.orders"])
+    );
+    let tests: Vec<&String> = manifest["nodes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("test.warehouse.source_"))
+        .collect();
+    assert!(
+        tests
+            .iter()
+            .any(|t| t.contains("unique_pharmacy_orders_id")),
+        "{tests:?}"
+    );
+}
