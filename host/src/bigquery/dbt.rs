@@ -152,9 +152,9 @@ fn loaded_at_field(table: &SourceTable, fields: &[TableField]) -> Option<String>
 /// `{count: N, period: minute|hour|day}`, rounded up.
 fn period(duration: Duration) -> String {
     let minutes = duration.as_secs().div_ceil(60).max(1);
-    let (count, unit) = if minutes % (24 * 60) == 0 {
+    let (count, unit) = if minutes.is_multiple_of(24 * 60) {
         (minutes / (24 * 60), "day")
-    } else if minutes % 60 == 0 {
+    } else if minutes.is_multiple_of(60) {
         (minutes / 60, "hour")
     } else {
         (minutes, "minute")
