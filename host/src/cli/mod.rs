@@ -4,11 +4,11 @@ mod args;
 mod grants;
 mod load;
 mod print;
-mod report;
+pub(crate) mod report;
 
 use crate::config::{LoadedConfig, SandboxConfig};
 use crate::connectors::{ConnectorRef, builtin_names};
-use crate::lake::{Lake, Tip, reset_state};
+use crate::lake::{Lake, Tip, Trigger, record_run, reset_state};
 use crate::progress::{Reporter, summary};
 use crate::runtime::{
     CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, decode_schema, describe,
@@ -462,7 +462,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             plan.default_parallel = parallel;
             plan.same_source_only = !named;
             let reporter = Arc::new(Reporter::new());
-            let report = sync::sync(&runtime, &lake, &plan, reporter).await?;
+            let started_at = chrono::Utc::now();
+            let outcome = sync::sync(&runtime, &lake, &plan, reporter)
+                .await
+                .map_err(anyhow::Error::new);
+            keep_run_record(&lake, &connection, Trigger::Sync, started_at, &outcome).await;
+            let report = outcome?;
             eprint!("{}", summary(std::slice::from_ref(&report)));
         }
         Command::Run { file, connections } => {
@@ -616,9 +621,11 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
             let lake = lake.clone();
             let reporter = reporter.clone();
             async move {
+                let started_at = chrono::Utc::now();
                 let result = sync::sync(runtime, &lake, &plan, reporter)
                     .await
                     .map_err(anyhow::Error::new);
+                keep_run_record(&lake, &plan.connection, Trigger::Run, started_at, &result).await;
                 (plan.connection, result)
             }
         })
@@ -675,4 +682,18 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records how a sync ended in the lake (`_runs/`); failing to record only warns, as the sync's
+/// own outcome is what the command reports.
+async fn keep_run_record(
+    lake: &Lake,
+    connection: &str,
+    trigger: Trigger,
+    started_at: chrono::DateTime<chrono::Utc>,
+    outcome: &anyhow::Result<SyncReport>,
+) {
+    if let Err(error) = record_run(lake, connection, trigger, started_at, outcome).await {
+        tracing::warn!(connection, "the run record was not written: {error}");
+    }
 }
