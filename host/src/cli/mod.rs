@@ -2,9 +2,11 @@
 
 mod args;
 mod grants;
+mod history;
 mod load;
 mod print;
 pub(crate) mod report;
+pub mod status;
 
 use crate::config::{LoadedConfig, SandboxConfig};
 use crate::connectors::{ConnectorRef, builtin_names};
@@ -130,6 +132,24 @@ enum Command {
         /// Only these connections (repeatable); all when absent.
         #[arg(long = "connection")]
         connections: Vec<String>,
+    },
+    /// Show each connection of an `inlet.toml`: last commit, rows, cursors, last load into
+    /// BigQuery, last run. Exits with 2 when a connection's last run failed.
+    Status {
+        /// The config file.
+        #[arg(default_value = "inlet.toml")]
+        file: PathBuf,
+        /// Print one JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List how the schemas of a connection's streams changed, with the commit of each change.
+    History {
+        #[command(flatten)]
+        target: StateTarget,
+        /// Print one JSON document instead of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Show or reset the saved state of a connection.
     State {
@@ -488,22 +508,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Status { file, json } => {
+            let loaded = LoadedConfig::load(&file)?;
+            let lake = load::open_lake(&loaded, &mut None).await?;
+            return status::status(&loaded, &lake, json).await;
+        }
+        Command::History { target, json } => {
+            let lake = target.lake(&cwd).await?;
+            if !history::print_history(&lake, &target.connection, json).await? {
+                return Err(no_commits(&lake, &target.connection).await);
+            }
+        }
         Command::State { command } => match command {
             StateCommand::Show(target) => {
                 let lake = target.lake(&cwd).await?;
                 let tip = Tip::open(&lake, &target.connection).await?;
                 let Some(latest) = tip.as_ref().map(|t| &t.commit) else {
-                    let known = lake.connections().await.unwrap_or_default();
-                    bail!(
-                        "connection `{}` has no commits in `{}` (connections there: {})",
-                        target.connection,
-                        lake.url(),
-                        if known.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            known.join(", ")
-                        }
-                    );
+                    return Err(no_commits(&lake, &target.connection).await);
                 };
                 let streams: serde_json::Map<String, serde_json::Value> = latest
                     .streams
@@ -532,6 +553,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         },
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The error of a command that needs commits of a connection that has none.
+async fn no_commits(lake: &Lake, connection: &str) -> anyhow::Error {
+    let known = lake.connections().await.unwrap_or_default();
+    anyhow::anyhow!(
+        "connection `{connection}` has no commits in `{}` (connections there: {})",
+        lake.url(),
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
+    )
 }
 
 impl StateTarget {

@@ -36,6 +36,17 @@ pub enum Trigger {
     Schedule,
 }
 
+impl Trigger {
+    /// The name records use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Run => "run",
+            Self::Sync => "sync",
+            Self::Schedule => "schedule",
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -418,6 +429,16 @@ mod tests {
         let recent = recent_runs(&lake, "c", 5).await.unwrap();
         assert_eq!(recent.len(), 1);
         assert_eq!(recent[0].run_id, "good");
+    }
+
+    #[test]
+    fn the_sweep_leaves_run_records_alone() {
+        assert!(commit::is_metadata_path(&Path::from(
+            "c/_runs/20260102T030405.678Z-r.json"
+        )));
+        assert!(!commit::is_metadata_path(&Path::from(
+            "c/orders/r-0.parquet"
+        )));
     }
 
     #[test]

@@ -1,0 +1,442 @@
+//! `inlet status`: per connection and stream, the last commit, the cursor, the last BigQuery load
+//! and the last run, read from the tip and the newest records so it stays fast on long histories.
+
+use crate::bigquery::{LastLoad, last_load};
+use crate::config::LoadedConfig;
+use crate::lake::recent::{self, Addition};
+use crate::lake::runs::{Outcome, Trigger};
+use crate::lake::{Lake, RunRecord, Tip, recent_runs};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The format of the `--json` document.
+const STATUS_FORMAT: u32 = 1;
+/// Exit code when a connection's last run failed or it is overdue.
+pub const EXIT_UNHEALTHY: u8 = 2;
+/// Run records read per connection to find the last success.
+const RUNS_READ: usize = 10;
+
+/// The `--json` document.
+#[derive(Debug, Serialize)]
+struct StatusDocument {
+    format: u32,
+    generated_at: String,
+    lake: String,
+    /// Whether every connection is healthy (the exit code is 0).
+    healthy: bool,
+    connections: Vec<ConnectionStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct ConnectionStatus {
+    connection: String,
+    connector: String,
+    /// `ok`, `failed` (the last run failed), `overdue`, or `never_run`.
+    health: Health,
+    last_commit: Option<CommitRef>,
+    last_run: Option<RunRecord>,
+    /// When the last run that succeeded started (or, for lakes without run records, the last
+    /// commit's time).
+    last_success: Option<String>,
+    overdue: bool,
+    last_load: Option<LastLoad>,
+    streams: BTreeMap<String, StreamStatus>,
+    /// Connector state entries no stream claims (`generation`, ...).
+    other_state: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Health {
+    Ok,
+    Failed,
+    Overdue,
+    NeverRun,
+}
+
+#[derive(Debug, Serialize)]
+struct CommitRef {
+    sequence: u64,
+    committed_at: String,
+    run_id: String,
+}
+
+#[derive(Debug, Serialize)]
+struct StreamStatus {
+    /// The connection's newest commit, with the rows it added to this stream.
+    last_commit: Option<RowsAt>,
+    /// The newest commit that added rows to this stream (`null` when none of the newest
+    /// `recent::LOOK_BACK` commits did).
+    last_rows: Option<RowsAt>,
+    cursor_field: Option<String>,
+    /// The connector state entries of this stream (key `<stream>` or `<stream>.*`).
+    cursor: serde_json::Map<String, serde_json::Value>,
+    /// Rows in the source not read yet: connectors cannot tell (the WIT contract has no such
+    /// call), so always `null`.
+    rows_behind: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct RowsAt {
+    sequence: u64,
+    committed_at: String,
+    rows: u64,
+}
+
+impl From<&Addition> for RowsAt {
+    fn from(a: &Addition) -> Self {
+        Self {
+            sequence: a.sequence,
+            committed_at: a.committed_at.clone(),
+            rows: a.rows,
+        }
+    }
+}
+
+/// Whether a connection expected to run every `expected_interval` is overdue at `now`: its last
+/// success is older than twice the interval. Without an interval (no schedule) or a success
+/// (never run) it is not.
+pub fn overdue(
+    last_success: Option<DateTime<Utc>>,
+    expected_interval: Option<Duration>,
+    now: DateTime<Utc>,
+) -> bool {
+    let (Some(last), Some(interval)) = (last_success, expected_interval) else {
+        return false;
+    };
+    let Ok(allowed) = chrono::Duration::from_std(interval.saturating_mul(2)) else {
+        return false;
+    };
+    now.signed_duration_since(last) > allowed
+}
+
+/// The stream a connector state key belongs to: by convention a stream's state is under the key
+/// `<stream>` or keys starting with `<stream>.`; when several stream names match, the longest.
+pub fn stream_of_key<'a>(key: &str, streams: &[&'a str]) -> Option<&'a str> {
+    streams
+        .iter()
+        .copied()
+        .filter(|stream| {
+            key.strip_prefix(stream)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        })
+        .max_by_key(|stream| stream.len())
+}
+
+/// Runs `inlet status`: prints the status of each connection of `loaded` and answers 0 when all
+/// are healthy, [`EXIT_UNHEALTHY`] otherwise.
+pub async fn status(loaded: &LoadedConfig, lake: &Lake, json: bool) -> anyhow::Result<ExitCode> {
+    let now = Utc::now();
+    let mut connections = Vec::new();
+    for (name, config) in &loaded.config.connections {
+        let status = connection_status(lake, name, &config.connector, now)
+            .await
+            .with_context(|| format!("reading the status of connection `{name}`"))?;
+        connections.push(status);
+    }
+    let healthy = connections
+        .iter()
+        .all(|c| !matches!(c.health, Health::Failed | Health::Overdue));
+    let document = StatusDocument {
+        format: STATUS_FORMAT,
+        generated_at: now.to_rfc3339(),
+        lake: lake.url().to_owned(),
+        healthy,
+        connections,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    } else {
+        print!("{}", render_text(&document));
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_UNHEALTHY)
+    })
+}
+
+async fn connection_status(
+    lake: &Lake,
+    connection: &str,
+    connector: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ConnectionStatus> {
+    // The tip is the newest snapshot plus the commits after it: a few reads, not the history.
+    let tip = Tip::open(lake, connection).await?.map(|t| t.commit);
+    let runs = recent_runs(lake, connection, RUNS_READ).await?;
+    let last_load = last_load(lake, connection).await?;
+    // The tip has no files; rows need the manifests, read newest first only as far as needed.
+    let recent = match &tip {
+        Some(tip) => recent::recent_rows(lake, connection, tip.sequence).await?,
+        None => Default::default(),
+    };
+    let last_run = runs.first().cloned();
+    let last_success = runs
+        .iter()
+        .find(|r| r.outcome == Outcome::Succeeded)
+        .map(|r| r.started_at.clone())
+        .or_else(|| {
+            let tip = tip.as_ref().filter(|_| runs.is_empty())?;
+            Some(tip.committed_at.clone())
+        });
+    let success_time = last_success
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    // The interval comes with schedules; until then nothing is overdue.
+    let is_overdue = overdue(success_time, None, now);
+    let health = match &last_run {
+        Some(run) if run.outcome == Outcome::Failed => Health::Failed,
+        _ if is_overdue => Health::Overdue,
+        None if tip.is_none() => Health::NeverRun,
+        _ => Health::Ok,
+    };
+    let mut streams = BTreeMap::new();
+    let mut other_state = serde_json::Map::new();
+    if let Some(tip) = &tip {
+        let names: Vec<&str> = tip.streams.keys().map(String::as_str).collect();
+        let mut cursors: BTreeMap<&str, serde_json::Map<String, serde_json::Value>> =
+            BTreeMap::new();
+        if let Some(serde_json::Value::Object(state)) = &tip.state {
+            for (key, value) in state {
+                match stream_of_key(key, &names) {
+                    Some(stream) => {
+                        cursors
+                            .entry(stream)
+                            .or_default()
+                            .insert(key.clone(), value.clone());
+                    }
+                    None => {
+                        other_state.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        for (name, stream) in &tip.streams {
+            let last_commit = RowsAt {
+                sequence: tip.sequence,
+                committed_at: tip.committed_at.clone(),
+                rows: recent.newest.get(name).copied().unwrap_or(0),
+            };
+            streams.insert(
+                name.clone(),
+                StreamStatus {
+                    last_commit: Some(last_commit),
+                    last_rows: recent.last_added.get(name).map(RowsAt::from),
+                    cursor_field: stream.cursor_field.clone(),
+                    cursor: cursors.remove(name.as_str()).unwrap_or_default(),
+                    rows_behind: None,
+                },
+            );
+        }
+    }
+    Ok(ConnectionStatus {
+        connection: connection.to_owned(),
+        connector: connector.to_owned(),
+        health,
+        last_commit: tip.as_ref().map(|t| CommitRef {
+            sequence: t.sequence,
+            committed_at: t.committed_at.clone(),
+            run_id: t.run_id.clone(),
+        }),
+        last_run,
+        last_success,
+        overdue: is_overdue,
+        last_load,
+        streams,
+        other_state,
+    })
+}
+
+/// An RFC 3339 time as `YYYY-MM-DD HH:MM:SS` UTC (as given when it does not parse).
+fn short_time(time: &str) -> String {
+    DateTime::parse_from_rfc3339(time)
+        .map(|t| {
+            t.with_timezone(&Utc)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|_| time.to_owned())
+}
+
+/// Cursor entries as `key=value`, shortened for a terminal.
+fn cursor_text(field: Option<&str>, cursor: &serde_json::Map<String, serde_json::Value>) -> String {
+    let entries: Vec<String> = cursor.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut text = match (field, entries.is_empty()) {
+        (Some(field), true) => format!("{field}: -"),
+        (Some(field), false) => format!("{field}: {}", entries.join(", ")),
+        (None, true) => "-".to_owned(),
+        (None, false) => entries.join(", "),
+    };
+    if text.chars().count() > 60 {
+        text = text.chars().take(59).collect::<String>() + "…";
+    }
+    text
+}
+
+fn render_text(document: &StatusDocument) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for c in &document.connections {
+        let health = match c.health {
+            Health::Ok => "ok",
+            Health::Failed => "FAILED",
+            Health::Overdue => "OVERDUE",
+            Health::NeverRun => "never run",
+        };
+        let _ = writeln!(out, "{} ({}): {health}", c.connection, c.connector);
+        if let Some(run) = &c.last_run {
+            let outcome = match run.outcome {
+                Outcome::Succeeded => "succeeded",
+                Outcome::Failed => "failed",
+            };
+            let _ = writeln!(
+                out,
+                "  last run:    {outcome} at {} ({:.1}s, by `inlet {}`)",
+                short_time(&run.started_at),
+                run.duration_ms as f64 / 1000.0,
+                match run.trigger {
+                    Trigger::Schedule => "serve",
+                    trigger => trigger.as_str(),
+                }
+            );
+            if let Some(error) = &run.error {
+                let _ = writeln!(out, "  error:       {error}");
+            }
+        }
+        if let Some(commit) = &c.last_commit {
+            let _ = writeln!(
+                out,
+                "  last commit: #{} at {}",
+                commit.sequence,
+                short_time(&commit.committed_at)
+            );
+        }
+        match &c.last_load {
+            Some(load) => {
+                let jobs: usize = load.jobs.values().map(Vec::len).sum();
+                let _ = writeln!(
+                    out,
+                    "  last load:   through #{} into {} at {} ({jobs} jobs)",
+                    load.last_sequence,
+                    load.destination,
+                    short_time(&load.finished_at)
+                );
+            }
+            None if c.last_commit.is_some() => {
+                let _ = writeln!(out, "  last load:   none");
+            }
+            None => {}
+        }
+        if c.streams.is_empty() {
+            continue;
+        }
+        let mut rows = vec![[
+            "stream".to_owned(),
+            "last commit".to_owned(),
+            "rows".to_owned(),
+            "last rows".to_owned(),
+            "behind".to_owned(),
+            "cursor".to_owned(),
+        ]];
+        for (name, s) in &c.streams {
+            rows.push([
+                name.clone(),
+                s.last_commit
+                    .as_ref()
+                    .map_or("-".into(), |a| format!("#{}", a.sequence)),
+                s.last_commit
+                    .as_ref()
+                    .map_or("-".into(), |a| a.rows.to_string()),
+                s.last_rows.as_ref().map_or("-".into(), |a| {
+                    format!(
+                        "#{} {} ({})",
+                        a.sequence,
+                        short_time(&a.committed_at),
+                        a.rows
+                    )
+                }),
+                "unknown".to_owned(),
+                cursor_text(s.cursor_field.as_deref(), &s.cursor),
+            ]);
+        }
+        let widths: Vec<usize> = (0..6)
+            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+            .collect();
+        for row in rows {
+            let mut line = String::from("  ");
+            for (i, cell) in row.iter().enumerate() {
+                let pad = widths[i] - cell.chars().count();
+                if i == 2 {
+                    line += &" ".repeat(pad);
+                    line += cell;
+                } else {
+                    line += cell;
+                    if i < 5 {
+                        line += &" ".repeat(pad);
+                    }
+                }
+                if i < 5 {
+                    line += "  ";
+                }
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+    if document.connections.is_empty() {
+        out.push_str("no connections\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_key_belongs_to_the_longest_matching_stream() {
+        let streams = ["orders", "orders.items", "order", "patients"];
+        assert_eq!(stream_of_key("orders", &streams), Some("orders"));
+        assert_eq!(stream_of_key("orders.updated_at", &streams), Some("orders"));
+        assert_eq!(
+            stream_of_key("orders.items.updated_at", &streams),
+            Some("orders.items")
+        );
+        assert_eq!(stream_of_key("order.cursor", &streams), Some("order"));
+        assert_eq!(stream_of_key("ordersx", &streams), None);
+        assert_eq!(stream_of_key("generation", &streams), None);
+        assert_eq!(stream_of_key("patients.", &streams), Some("patients"));
+    }
+
+    #[test]
+    fn overdue_after_twice_the_interval() {
+        let now = Utc::now();
+        let hour = Duration::from_secs(3600);
+        let ago = |minutes| Some(now - chrono::Duration::minutes(minutes));
+        assert!(!overdue(ago(119), Some(hour), now));
+        assert!(overdue(ago(121), Some(hour), now));
+        assert!(
+            !overdue(ago(10_000), None, now),
+            "no schedule, never overdue"
+        );
+        assert!(!overdue(None, Some(hour), now), "never run is not overdue");
+    }
+
+    #[test]
+    fn long_cursors_are_shortened() {
+        let mut cursor = serde_json::Map::new();
+        cursor.insert("orders.updated_at".into(), serde_json::json!(1_700_000_000));
+        assert_eq!(
+            cursor_text(Some("updated_at"), &cursor),
+            "updated_at: orders.updated_at=1700000000"
+        );
+        cursor.insert("orders.z".into(), serde_json::json!("x".repeat(100)));
+        assert_eq!(cursor_text(None, &cursor).chars().count(), 60);
+        assert_eq!(cursor_text(None, &serde_json::Map::new()), "-");
+    }
+}
