@@ -282,7 +282,7 @@ pub async fn run_commits(
     let opened = run_id
         .get(..NAME_TIME_LEN)
         .and_then(|t| NaiveDateTime::parse_from_str(t, NAME_TIME).ok());
-    if !opened.is_some_and(|t| t.and_utc() >= started_at.trunc_subsecs(3)) {
+    if opened.is_none_or(|t| t.and_utc() < started_at.trunc_subsecs(3)) {
         return Ok(None);
     }
     // Invariant: commit `hi` is the run's; commits below `lo` are not.

@@ -7,6 +7,7 @@ mod credentials;
 mod faults;
 mod messages;
 mod serve;
+mod status;
 mod ui;
 
 #[path = "../../../tests/src/gcp.rs"]
