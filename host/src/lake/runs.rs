@@ -123,6 +123,12 @@ impl ErrorText for anyhow::Error {
     }
 }
 
+impl ErrorText for crate::sync::SyncError {
+    fn error_text(&self) -> String {
+        crate::cli::report::render_error(self)
+    }
+}
+
 impl ErrorText for String {
     fn error_text(&self) -> String {
         self.clone()
@@ -376,79 +382,5 @@ fn runs_dir(lake: &Lake, connection: &str) -> Path {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(run_id: &str, started_at: DateTime<Utc>, outcome: Outcome) -> RunRecord {
-        RunRecord {
-            format: RUN_FORMAT,
-            run_id: run_id.into(),
-            connection: "c".into(),
-            trigger: Trigger::Run,
-            started_at: started_at.to_rfc3339(),
-            finished_at: started_at.to_rfc3339(),
-            duration_ms: 0,
-            outcome,
-            error: None,
-            first_sequence: None,
-            last_sequence: None,
-            streams: BTreeMap::new(),
-        }
-    }
-
-    #[tokio::test]
-    async fn the_newest_records_are_kept_and_read_newest_first() {
-        let lake = Lake::in_memory();
-        let start = Utc::now();
-        for i in 0..(KEEP_RUNS as i64 + 5) {
-            let at = start + chrono::Duration::seconds(i);
-            let outcome = if i % 2 == 0 {
-                Outcome::Succeeded
-            } else {
-                Outcome::Failed
-            };
-            write_record(&lake, "c", at, &record(&format!("r{i}"), at, outcome))
-                .await
-                .unwrap();
-        }
-        assert_eq!(record_names(&lake, "c").await.unwrap().len(), KEEP_RUNS);
-        let recent = recent_runs(&lake, "c", 3).await.unwrap();
-        let ids: Vec<_> = recent.iter().map(|r| r.run_id.as_str()).collect();
-        assert_eq!(ids, ["r204", "r203", "r202"]);
-    }
-
-    #[tokio::test]
-    async fn a_corrupt_record_is_skipped() {
-        let lake = Lake::in_memory();
-        let at = Utc::now();
-        write_record(&lake, "c", at, &record("good", at, Outcome::Failed))
-            .await
-            .unwrap();
-        let bad = runs_dir(&lake, "c").join("99990101T000000.000Z-bad.json");
-        lake.store().put(&bad, "{not json".into()).await.unwrap();
-        let recent = recent_runs(&lake, "c", 5).await.unwrap();
-        assert_eq!(recent.len(), 1);
-        assert_eq!(recent[0].run_id, "good");
-    }
-
-    #[test]
-    fn the_sweep_leaves_run_records_alone() {
-        assert!(commit::is_metadata_path(&Path::from(
-            "c/_runs/20260102T030405.678Z-r.json"
-        )));
-        assert!(!commit::is_metadata_path(&Path::from(
-            "c/orders/r-0.parquet"
-        )));
-    }
-
-    #[test]
-    fn record_names_sort_by_start_time() {
-        let early = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.678Z").unwrap();
-        let late = DateTime::parse_from_rfc3339("2026-11-02T03:04:05Z").unwrap();
-        let a = early.format(NAME_TIME).to_string();
-        let b = late.format(NAME_TIME).to_string();
-        assert_eq!(a, "20260102T030405.678Z");
-        assert_eq!(a.len(), NAME_TIME_LEN);
-        assert!(a < b);
-    }
-}
+#[path = "runs_tests.rs"]
+mod tests;

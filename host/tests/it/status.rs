@@ -317,3 +317,40 @@ fn history_lists_schema_changes_with_their_commits() {
         "{lines}"
     );
 }
+
+#[test]
+fn inlet_sync_leaves_a_record_of_each_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = inlet(
+        dir.path(),
+        &["sync", "sample", "--to", "lake", "--set", "patients=3"],
+    );
+    assert!(ok.status.success(), "{}", text(&ok));
+    let failed = inlet(
+        dir.path(),
+        &["sync", "sample", "--to", "lake", "--set", "patients=many"],
+    );
+    assert!(!failed.status.success(), "{}", text(&failed));
+    let mut records: Vec<_> = std::fs::read_dir(dir.path().join("lake/sample/_runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    records.sort();
+    let records: Vec<Value> = records
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["trigger"], "sync");
+    assert_eq!(records[0]["outcome"], "succeeded");
+    assert_eq!(records[0]["first_sequence"], 1);
+    assert_eq!(records[0]["streams"]["patients"]["rows"], 3);
+    assert_eq!(records[1]["outcome"], "failed");
+    assert_eq!(records[1]["first_sequence"], Value::Null);
+    let error = records[1]["error"].as_str().unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.lines().any(|l| l == format!("error: {error}")),
+        "the record says what the command printed: {error}\n{stderr}"
+    );
+}
