@@ -273,18 +273,18 @@ pub struct RunCommits {
 /// newest commit is the run's when its run id (which starts with the time the run opened the lake)
 /// is not older than `started_at`. A run's commits are consecutive (each takes the next sequence,
 /// and losing one to another runner ends the run), so its first commit is found by bisection:
-/// a few manifests read however long the history.
+/// a few manifests read however long the history. (Two runners of one connection at once are
+/// not told apart: a run that failed may be credited with the other's commits.)
 pub async fn run_commits(
     lake: &Lake,
     connection: &str,
     started_at: DateTime<Utc>,
 ) -> Result<Option<RunCommits>, RunRecordError> {
-    let Some(last) = newest_sequence(lake, connection).await? else {
+    // The tip (newest snapshot + the commits after it) rather than a listing of every commit.
+    let Some(tip) = super::Tip::open(lake, connection).await? else {
         return Ok(None);
     };
-    let Some(run_id) = commit_run_id(lake, connection, last).await? else {
-        return Ok(None);
-    };
+    let (last, run_id) = (tip.commit.sequence, tip.commit.run_id);
     let opened = run_id
         .get(..NAME_TIME_LEN)
         .and_then(|t| NaiveDateTime::parse_from_str(t, NAME_TIME).ok());
@@ -345,16 +345,6 @@ async fn commit_run_id(
         }) => Ok(None),
         Err(error) => Err(error.into()),
     }
-}
-
-/// The newest commit's sequence, from a listing of the commits folder.
-async fn newest_sequence(lake: &Lake, connection: &str) -> Result<Option<u64>, RunRecordError> {
-    let dir = commit::commits_dir(lake, connection);
-    let names = list_names(lake, &dir).await?;
-    Ok(names
-        .iter()
-        .filter_map(|n| n.strip_suffix(".json")?.parse::<u64>().ok())
-        .max())
 }
 
 /// The names of the run records of `connection`, oldest first.

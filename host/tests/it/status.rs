@@ -116,6 +116,23 @@ fn status_after_the_quickstart_matches_the_lake() {
             .any(|l| l.trim_start().starts_with("patients")),
         "{table}"
     );
+
+    // A corrupt run record is skipped with a warning; a corrupt commit makes the connection
+    // unreadable (exit 1) without hiding the rest of the document.
+    let lake = dir.path().join("lake/pharmacy");
+    std::fs::write(lake.join("_runs/99990101T000000.000Z-x.json"), "{not json").unwrap();
+    let skipped = inlet(dir.path(), &["status", QUICKSTART, "--json"]);
+    assert_eq!(skipped.status.code(), Some(0), "{}", text(&skipped));
+    assert_eq!(json(&skipped)["connections"][0]["last_run"], *run);
+    assert!(String::from_utf8_lossy(&skipped.stderr).contains("unreadable run record"));
+    let newest = format!("_commits/{:020}.json", state["sequence"].as_u64().unwrap());
+    std::fs::write(lake.join(newest), "{not json").unwrap();
+    let broken = inlet(dir.path(), &["status", QUICKSTART, "--json"]);
+    assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
+    let broken = json(&broken);
+    assert_eq!(broken["connections"][0]["health"], "unreadable");
+    let error = broken["connections"][0]["error"].as_str().unwrap();
+    assert!(error.contains("not a valid manifest"), "{error}");
 }
 
 #[test]

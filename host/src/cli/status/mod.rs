@@ -37,8 +37,10 @@ struct StatusDocument {
 struct ConnectionStatus {
     connection: String,
     connector: String,
-    /// `ok`, `failed` (the last run failed), `overdue`, or `never_run`.
+    /// `ok`, `failed` (the last run failed), `overdue`, `never_run`, or `unreadable`.
     health: Health,
+    /// Why the status could not be read (`unreadable`), else `null`.
+    error: Option<String>,
     last_commit: Option<CommitRef>,
     last_run: Option<RunRecord>,
     /// When the last run that succeeded started (or, for lakes without run records, the last
@@ -58,6 +60,26 @@ enum Health {
     Failed,
     Overdue,
     NeverRun,
+    /// Its commits or records could not be read (`error` says why).
+    Unreadable,
+}
+
+impl ConnectionStatus {
+    fn unreadable(connection: &str, connector: &str, error: &anyhow::Error) -> Self {
+        Self {
+            connection: connection.to_owned(),
+            connector: connector.to_owned(),
+            health: Health::Unreadable,
+            error: Some(crate::cli::report::render(error)),
+            last_commit: None,
+            last_run: None,
+            last_success: None,
+            overdue: false,
+            last_load: None,
+            streams: BTreeMap::new(),
+            other_state: serde_json::Map::new(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -135,14 +157,17 @@ pub async fn status(loaded: &LoadedConfig, lake: &Lake, json: bool) -> anyhow::R
     let now = Utc::now();
     let mut connections = Vec::new();
     for (name, config) in &loaded.config.connections {
+        // One unreadable connection (a corrupt commit...) does not hide the others.
         let status = connection_status(lake, name, &config.connector, now)
             .await
-            .with_context(|| format!("reading the status of connection `{name}`"))?;
+            .with_context(|| format!("reading the status of connection `{name}`"))
+            .unwrap_or_else(|error| ConnectionStatus::unreadable(name, &config.connector, &error));
         connections.push(status);
     }
+    let unreadable = connections.iter().any(|c| c.health == Health::Unreadable);
     let healthy = connections
         .iter()
-        .all(|c| !matches!(c.health, Health::Failed | Health::Overdue));
+        .all(|c| matches!(c.health, Health::Ok | Health::NeverRun));
     let document = StatusDocument {
         format: STATUS_FORMAT,
         generated_at: now.to_rfc3339(),
@@ -155,7 +180,9 @@ pub async fn status(loaded: &LoadedConfig, lake: &Lake, json: bool) -> anyhow::R
     } else {
         print!("{}", text::render_text(&document));
     }
-    Ok(if healthy {
+    Ok(if unreadable {
+        ExitCode::FAILURE
+    } else if healthy {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_UNHEALTHY)
@@ -241,6 +268,7 @@ async fn connection_status(
         connection: connection.to_owned(),
         connector: connector.to_owned(),
         health,
+        error: None,
         last_commit: tip.as_ref().map(|t| CommitRef {
             sequence: t.sequence,
             committed_at: t.committed_at.clone(),

@@ -39,8 +39,12 @@ pub(super) fn render_text(document: &StatusDocument) -> String {
             Health::Failed => "FAILED",
             Health::Overdue => "OVERDUE",
             Health::NeverRun => "never run",
+            Health::Unreadable => "UNREADABLE",
         };
         let _ = writeln!(out, "{} ({}): {health}", c.connection, c.connector);
+        if let Some(error) = &c.error {
+            let _ = writeln!(out, "  error:       {error}");
+        }
         if let Some(run) = &c.last_run {
             let outcome = match run.outcome {
                 Outcome::Succeeded => "succeeded",
