@@ -7,9 +7,9 @@ use futures::{StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Commits read at most, newest first, looking for a stream's last rows.
-pub const LOOK_BACK: u64 = 1000;
+pub const LOOK_BACK: u64 = 200;
 /// Manifests read at once.
-const READ_AHEAD: usize = 16;
+const READ_AHEAD: usize = 32;
 
 /// Rows one commit added to one stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
