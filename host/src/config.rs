@@ -62,10 +62,12 @@ use crate::credentials::{
 };
 use crate::lake::IncompatiblePolicy;
 use crate::runtime::{SandboxPolicy, SyncMode};
+use crate::secrets::{ConfigString, SECRET_MANAGER, SecretManager, SecretReader, SecretSource};
 use crate::sync::SyncPlan;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The whole file.
@@ -105,9 +107,17 @@ pub struct LakeConfig {
 #[serde(deny_unknown_fields)]
 pub struct GoogleConfig {
     /// A service-account key or authorized-user file (relative to this file), or `"none"` for
-    /// emulators. Default: application default credentials (`GOOGLE_APPLICATION_CREDENTIALS`,
+    /// emulators; or the key itself from a secret reference (`{ env = "GOOGLE_KEY_JSON" }`,
+    /// `{ secret = "projects/p/secrets/inlet-key/versions/1" }`, read with application default
+    /// credentials). Default: application default credentials (`GOOGLE_APPLICATION_CREDENTIALS`,
     /// gcloud's login, the metadata server).
-    pub credentials: Option<String>,
+    pub credentials: Option<ConfigString>,
+    /// A Secret Manager endpoint instead of Google's (a test server). Example:
+    /// `"http://127.0.0.1:9090"`.
+    pub secret_manager_endpoint: Option<String>,
+    /// The key read from a secret reference in `credentials`, once resolved.
+    #[serde(skip)]
+    resolved_key: Option<SecretValue>,
 }
 
 /// `[bigquery]`
@@ -164,9 +174,14 @@ pub struct RuntimeConfig {
 pub struct ConnectionConfig {
     /// A built-in connector name or a path to a `.wasm` component. Example: `"sample"`.
     pub connector: String,
-    /// The connector's settings, as described by `inlet spec <connector>`.
+    /// The connector's settings, as described by `inlet spec <connector>`. Any string may be a
+    /// secret reference: `password = { env = "PGPASSWORD" }`.
     #[serde(default)]
     pub config: toml::Table,
+    /// `config` as written (references, not values) once the references are resolved: what
+    /// tells one source from another without hashing a secret.
+    #[serde(skip)]
+    written_config: Option<toml::Table>,
     /// Only these streams; all when absent. Example: `["patients"]`.
     pub select: Option<Vec<String>>,
     /// Per-stream options.
@@ -182,6 +197,13 @@ pub struct ConnectionConfig {
     pub grants: BTreeMap<String, GrantConfig>,
 }
 
+impl ConnectionConfig {
+    /// The connector settings as written in the file: secret references, not their values.
+    pub fn written_config(&self) -> &toml::Table {
+        self.written_config.as_ref().unwrap_or(&self.config)
+    }
+}
+
 /// `[connections.<name>.grants.<credential>]`: one credential the operator grants a connection.
 /// Either a Google identity (`identity` and/or `impersonate`, with `scopes`) or a `secret`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -193,7 +215,8 @@ pub struct GrantConfig {
     /// A service account whose tokens `identity` (default `"operator"`) mints through the IAM
     /// Credentials API. Example: `"sheets-reader@my-project.iam.gserviceaccount.com"`.
     pub impersonate: Option<String>,
-    /// A secret value (an API token): `{ env = "NAME" }` or `{ file = "path" }`.
+    /// A secret value (an API token): `{ env = "NAME" }`, `{ file = "path" }` or
+    /// `{ secret = "projects/P/secrets/S/versions/V" }`.
     pub secret: Option<SecretSource>,
     /// OAuth scopes the identity's tokens may carry; required for identities.
     #[serde(default)]
@@ -201,16 +224,9 @@ pub struct GrantConfig {
     /// Hosts it may be sent to (`api.example.com`, `host:port`, `*.example.com`); required for
     /// secrets, `*.googleapis.com` for identities when absent.
     pub hosts: Option<Vec<String>>,
-}
-
-/// Where a secret value comes from; exactly one field.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecretSource {
-    /// An environment variable of the `inlet` process.
-    pub env: Option<String>,
-    /// A file (relative to `inlet.toml`); one trailing newline is dropped.
-    pub file: Option<PathBuf>,
+    /// `secret`'s value, once resolved.
+    #[serde(skip)]
+    resolved_secret: Option<SecretValue>,
 }
 
 /// `[connections.<name>.drain]`: an HTTP endpoint of `inlet serve`.
@@ -220,10 +236,11 @@ pub struct DrainConfig {
     /// The path senders POST to. Default: `/drains/<connection>`.
     pub path: Option<String>,
     /// `user:password` the sender must present with HTTP basic auth (the drain URL
-    /// `https://user:password@host/drains/x`).
-    pub basic_auth: Option<String>,
-    /// The `Logplex-Drain-Token` header value Heroku sends for this drain (`d.<uuid>`).
-    pub drain_token: Option<String>,
+    /// `https://user:password@host/drains/x`); or a secret reference (`{ env = "DRAIN_AUTH" }`).
+    pub basic_auth: Option<ConfigString>,
+    /// The `Logplex-Drain-Token` header value Heroku sends for this drain (`d.<uuid>`), or a
+    /// secret reference.
+    pub drain_token: Option<ConfigString>,
     /// Commit at least this often while requests wait (ms). Example: `1000`.
     pub commit_interval_ms: Option<u64>,
     /// Commit as soon as this many request bytes wait. Example: `8388608`.
@@ -432,6 +449,11 @@ impl LoadedConfig {
                 }
             }
         }
+        if let Some(ConfigString::Reference(source)) = &config.google.credentials {
+            source
+                .check()
+                .map_err(|m| value_error("google.credentials".into(), m))?;
+        }
         if config.runtime.sandbox.credential_hosts.is_some() {
             return Err(value_error(
                 "runtime.sandbox.credential_hosts".into(),
@@ -467,7 +489,7 @@ impl LoadedConfig {
                         "set `basic_auth = \"user:password\"` and/or `drain_token`: a drain takes no anonymous requests".into(),
                     ));
                 }
-                if let Some(auth) = &drain.basic_auth
+                if let Some(ConfigString::Text(auth)) = &drain.basic_auth
                     && !auth.contains(':')
                 {
                     return Err(value_error(
@@ -491,6 +513,26 @@ impl LoadedConfig {
                         "credentials are granted per connection now: write [connections.{name}.grants.<credential>] with `hosts = [...]` (`inlet spec` shows what the connector asks for)"
                     ),
                 ));
+            }
+            let mut references = Vec::new();
+            collect_references(
+                &connection.config,
+                &format!("connections.{name}.config"),
+                &mut references,
+            );
+            if let Some(drain) = &connection.drain {
+                for (field, value) in [
+                    ("basic_auth", &drain.basic_auth),
+                    ("drain_token", &drain.drain_token),
+                ] {
+                    if let Some(ConfigString::Reference(source)) = value {
+                        references
+                            .push((format!("connections.{name}.drain.{field}"), source.clone()));
+                    }
+                }
+            }
+            for (key, source) in references {
+                source.check().map_err(|m| value_error(key, m))?;
             }
             for (credential, grant) in &connection.grants {
                 check_grant(grant).map_err(|m| {
@@ -535,12 +577,23 @@ impl LoadedConfig {
 impl LoadedConfig {
     /// The Google credentials `[google] credentials` names (relative paths from this file).
     pub fn google_auth(&self) -> Result<GoogleAuth, CredentialsError> {
-        match self.config.google.credentials.as_deref() {
-            Some("none") => Ok(GoogleAuth::anonymous()),
-            Some(path) => {
-                let base = self.file.parent().unwrap_or(Path::new(""));
+        let base = self.file.parent().unwrap_or(Path::new(""));
+        match &self.config.google.credentials {
+            Some(ConfigString::Text(none)) if none == "none" => Ok(GoogleAuth::anonymous()),
+            Some(ConfigString::Text(path)) => {
                 let origin = format!("`google.credentials` in {}", self.file.display());
                 GoogleAuth::from_file(&base.join(path), &origin)
+            }
+            Some(ConfigString::Reference(source)) => {
+                let from = PathBuf::from(source.describe(base));
+                match &self.config.google.resolved_key {
+                    Some(key) => GoogleAuth::from_key(key.expose(), &from),
+                    None => Err(CredentialsError::File {
+                        path: from,
+                        origin: "`google.credentials`".into(),
+                        reason: "the reference was not read before use (a bug in inlet)".into(),
+                    }),
+                }
             }
             None => GoogleAuth::discover(),
         }
@@ -548,11 +601,134 @@ impl LoadedConfig {
 
     /// Who `[google] credentials` names, for messages.
     fn operator_identity(&self) -> String {
-        match self.config.google.credentials.as_deref() {
-            Some("none") => "no credentials ([google] credentials = \"none\")".to_owned(),
-            Some(path) => format!("the operator's key file `{path}`"),
+        let base = self.file.parent().unwrap_or(Path::new(""));
+        match &self.config.google.credentials {
+            Some(ConfigString::Text(none)) if none == "none" => {
+                "no credentials ([google] credentials = \"none\")".to_owned()
+            }
+            Some(ConfigString::Text(path)) => format!("the operator's key file `{path}`"),
+            Some(ConfigString::Reference(source)) => {
+                format!("the operator's key from {}", source.describe(base))
+            }
             None => "the operator's application default credentials".to_owned(),
         }
+    }
+
+    /// Reads every secret reference of the file: in connections' `config`, `[connections.x.drain]`,
+    /// grants and `[google] credentials`. Values replace the references in `config` tables and
+    /// are remembered for redaction; a reference that cannot be read is an error naming its key
+    /// and source. `[google] credentials` is read first (a Secret Manager reference there is
+    /// read with application default credentials), then the others with the operator's identity.
+    pub async fn resolve_secrets(&mut self) -> Result<(), ConfigError> {
+        let file = self.file.display().to_string();
+        let base = self.file.parent().unwrap_or(Path::new("")).to_path_buf();
+        let error = |key: String, message: String| ConfigError::Value {
+            file: file.clone(),
+            key,
+            message,
+        };
+        let endpoint = self
+            .config
+            .google
+            .secret_manager_endpoint
+            .clone()
+            .unwrap_or_else(|| SECRET_MANAGER.to_owned());
+        let mut references = Vec::new();
+        for (name, connection) in &self.config.connections {
+            collect_references(
+                &connection.config,
+                &format!("connections.{name}.config"),
+                &mut references,
+            );
+            if let Some(drain) = &connection.drain {
+                for (field, value) in [
+                    ("basic_auth", &drain.basic_auth),
+                    ("drain_token", &drain.drain_token),
+                ] {
+                    if let Some(ConfigString::Reference(source)) = value {
+                        references
+                            .push((format!("connections.{name}.drain.{field}"), source.clone()));
+                    }
+                }
+            }
+            for (grant, config) in &connection.grants {
+                if let Some(source) = &config.secret {
+                    references.push((
+                        format!("connections.{name}.grants.{grant}.secret"),
+                        source.clone(),
+                    ));
+                }
+            }
+        }
+        let google_key = match &self.config.google.credentials {
+            Some(ConfigString::Reference(source)) => Some(source.clone()),
+            _ => None,
+        };
+        let uses_secret_manager = |source: &SecretSource| source.secret.is_some();
+        if let Some(source) = &google_key {
+            let manager = uses_secret_manager(source)
+                .then(|| {
+                    GoogleAuth::discover()
+                        .map(|auth| Arc::new(SecretManager::new(&endpoint, Arc::new(auth))))
+                })
+                .transpose()
+                .map_err(|e| error("google.credentials".into(), e.to_string()))?;
+            let key = SecretReader::new(&base, manager)
+                .read(source)
+                .await
+                .map_err(|m| error("google.credentials".into(), m))?;
+            self.config.google.resolved_key = Some(SecretValue::new(key));
+        }
+        if references.is_empty() {
+            return Ok(());
+        }
+        let manager = if references.iter().any(|(_, s)| uses_secret_manager(s)) {
+            let auth = self
+                .google_auth()
+                .map_err(|e| error("google.credentials".into(), e.to_string()))?;
+            Some(Arc::new(SecretManager::new(&endpoint, Arc::new(auth))))
+        } else {
+            None
+        };
+        let reader = SecretReader::new(&base, manager);
+        let mut values = BTreeMap::new();
+        for (key, source) in references {
+            let value = reader
+                .read(&source)
+                .await
+                .map_err(|m| error(key.clone(), m))?;
+            values.insert(key, value);
+        }
+        for (name, connection) in &mut self.config.connections {
+            let prefix = format!("connections.{name}");
+            let written = connection.config.clone();
+            replace_references(&mut connection.config, &format!("{prefix}.config"), &values);
+            connection.written_config = Some(written);
+            if let Some(drain) = &mut connection.drain {
+                for (field, value) in [
+                    ("basic_auth", &mut drain.basic_auth),
+                    ("drain_token", &mut drain.drain_token),
+                ] {
+                    if let Some(text) = values.get(&format!("{prefix}.drain.{field}")) {
+                        *value = Some(ConfigString::Text(text.clone()));
+                    }
+                }
+                if let Some(ConfigString::Text(auth)) = &drain.basic_auth
+                    && !auth.contains(':')
+                {
+                    return Err(error(
+                        format!("{prefix}.drain.basic_auth"),
+                        "the secret must be `user:password`".into(),
+                    ));
+                }
+            }
+            for (grant, config) in &mut connection.grants {
+                if let Some(text) = values.get(&format!("{prefix}.grants.{grant}.secret")) {
+                    config.resolved_secret = Some(SecretValue::new(text.clone()));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The credentials granted to `connection`, their secrets read and key files checked now,
@@ -572,11 +748,19 @@ impl LoadedConfig {
             };
             let source = match &grant.secret {
                 Some(secret) => {
-                    let (value, origin) = read_secret(secret, &base).map_err(error)?;
-                    GrantSource::Secret {
-                        value: SecretValue::new(value),
-                        origin,
+                    let origin = secret.describe(&base);
+                    let value = match &grant.resolved_secret {
+                        Some(value) => value.clone(),
+                        None => SecretValue::new(
+                            crate::secrets::read_local(secret, &base).map_err(error)?,
+                        ),
+                    };
+                    if value.expose().contains(['\r', '\n']) {
+                        return Err(error(format!(
+                            "the secret from {origin} holds a line break; it goes into an HTTP header"
+                        )));
                     }
+                    GrantSource::Secret { value, origin }
                 }
                 None => self
                     .identity_source(grant, &base)
@@ -655,6 +839,7 @@ impl LoadedConfig {
             toml_to_json(&config.config),
         );
         plan.select = config.select.clone();
+        plan.written_config = Some(toml_to_json(config.written_config()));
         plan.sandbox = config
             .sandbox
             .policy(&self.config.runtime.sandbox)
@@ -736,9 +921,7 @@ fn check_grant(grant: &GrantConfig) -> Result<(), String> {
             );
         }
         (Some(secret), false) => {
-            if secret.env.is_some() == secret.file.is_some() {
-                return Err("`secret` takes exactly one of `env` or `file`".into());
-            }
+            secret.check()?;
             if !grant.scopes.is_empty() {
                 return Err("a secret has no OAuth `scopes`; remove them".into());
             }
@@ -768,37 +951,49 @@ fn check_grant(grant: &GrantConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads a secret; the error names the variable or file, never a value.
-fn read_secret(secret: &SecretSource, base: &Path) -> Result<(String, String), String> {
-    let (value, origin) = match (&secret.env, &secret.file) {
-        (Some(name), _) => {
-            let value = std::env::var(name)
-                .map_err(|e| format!("the environment variable `{name}` is not usable: {e}"))?;
-            (value, format!("env {name}"))
-        }
-        (None, Some(file)) => {
-            let path = base.join(file);
-            let mut value = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read the secret file `{}`: {e}", path.display()))?;
-            if value.ends_with('\n') {
-                value.pop();
-                if value.ends_with('\r') {
-                    value.pop();
-                }
+/// Collects the secret references in a table of connector settings with their keys.
+fn collect_references(table: &toml::Table, key: &str, out: &mut Vec<(String, SecretSource)>) {
+    for (name, value) in table {
+        collect_value(value, &format!("{key}.{name}"), out);
+    }
+}
+
+fn collect_value(value: &toml::Value, key: &str, out: &mut Vec<(String, SecretSource)>) {
+    match value {
+        toml::Value::Table(table) => match SecretSource::from_table(table) {
+            Some(source) => out.push((key.to_owned(), source)),
+            None => collect_references(table, key, out),
+        },
+        toml::Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                collect_value(item, &format!("{key}[{index}]"), out);
             }
-            (value, format!("file {}", path.display()))
         }
-        (None, None) => return Err("`secret` takes `env` or `file`".into()),
-    };
-    if value.is_empty() {
-        return Err(format!("the secret from {origin} is empty"));
+        _ => {}
     }
-    if value.contains(['\r', '\n']) {
-        return Err(format!(
-            "the secret from {origin} holds a line break; it goes into an HTTP header"
-        ));
+}
+
+/// Replaces each reference in `table` by its value from `values` (keyed as collected).
+fn replace_references(table: &mut toml::Table, key: &str, values: &BTreeMap<String, String>) {
+    for (name, value) in table.iter_mut() {
+        replace_value(value, &format!("{key}.{name}"), values);
     }
-    Ok((value, origin))
+}
+
+fn replace_value(value: &mut toml::Value, key: &str, values: &BTreeMap<String, String>) {
+    if let Some(text) = values.get(key) {
+        *value = toml::Value::String(text.clone());
+        return;
+    }
+    match value {
+        toml::Value::Table(table) => replace_references(table, key, values),
+        toml::Value::Array(items) => {
+            for (index, item) in items.iter_mut().enumerate() {
+                replace_value(item, &format!("{key}[{index}]"), values);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Converts a TOML table of connector settings to the JSON object connectors receive.

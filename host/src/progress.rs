@@ -2,6 +2,7 @@
 //! otherwise, and a summary table at the end.
 
 use crate::lake::SessionEvent;
+use crate::logging::{self, Severity};
 use crate::runtime::{LogLevel, RunEvent};
 use crate::sync::{SyncObserver, SyncReport};
 use std::collections::BTreeMap;
@@ -34,13 +35,27 @@ impl Reporter {
         }
     }
 
-    fn line(&self, inner: &mut Inner, text: &str) {
-        let mut err = std::io::stderr().lock();
+    /// A line about `connection` (and `stream`): `[connection] text` on a terminal, a record
+    /// labelled with both in JSON.
+    fn line(
+        &self,
+        inner: &mut Inner,
+        severity: Severity,
+        connection: &str,
+        stream: Option<&str>,
+        text: &str,
+    ) {
         if self.tty && inner.drawn {
-            let _ = write!(err, "\r\x1b[2K");
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
             inner.drawn = false;
         }
-        let _ = writeln!(err, "{text}");
+        let mut labels = vec![("connection", connection)];
+        labels.extend(stream.map(|s| ("stream", s)));
+        if logging::is_json() {
+            logging::say(severity, text, &labels);
+        } else {
+            logging::say(severity, &format!("[{connection}] {text}"), &labels);
+        }
     }
 
     fn draw(&self, inner: &mut Inner) {
@@ -82,13 +97,18 @@ impl SyncObserver for Reporter {
         let mut inner = self.inner.lock().expect("reporter lock");
         match event {
             RunEvent::Log { level, message } => {
-                let level = match level {
+                let (severity, level) = match level {
                     LogLevel::Debug => return,
-                    LogLevel::Info => "info",
-                    LogLevel::Warn => "warn",
-                    LogLevel::Error => "error",
+                    LogLevel::Info => (Severity::Info, "info"),
+                    LogLevel::Warn => (Severity::Warning, "warn"),
+                    LogLevel::Error => (Severity::Error, "error"),
                 };
-                self.line(&mut inner, &format!("[{connection}] {level}: {message}"));
+                let text = if logging::is_json() {
+                    message
+                } else {
+                    format!("{level}: {message}")
+                };
+                self.line(&mut inner, severity, connection, None, &text);
             }
             RunEvent::Progress {
                 stream,
@@ -105,25 +125,27 @@ impl SyncObserver for Reporter {
 
     fn session_event(&self, connection: &str, event: SessionEvent) {
         let mut inner = self.inner.lock().expect("reporter lock");
-        let text = match event {
+        match event {
             SessionEvent::SchemaChanged { stream, change } => {
-                format!("[{connection}] {stream}: schema change: {change}")
+                let text = format!("{stream}: schema change: {change}");
+                self.line(&mut inner, Severity::Info, connection, Some(&stream), &text);
             }
             SessionEvent::Committed {
                 sequence,
                 rows,
                 files,
             } => {
-                format!(
-                    "[{connection}] commit #{sequence}: {} rows in {files} files",
+                let text = format!(
+                    "commit #{sequence}: {} rows in {files} files",
                     thousands(rows)
-                )
+                );
+                self.line(&mut inner, Severity::Info, connection, None, &text);
             }
             SessionEvent::Swept { files } => {
-                format!("[{connection}] removed {files} leftover files of failed runs")
+                let text = format!("removed {files} leftover files of failed runs");
+                self.line(&mut inner, Severity::Info, connection, None, &text);
             }
-        };
-        self.line(&mut inner, &text);
+        }
     }
 }
 

@@ -44,6 +44,9 @@ pub struct SyncPlan {
     /// settings: set when the connection name was not chosen by the user (`inlet sync` without
     /// `--connection`), so two sources cannot share a cursor by accident.
     pub same_source_only: bool,
+    /// The settings as written, secret references unread (`inlet.toml`): what the commit's
+    /// settings digest is taken of, so a secret's value is never hashed into a manifest.
+    pub written_config: Option<serde_json::Value>,
 }
 
 impl SyncPlan {
@@ -62,6 +65,7 @@ impl SyncPlan {
             sandbox: SandboxPolicy::default(),
             writer: WriterOptions::default(),
             same_source_only: false,
+            written_config: None,
         }
     }
 }
@@ -225,6 +229,8 @@ impl Prepared {
                     .and_then(|v| v.as_str())
                     .map(str::to_owned)
             })
+            // Values read from secret references, wherever they sit in the settings.
+            .chain(crate::secrets::known())
             .collect();
         let grant = NetworkGrant::resolve(&spec.destinations, config, policy)
             .await
@@ -346,7 +352,9 @@ pub async fn sync(
         name: prepared.spec.name.clone(),
         version: prepared.spec.version.clone(),
         digest: prepared.connector.digest().to_owned(),
-        settings: Some(prepared.settings_digest(&plan.config)),
+        settings: Some(
+            prepared.settings_digest(plan.written_config.as_ref().unwrap_or(&plan.config)),
+        ),
     };
     let (info_name, info_settings) = (info.name.clone(), info.settings.clone().unwrap_or_default());
     let options = SessionOptions {

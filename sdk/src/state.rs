@@ -6,9 +6,12 @@ use serde_json::{Map, Value};
 
 /// Cursor state carried from one run to the next.
 ///
-/// A JSON object with one entry per key; by convention a key per stream holding that stream's cursor,
-/// plus whatever global values the connector needs. The host stores it with each durable checkpoint
-/// and hands the newest back to the next `read`.
+/// A JSON object with one entry per key: a stream's cursor under the stream's name or under keys
+/// that start with `<stream>.` (`orders.updated_at`), plus whatever global values the connector
+/// needs under other names. The host stores it with each durable checkpoint and hands the newest
+/// back to the next `read`. Keep to the naming: `inlet state reset <connection> --stream orders`
+/// removes exactly the keys named after `orders`, and the next read of `orders` must then start
+/// from the beginning.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct State {
     values: Map<String, Value>,

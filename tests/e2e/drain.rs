@@ -16,6 +16,7 @@ fn spec(connection: &str, max_pending_bytes: u64) -> DrainSpec {
         connection: connection.into(),
         reference: ConnectorRef::resolve(MISBEHAVE, std::path::Path::new("/")).unwrap(),
         config: serde_json::json!({"mode": "push"}),
+        written_config: serde_json::json!({"mode": "push"}),
         policy: SandboxPolicy {
             memory_bytes: 256 << 20,
             wall_time: Duration::from_secs(30),

@@ -32,7 +32,21 @@ pub(super) fn make_plan<'h>(
         let read_in_full = new
             .iter()
             .any(|c| c.streams.get(name).is_some_and(|s| s.full_copy.is_some()));
-        let mode = options.write_mode.unwrap_or(if read_in_full {
+        // A stream reset asked for the table to be rebuilt from the re-read: replace it, whatever
+        // the write mode (a merge would keep rows deleted at the source); until the copy is
+        // complete, replacing leaves the table as it is.
+        let reset = new.iter().any(|c| {
+            c.streams
+                .get(name)
+                .and_then(|s| s.full_copy.as_ref())
+                .is_some_and(|f| f.reset)
+        });
+        let mode = if reset {
+            Some(WriteMode::Replace)
+        } else {
+            options.write_mode
+        };
+        let mode = mode.unwrap_or(if read_in_full {
             WriteMode::Replace
         } else if !newest.primary_key.is_empty() {
             WriteMode::Merge

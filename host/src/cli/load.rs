@@ -5,6 +5,7 @@ use crate::bigquery::{self, Client, DEFAULT_ENDPOINT, LoadReport};
 use crate::config::LoadedConfig;
 use crate::credentials::GoogleAuth;
 use crate::lake::{CloudAccess, Lake};
+use crate::logging::{Severity, say};
 use anyhow::Context;
 use std::sync::Arc;
 
@@ -76,16 +77,28 @@ pub async fn load_connections(
         loop {
             match bigquery::load_connection(lake, connection, &client, &destination).await {
                 Ok(Some(report)) => {
-                    eprint!("{}", describe(&report));
+                    say(
+                        Severity::Info,
+                        &describe(&report),
+                        &[("connection", connection)],
+                    );
                     if report.resumed {
                         continue;
                     }
                 }
-                Ok(None) => eprintln!("`{connection}`: BigQuery is up to date"),
+                Ok(None) => say(
+                    Severity::Info,
+                    &format!("`{connection}`: BigQuery is up to date"),
+                    &[("connection", connection)],
+                ),
                 Err(error) => {
                     failures += 1;
-                    eprintln!(
-                        "error: loading connection `{connection}` into BigQuery failed: {error}"
+                    say(
+                        Severity::Error,
+                        &format!(
+                            "error: loading connection `{connection}` into BigQuery failed: {error}"
+                        ),
+                        &[("connection", connection)],
                     );
                 }
             }

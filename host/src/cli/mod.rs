@@ -10,7 +10,8 @@ pub mod status;
 
 use crate::config::{LoadedConfig, SandboxConfig};
 use crate::connectors::{ConnectorRef, builtin_names};
-use crate::lake::{Lake, Tip, Trigger, record_run, reset_state};
+use crate::lake::{Lake, Tip, Trigger, record_run, reset_state, reset_streams};
+use crate::logging::{LogFormat, Severity, say};
 use crate::progress::{Reporter, summary};
 use crate::runtime::{
     CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, decode_schema, describe,
@@ -30,6 +31,16 @@ struct Cli {
     /// More detail in logs (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Log lines as JSON for Cloud Logging, or as text; `auto`: JSON on Cloud Run or when stderr
+    /// is not a terminal.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "INLET_LOG_FORMAT",
+        default_value = "auto"
+    )]
+    log_format: LogFormat,
     /// Where compiled connectors are cached (default: ~/.cache/inlet, or $INLET_CACHE_DIR).
     #[arg(long, global = true, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -112,6 +123,12 @@ enum Command {
         /// Only these connections (repeatable); all when absent.
         #[arg(long = "connection")]
         connections: Vec<String>,
+        /// Only these streams (repeatable), of the one connection run.
+        #[arg(long = "stream")]
+        streams: Vec<String>,
+        /// Read every stream in full, ignoring saved cursors.
+        #[arg(long)]
+        full_refresh: bool,
     },
     /// Receive pushes (log drains) for the connections of an `inlet.toml` that have a
     /// [connections.<name>.drain] table; answers each request once its rows are durable.
@@ -162,8 +179,16 @@ enum Command {
 enum StateCommand {
     /// Print the newest commit's state and stream schemas.
     Show(StateTarget),
-    /// Write a commit with an empty state: the next sync starts from scratch.
-    Reset(StateTarget),
+    /// Write a commit with an empty state: the next sync starts from scratch. With `--stream`,
+    /// only those streams start over: the next run reads them in full and BigQuery replaces
+    /// their tables; the other streams go on from their cursors.
+    Reset {
+        #[command(flatten)]
+        target: StateTarget,
+        /// Reset only this stream (repeatable).
+        #[arg(long = "stream")]
+        streams: Vec<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -217,14 +242,18 @@ impl SandboxArgs {
 /// Runs the command line; the exit code is 1 on any error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say(
+                Severity::Error,
+                &format!("error: cannot start the async runtime: {e}"),
+                &[],
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -249,35 +278,38 @@ pub fn main() -> ExitCode {
         Some(Ok(code)) => code,
         Some(Err(error)) => {
             let message = report::render(&error);
-            eprintln!("error: {message}");
+            say(Severity::Error, &format!("error: {message}"), &[]);
             if let Some(connector) = ad_hoc_connector {
+                let hint = |text: String| say(Severity::Info, &format!("hint: {text}"), &[]);
                 if message.contains("`allow_private_network = true`") {
-                    eprintln!("hint: on the command line, `--allow-private-network` allows it");
+                    hint("on the command line, `--allow-private-network` allows it".into());
                 }
                 if let Some(credential) = report::ungranted_credential(&error) {
-                    eprintln!(
-                        "hint: on the command line, `--grant {credential}` grants it (`inlet spec {connector}` shows what it asks for)"
-                    );
+                    hint(format!(
+                        "on the command line, `--grant {credential}` grants it (`inlet spec {connector}` shows what it asks for)"
+                    ));
                 }
                 if report::is_settings_error(&error) {
-                    eprintln!(
-                        "hint: the settings came from --set and --config; `inlet spec {connector}` lists them"
-                    );
+                    hint(format!(
+                        "the settings came from --set and --config; `inlet spec {connector}` lists them"
+                    ));
                 }
             }
             ExitCode::FAILURE
         }
         None => {
-            eprintln!(
+            say(
+                Severity::Warning,
                 "interrupted: every commit written before now is kept (`inlet state show` says which); \
-                 rows read since the last commit are not, and the next run reads them again"
+                 rows read since the last commit are not, and the next run reads them again",
+                &[],
             );
             ExitCode::from(130)
         }
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn,connector=info",
         1 => "info",
@@ -285,12 +317,7 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("INLET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    crate::logging::init(filter, format);
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -488,18 +515,32 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(anyhow::Error::new);
             keep_run_record(&lake, &connection, Trigger::Sync, started_at, &outcome).await;
             let report = outcome?;
-            eprint!("{}", summary(std::slice::from_ref(&report)));
+            say(
+                Severity::Info,
+                &summary(std::slice::from_ref(&report)),
+                &[("connection", &report.connection)],
+            );
         }
-        Command::Run { file, connections } => {
-            return run_config(&runtime, &file, &connections).await;
+        Command::Run {
+            file,
+            connections,
+            streams,
+            full_refresh,
+        } => {
+            let only = RunOnly {
+                connections,
+                streams,
+                full_refresh,
+            };
+            return run_config(&runtime, &file, &only).await;
         }
         Command::Serve { file, listen } => {
-            let loaded = LoadedConfig::load(&file)?;
+            let loaded = load_config(&file).await?;
             let lake = load::open_lake(&loaded, &mut None).await?;
             crate::serve::serve(Arc::new(runtime), &loaded, lake, &listen).await?;
         }
         Command::Load { file, connections } => {
-            let loaded = LoadedConfig::load(&file)?;
+            let loaded = load_config(&file).await?;
             let names = chosen_connections(&loaded, &connections)?;
             let mut google = None;
             let lake = load::open_lake(&loaded, &mut google).await?;
@@ -537,7 +578,35 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);
             }
-            StateCommand::Reset(target) => {
+            StateCommand::Reset { target, streams } if !streams.is_empty() => {
+                let lake = target.lake(&cwd).await?;
+                let reset = reset_streams(&lake, &target.connection, &streams).await?;
+                let names = streams
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                println!(
+                    "{names} of `{}` reset by commit #{}: the next run reads {} in full and BigQuery replaces {}; the other streams go on from their cursors",
+                    target.connection,
+                    reset.sequence,
+                    if streams.len() == 1 { "it" } else { "them" },
+                    if streams.len() == 1 {
+                        "its table"
+                    } else {
+                        "their tables"
+                    },
+                );
+                if reset.removed_keys.is_empty() {
+                    println!(
+                        "no saved state belonged to {names} (a connector keeps a stream's cursor under `<stream>` or `<stream>.*`); if this connector keeps it elsewhere, `inlet state reset {}` starts the whole connection over",
+                        target.connection
+                    );
+                } else {
+                    println!("removed state: {}", reset.removed_keys.join(", "));
+                }
+            }
+            StateCommand::Reset { target, .. } => {
                 let lake = target.lake(&cwd).await?;
                 match reset_state(&lake, &target.connection).await? {
                     Some(sequence) => println!(
@@ -586,7 +655,7 @@ impl StateTarget {
                 Lake::open(url).with_context(|| format!("opening the lake `{url}`"))
             }
             None => {
-                let loaded = LoadedConfig::load(&cwd.join(&self.file))?;
+                let loaded = load_config(&cwd.join(&self.file)).await?;
                 load::open_lake(&loaded, &mut None).await
             }
         }
@@ -610,6 +679,13 @@ async fn prepare(
     let observer = Arc::new(crate::runtime::log_run_event);
     let prepared = Prepared::new(loaded, &name, &config, &policy, observer).await?;
     Ok((prepared, config, policy))
+}
+
+/// Reads and checks `file`, then reads its secret references (env, files, Secret Manager).
+async fn load_config(file: &Path) -> anyhow::Result<LoadedConfig> {
+    let mut loaded = LoadedConfig::load(file)?;
+    loaded.resolve_secrets().await?;
+    Ok(loaded)
 }
 
 /// The connections a command names (all when none), each checked to exist in the file.
@@ -637,9 +713,16 @@ fn chosen_connections(loaded: &LoadedConfig, only: &[String]) -> anyhow::Result<
     })
 }
 
-async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
-    let loaded = LoadedConfig::load(file)?;
-    let names = chosen_connections(&loaded, only)?;
+/// What `inlet run` was asked to limit itself to.
+struct RunOnly {
+    connections: Vec<String>,
+    streams: Vec<String>,
+    full_refresh: bool,
+}
+
+async fn run_config(runtime: &Runtime, file: &Path, only: &RunOnly) -> anyhow::Result<ExitCode> {
+    let loaded = load_config(file).await?;
+    let names = chosen_connections(&loaded, &only.connections)?;
     let mut google = None;
     let lake = load::open_lake(&loaded, &mut google).await?;
     let reporter = Arc::new(Reporter::new());
@@ -647,8 +730,26 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
         .iter()
         // Drains receive their data through `inlet serve`; `run` only loads what they committed.
         .filter(|name| loaded.config.connections[*name].drain.is_none())
-        .map(|name| loaded.plan(name))
-        .collect::<Result<_, crate::config::ConfigError>>()?;
+        .map(|name| {
+            let mut plan = loaded.plan(name)?;
+            plan.full_refresh = only.full_refresh;
+            if !only.streams.is_empty() {
+                plan.select = Some(only.streams.clone());
+            }
+            Ok(plan)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if !only.streams.is_empty() && plans.len() != 1 {
+        bail!(
+            "`--stream` picks streams of one connection, and this run has {} ({}); name it with `--connection <name>`",
+            plans.len(),
+            plans
+                .iter()
+                .map(|p| p.connection.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let parallel = loaded.config.runtime.parallel.unwrap_or(1).max(1);
     use futures::StreamExt;
     let outcomes: Vec<(String, anyhow::Result<SyncReport>)> = futures::stream::iter(plans)
@@ -675,16 +776,25 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
             Err(error) => {
                 failures += 1;
                 let message = report::render(&error);
+                let labels = [("connection", connection.as_str())];
                 if message.contains(&format!("`{connection}`")) {
-                    eprintln!("error: {message}");
+                    say(Severity::Error, &format!("error: {message}"), &labels);
                 } else {
-                    eprintln!("error: connection `{connection}`: {message}");
+                    say(
+                        Severity::Error,
+                        &format!("error: connection `{connection}`: {message}"),
+                        &labels,
+                    );
                 }
                 if report::is_settings_error(&error) {
-                    eprintln!(
-                        "hint: the settings are [connections.{connection}] config in `{}`; `inlet spec {}` lists them",
-                        file.display(),
-                        loaded.config.connections[&connection].connector
+                    say(
+                        Severity::Info,
+                        &format!(
+                            "hint: the settings are [connections.{connection}] config in `{}`; `inlet spec {}` lists them",
+                            file.display(),
+                            loaded.config.connections[&connection].connector
+                        ),
+                        &labels,
                     );
                 }
             }
@@ -692,7 +802,7 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
     }
     reports.sort_by(|a, b| a.connection.cmp(&b.connection));
     if !reports.is_empty() {
-        eprint!("{}", summary(&reports));
+        say(Severity::Info, &summary(&reports), &[]);
     }
     let load_failures = if loaded.config.bigquery.is_some() {
         // Failed syncs may have committed checkpoints: those are loaded too.
@@ -701,15 +811,23 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &[String]) -> anyhow::
         0
     };
     if load_failures > 0 {
-        eprintln!(
-            "{load_failures} of {} loads into BigQuery failed",
-            names.len()
+        say(
+            Severity::Error,
+            &format!(
+                "{load_failures} of {} loads into BigQuery failed",
+                names.len()
+            ),
+            &[],
         );
     }
     if failures > 0 {
-        eprintln!(
-            "{failures} of {} connections failed",
-            failures + reports.len()
+        say(
+            Severity::Error,
+            &format!(
+                "{failures} of {} connections failed",
+                failures + reports.len()
+            ),
+            &[],
         );
         return Ok(ExitCode::FAILURE);
     }

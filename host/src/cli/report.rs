@@ -22,7 +22,8 @@ pub fn render_error(error: &(dyn std::error::Error + 'static)) -> String {
         }
         text.push_str(&said);
     }
-    text
+    // A source may echo a secret back in its error (a wrong password quoted in a message).
+    crate::secrets::redact(&text)
 }
 
 /// The failure of the connector call somewhere in `error`'s chain, if any.

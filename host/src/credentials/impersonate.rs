@@ -2,7 +2,7 @@
 //! identity (`generateAccessToken`; the operator needs `roles/iam.serviceAccountTokenCreator` on
 //! it). A grant can hand a connector a narrow account without a key file.
 
-use super::{CredentialsError, GoogleAuth, RENEW_BEFORE, TokenSource};
+use super::{CredentialsError, GoogleAuth, RENEW_BEFORE, TokenSource, google_error_message};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -120,24 +120,5 @@ impl TokenSource for Impersonated {
         scopes: &'a [String],
     ) -> futures::future::BoxFuture<'a, Result<String, String>> {
         Box::pin(async move { self.mint(scopes).await.map_err(|e| e.to_string()) })
-    }
-}
-
-/// Google API errors are `{"error": {"code": 403, "message": "...", "status": "..."}}`.
-fn google_error_message(body: &str) -> String {
-    #[derive(Deserialize)]
-    struct Envelope {
-        error: Inner,
-    }
-    #[derive(Deserialize)]
-    struct Inner {
-        message: String,
-        #[serde(default)]
-        status: String,
-    }
-    match serde_json::from_str::<Envelope>(body) {
-        Ok(e) if e.error.status.is_empty() => e.error.message,
-        Ok(e) => format!("{}: {}", e.error.status, e.error.message),
-        Err(_) => body.chars().take(300).collect(),
     }
 }

@@ -176,14 +176,20 @@ impl GoogleAuth {
             origin: origin.to_owned(),
             reason: e.to_string(),
         })?;
+        Self::from_key(&text, path)
+    }
+
+    /// Credentials from the text of a key or authorized-user file; `path` names where it came
+    /// from in messages (a file, or a secret reference: the text itself is never shown).
+    pub fn from_key(text: &str, path: &Path) -> Result<Self, CredentialsError> {
         let format = |e: serde_json::Error| CredentialsError::Format {
             path: path.to_owned(),
             reason: e.to_string(),
         };
-        let kind: CredentialsFile = serde_json::from_str(&text).map_err(format)?;
+        let kind: CredentialsFile = serde_json::from_str(text).map_err(format)?;
         let source = match kind.kind.as_str() {
             "service_account" => {
-                let account: ServiceAccount = serde_json::from_str(&text).map_err(format)?;
+                let account: ServiceAccount = serde_json::from_str(text).map_err(format)?;
                 let signer = jwt::Signer::from_pem(&account.private_key).map_err(|reason| {
                     CredentialsError::Key {
                         account: account.client_email.clone(),
@@ -193,7 +199,7 @@ impl GoogleAuth {
                 Source::ServiceAccount { account, signer }
             }
             "authorized_user" => {
-                Source::AuthorizedUser(serde_json::from_str(&text).map_err(format)?)
+                Source::AuthorizedUser(serde_json::from_str(text).map_err(format)?)
             }
             other => {
                 return Err(CredentialsError::Kind {
@@ -427,5 +433,24 @@ impl TokenSource for GoogleTokens {
             };
             auth.token().await.map_err(|e| e.to_string())
         })
+    }
+}
+
+/// Google API errors are `{"error": {"code": 403, "message": "...", "status": "..."}}`.
+pub(crate) fn google_error_message(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        message: String,
+        #[serde(default)]
+        status: String,
+    }
+    match serde_json::from_str::<Envelope>(body) {
+        Ok(e) if e.error.status.is_empty() => e.error.message,
+        Ok(e) => format!("{}: {}", e.error.status, e.error.message),
+        Err(_) => body.chars().take(300).collect(),
     }
 }

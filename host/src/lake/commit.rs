@@ -48,6 +48,10 @@ pub struct StreamCommit {
     /// Set when the files are part of a full copy of the stream (a full-refresh read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_copy: Option<FullCopy>,
+    /// Set by `inlet state reset --stream`: the next run reads the stream from an empty state as
+    /// one full copy; the commit that completes the copy clears it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reread: bool,
 }
 
 /// Marks files that belong to one full copy of a stream: every commit of the run that read it in
@@ -59,6 +63,10 @@ pub struct FullCopy {
     pub run_id: String,
     /// Whether this commit ends the copy (the run finished).
     pub complete: bool,
+    /// The copy was asked for by a stream reset: a loader replaces the table with it whatever
+    /// the stream's write mode.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset: bool,
 }
 
 /// Which connector produced a commit.

@@ -22,6 +22,7 @@ mod gcs;
 mod history;
 mod reader;
 pub mod recent;
+mod reset;
 pub mod runs;
 pub mod schema_history;
 mod session;
@@ -39,10 +40,12 @@ pub use evolution::{IncompatiblePolicy, SchemaChange};
 pub use gcs::{CloudAccess, EMULATOR_ENV};
 pub use history::{History, SNAPSHOT_EVERY, Tip};
 pub use reader::{ReadError, read_committed};
+pub use reset::{
+    ResetError, StreamReset, remove_stream_keys, reset_state, reset_streams, stream_of_key,
+};
 pub use runs::{RunRecord, RunRecordError, Trigger, recent_runs, record_run};
 pub use session::{
     FAULT_ENV, LakeSession, SessionEvent, SessionOptions, SessionSummary, StreamMeta, StreamStats,
-    reset_state,
 };
 pub use state_patch::{Change, PatchError, StatePatch};
 pub use sweep::SweepError;

@@ -84,7 +84,7 @@ pub struct RunRecord {
     pub duration_ms: u64,
     /// How it ended.
     pub outcome: Outcome,
-    /// The error as the command line printed it (`None` on success). Errors never carry secrets.
+    /// The error as the command line printed it (`None` on success): secret values redacted.
     #[serde(default)]
     pub error: Option<String>,
     /// The first commit the run wrote, if any.
@@ -182,7 +182,11 @@ pub async fn record_run<E: ErrorText>(
             Ok(_) => Outcome::Succeeded,
             Err(_) => Outcome::Failed,
         },
-        error: outcome.as_ref().err().map(ErrorText::error_text),
+        // As the command line prints it: with every secret value this process read redacted.
+        error: outcome
+            .as_ref()
+            .err()
+            .map(|e| crate::secrets::redact(&e.error_text())),
         first_sequence: committed.as_ref().map(|r| r.first),
         last_sequence: committed.as_ref().map(|r| r.last),
         streams,

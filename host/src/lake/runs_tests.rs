@@ -74,6 +74,7 @@ fn commit(sequence: u64, run_id: &str, rows: u64) -> crate::lake::Commit {
                 cursor_field: None,
                 files,
                 full_copy: None,
+                reread: false,
             },
         )]),
     }

@@ -218,6 +218,7 @@ mod tests {
                             cursor_field: None,
                             files: Vec::new(),
                             full_copy: None,
+                            reread: false,
                         },
                     )
                 })

@@ -8,6 +8,7 @@
 use super::commit::{self, Commit, ConnectorInfo, FullCopy, StreamCommit};
 use super::evolution::{self, IncompatiblePolicy};
 use super::history::{self, SNAPSHOT_EVERY, Tip};
+use super::reset::remove_stream_keys;
 use super::writer::{RollingWriter, WriterOptions};
 use super::{Lake, commit::CommitError, sweep};
 use crate::runtime::{BatchSink, SinkError};
@@ -73,6 +74,8 @@ pub enum SessionEvent {
 struct Slot {
     schema: Option<SchemaRef>,
     meta: StreamMeta,
+    /// A stream reset asked for this stream to be read again in full; this run's copy answers it.
+    reread: bool,
     writer: Option<RollingWriter>,
     policy: IncompatiblePolicy,
 }
@@ -114,23 +117,39 @@ impl LakeSession {
         let latest = tip.as_ref().map(|t| &t.commit);
         let slots = streams
             .into_iter()
-            .map(|(name, meta)| {
-                let schema = latest
-                    .and_then(|c| c.streams.get(&name))
-                    .map(|s| Arc::new(s.schema.clone()));
+            .map(|(name, mut meta)| {
+                let previous = latest.and_then(|c| c.streams.get(&name));
+                let schema = previous.map(|s| Arc::new(s.schema.clone()));
+                let reread = previous.is_some_and(|s| s.reread);
+                // A reset stream's files form one full copy, whatever mode it is read in.
+                meta.full_refresh |= reread;
                 let policy = options.policies.get(&name).copied().unwrap_or_default();
                 (
                     name,
                     Slot {
                         schema,
                         meta,
+                        reread,
                         writer: None,
                         policy,
                     },
                 )
             })
             .collect();
-        let state = latest.and_then(|c| c.state.clone());
+        let mut state = latest.and_then(|c| c.state.clone());
+        // Until its copy completes, a reset stream starts from no state: a run that failed
+        // half-way may have checkpointed a cursor for it, which must not shorten the next copy.
+        if let (Some(latest), Some(state)) = (latest, state.as_mut()) {
+            let rereading: Vec<&str> = latest
+                .streams
+                .iter()
+                .filter(|(_, s)| s.reread)
+                .map(|(name, _)| name.as_str())
+                .collect();
+            if !rereading.is_empty() {
+                remove_stream_keys(state, &rereading, latest.streams.keys().map(String::as_str));
+            }
+        }
         let run_id = format!(
             "{}-{}",
             started.format("%Y%m%dT%H%M%S%.3fZ"),
@@ -294,10 +313,15 @@ impl LakeSession {
                     full_copy: slot.meta.full_refresh.then(|| FullCopy {
                         run_id: self.run_id.clone(),
                         complete: self.finishing,
+                        reset: slot.reread,
                     }),
+                    reread: slot.reread && !self.finishing,
                 },
             );
             ends_full_copy |= slot.meta.full_refresh && self.finishing;
+            if self.finishing {
+                slot.reread = false;
+            }
         }
         if new_files == 0 && self.state_committed && !ends_full_copy {
             return Ok(None);
@@ -331,7 +355,12 @@ impl LakeSession {
             .await
             .map_err(|e| SinkError::new(e.to_string()))?;
         self.first_commit.get_or_insert(path);
-        for (name, stream) in &commit.streams {
+        // Streams of this run only: the others are carried over from earlier commits.
+        let this_run = commit
+            .streams
+            .iter()
+            .filter(|(name, _)| self.slots.contains_key(*name));
+        for (name, stream) in this_run {
             let stats = self.stats.entry(name.clone()).or_default();
             for file in &stream.files {
                 stats.rows += file.rows;
@@ -425,20 +454,4 @@ fn storage_error(stream: &str, error: parquet::errors::ParquetError) -> SinkErro
     SinkError::new(format!(
         "stream `{stream}`: writing Parquet failed: {error}"
     ))
-}
-
-/// Writes a commit that clears the connector state of `connection` (schemas and files stay), so
-/// the next run starts from scratch.
-pub async fn reset_state(lake: &Lake, connection: &str) -> Result<Option<u64>, CommitError> {
-    let Some(tip) = Tip::open(lake, connection).await? else {
-        return Ok(None);
-    };
-    let mut commit = tip.commit;
-    commit.format = commit::FORMAT;
-    commit.sequence += 1;
-    commit.run_id = "state-reset".into();
-    commit.committed_at = chrono::Utc::now().to_rfc3339();
-    commit.state = None;
-    commit::write_commit(lake, connection, &commit, None).await?;
-    Ok(Some(commit.sequence))
 }

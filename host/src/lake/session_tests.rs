@@ -98,6 +98,7 @@ fn manifest(sequence: u64, run_id: &str, state: serde_json::Value) -> Commit {
                 cursor_field: None,
                 files: vec![],
                 full_copy: None,
+                reread: false,
             },
         )]),
     }

@@ -66,6 +66,8 @@ pub struct DrainSpec {
     pub connection: String,
     pub reference: ConnectorRef,
     pub config: serde_json::Value,
+    /// The settings as written (secret references unread), for the settings digest.
+    pub written_config: serde_json::Value,
     pub policy: SandboxPolicy,
     pub interval: Duration,
     pub max_bytes: u64,
@@ -86,6 +88,7 @@ impl DrainSpec {
             connection: name.to_owned(),
             reference,
             config: toml_to_json(&connection.config),
+            written_config: toml_to_json(connection.written_config()),
             policy,
             interval: Duration::from_millis(drain.commit_interval_ms.unwrap_or(1000).max(1)),
             max_bytes: drain.commit_bytes.unwrap_or(8 << 20).max(1),
@@ -285,7 +288,7 @@ impl DrainTask {
                 name: prepared.spec.name.clone(),
                 version: prepared.spec.version.clone(),
                 digest: prepared.connector.digest().to_owned(),
-                settings: Some(prepared.settings_digest(&spec.config)),
+                settings: Some(prepared.settings_digest(&spec.written_config)),
             };
             let session = LakeSession::open(
                 self.lake.clone(),

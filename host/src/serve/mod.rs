@@ -136,10 +136,17 @@ impl Router {
             return response;
         }
         let too_large = || {
-            text(
+            let mut response = text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the body is larger than {} bytes\n", route.max_body),
-            )
+            );
+            // The rest of the body is not read, so the connection cannot carry another request:
+            // say so, or a client that reuses it gets its next request cut off.
+            response.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            response
         };
         let declared = request
             .headers()
@@ -342,8 +349,8 @@ pub async fn serve(
                 .path
                 .clone()
                 .unwrap_or_else(|| format!("/drains/{name}")),
-            basic_auth: config.basic_auth.clone(),
-            drain_token: config.drain_token.clone(),
+            basic_auth: resolved(&config.basic_auth, name, "basic_auth")?,
+            drain_token: resolved(&config.drain_token, name, "drain_token")?,
             max_body: config.max_body_bytes.unwrap_or(1 << 20),
             drain,
         });
@@ -434,6 +441,23 @@ pub async fn serve(
     tokio::time::sleep(Duration::from_millis(200)).await;
     eprintln!("inlet serve: stopped");
     Ok(())
+}
+
+/// A drain credential's value; a reference left unread would let anyone in, so it stops the
+/// server instead.
+fn resolved(
+    value: &Option<crate::secrets::ConfigString>,
+    connection: &str,
+    field: &str,
+) -> anyhow::Result<Option<String>> {
+    value
+        .as_ref()
+        .map(|v| {
+            v.text().map(str::to_owned).with_context(|| {
+                format!("connections.{connection}.drain.{field}: the secret reference was not read (a bug in inlet)")
+            })
+        })
+        .transpose()
 }
 
 async fn shutdown_signal() {

@@ -264,7 +264,7 @@ fn an_unnamed_sync_of_another_source_does_not_take_the_existing_connection() {
     assert!(forced.status.success(), "{}", text(&forced));
 }
 
-fn pg() -> &'static super::postgres::PgServer {
+pub fn pg() -> &'static super::postgres::PgServer {
     static SERVER: std::sync::OnceLock<super::postgres::PgServer> = std::sync::OnceLock::new();
     SERVER.get_or_init(super::postgres::PgServer::start)
 }
@@ -428,6 +428,7 @@ fn ctrl_c_says_what_was_kept() {
             "patients=5000000",
         ])
         .env("INLET_CACHE_DIR", super::cache_dir())
+        .env("INLET_LOG_FORMAT", "text")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -449,4 +450,138 @@ fn ctrl_c_says_what_was_kept() {
         stderr.contains("interrupted: every commit written before now is kept"),
         "{stderr}"
     );
+}
+
+#[test]
+fn json_log_lines_are_cloud_logging_records_labelled_with_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_quickstart(dir.path());
+    let json = |args: &[&str], env: &[(&str, &str)]| {
+        let output = super::inlet_with_env(dir.path(), args, env);
+        let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+        let records: Vec<serde_json::Value> = stderr
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{stderr}"))
+            })
+            .collect();
+        (output, records)
+    };
+    // `auto` picks JSON on Cloud Run even though the tests' stderr is piped anyway.
+    let (output, records) = json(
+        &["-v", "run", "examples/quickstart/inlet.toml"],
+        &[("INLET_LOG_FORMAT", "auto"), ("K_SERVICE", "inlet")],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    for record in &records {
+        let severity = record["severity"].as_str().unwrap();
+        assert!(
+            ["DEBUG", "INFO", "WARNING", "ERROR"].contains(&severity),
+            "{record}"
+        );
+        assert!(record["message"].is_string(), "{record}");
+        let time = record["time"].as_str().unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(time).is_ok(),
+            "{record}"
+        );
+    }
+    let commits: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["message"].as_str().unwrap().starts_with("commit #"))
+        .collect();
+    assert!(!commits.is_empty(), "{records:?}");
+    for commit in commits {
+        assert_eq!(
+            commit["logging.googleapis.com/labels"]["connection"], "pharmacy",
+            "{commit}"
+        );
+    }
+    // A failure is an ERROR record, not a text line.
+    let (output, records) = json(
+        &[
+            "--log-format",
+            "json",
+            "run",
+            "examples/quickstart/inlet.toml",
+            "--connection",
+            "nope",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        records.iter().any(|r| r["severity"] == "ERROR"
+            && r["message"]
+                .as_str()
+                .unwrap()
+                .contains("no connection `nope`")),
+        "{records:?}"
+    );
+}
+
+/// Rows of `stream` in the summary table `inlet run` printed.
+fn summary_rows(stderr: &str, stream: &str) -> Option<u64> {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("pharmacy") && l.split_whitespace().nth(1) == Some(stream))?;
+    line.split_whitespace()
+        .nth(2)?
+        .replace(',', "")
+        .parse()
+        .ok()
+}
+
+#[test]
+fn one_stream_is_reset_and_run_takes_streams_and_full_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_quickstart(dir.path());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "examples/quickstart/inlet.toml"];
+        args.extend_from_slice(extra);
+        let output = inlet(dir.path(), &args);
+        assert!(output.status.success(), "{}", text(&output));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let first = run(&[]);
+    let all_orders = summary_rows(&first, "orders").unwrap();
+    run(&[]);
+    let reset = inlet(
+        dir.path(),
+        &[
+            "state",
+            "reset",
+            "pharmacy",
+            "--stream",
+            "orders",
+            "--file",
+            "examples/quickstart/inlet.toml",
+        ],
+    );
+    assert!(reset.status.success(), "{}", text(&reset));
+    let said = String::from_utf8_lossy(&reset.stdout);
+    assert!(said.contains("removed state: orders.updated_at"), "{said}");
+    let after_reset = state(dir.path());
+    assert!(after_reset["state"].get("orders.updated_at").is_none());
+    assert!(after_reset["state"].get("patients.updated_at").is_some());
+
+    let third = run(&[]);
+    let orders = summary_rows(&third, "orders").unwrap();
+    let patients = summary_rows(&third, "patients").unwrap();
+    assert!(orders > all_orders, "orders read in full again: {third}");
+    assert!(
+        (50..=70).contains(&patients),
+        "patients from their cursor: {third}"
+    );
+    assert!(
+        state(dir.path())["state"]
+            .get("orders.updated_at")
+            .is_some()
+    );
+
+    // `--stream` and `--full-refresh` as `inlet sync` has them.
+    let only = run(&["--stream", "patients", "--full-refresh"]);
+    assert!(summary_rows(&only, "patients").unwrap() > 1_000, "{only}");
+    assert_eq!(summary_rows(&only, "orders"), None, "{only}");
 }

@@ -6,12 +6,17 @@ mod crash;
 mod credentials;
 mod faults;
 mod messages;
+mod secrets;
 mod serve;
 mod status;
 mod ui;
 
+// Shared with the e2e tests, which use all of it.
 #[path = "../../../tests/src/gcp.rs"]
 mod gcp;
+#[allow(dead_code)]
+#[path = "../../../tests/src/http_fixture.rs"]
+mod http_fixture;
 // Shared with the e2e tests, which use all of it.
 #[allow(dead_code)]
 #[path = "../../../tests/src/postgres.rs"]
@@ -32,6 +37,8 @@ pub fn inlet_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output
         .current_dir(dir)
         .args(args)
         .env("INLET_CACHE_DIR", cache_dir())
+        // Messages are compared as text; JSON lines have their own test.
+        .env("INLET_LOG_FORMAT", "text")
         .env_remove("INLET_FAULT");
     for (key, value) in env {
         command.env(key, value);

@@ -53,6 +53,7 @@ impl Server {
             .current_dir(dir)
             .args(["serve", "inlet.toml", "--listen", "127.0.0.1:0"])
             .env("INLET_CACHE_DIR", cache_dir())
+            .env("INLET_LOG_FORMAT", "text")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

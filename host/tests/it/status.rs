@@ -242,6 +242,7 @@ fn commit(sequence: u64, streams: &[(&str, Vec<Field>)]) -> Commit {
                         bytes: 1,
                     }],
                     full_copy: None,
+                    reread: false,
                 };
                 (name.to_string(), stream)
             })

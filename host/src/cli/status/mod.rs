@@ -5,7 +5,7 @@ use crate::bigquery::{LastLoad, last_load};
 use crate::config::LoadedConfig;
 use crate::lake::recent::{self, Addition};
 use crate::lake::runs::Outcome;
-use crate::lake::{Lake, RunRecord, Tip, recent_runs};
+use crate::lake::{Lake, RunRecord, Tip, recent_runs, stream_of_key};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -138,19 +138,6 @@ pub fn overdue(
     now.signed_duration_since(last) > allowed
 }
 
-/// The stream a connector state key belongs to: by convention a stream's state is under the key
-/// `<stream>` or keys starting with `<stream>.`; when several stream names match, the longest.
-pub fn stream_of_key<'a>(key: &str, streams: &[&'a str]) -> Option<&'a str> {
-    streams
-        .iter()
-        .copied()
-        .filter(|stream| {
-            key.strip_prefix(stream)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-        })
-        .max_by_key(|stream| stream.len())
-}
-
 /// Runs `inlet status`: prints the status of each connection of `loaded` and answers 0 when all
 /// are healthy, [`EXIT_UNHEALTHY`] otherwise.
 pub async fn status(loaded: &LoadedConfig, lake: &Lake, json: bool) -> anyhow::Result<ExitCode> {
@@ -233,7 +220,8 @@ async fn connection_status(
             BTreeMap::new();
         if let Some(serde_json::Value::Object(state)) = &tip.state {
             for (key, value) in state {
-                match stream_of_key(key, &names) {
+                // The SDK's convention, shared with `inlet state reset --stream`.
+                match stream_of_key(key, names.iter().copied()) {
                     Some(stream) => {
                         cursors
                             .entry(stream)
@@ -286,21 +274,6 @@ async fn connection_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_state_key_belongs_to_the_longest_matching_stream() {
-        let streams = ["orders", "orders.items", "order", "patients"];
-        assert_eq!(stream_of_key("orders", &streams), Some("orders"));
-        assert_eq!(stream_of_key("orders.updated_at", &streams), Some("orders"));
-        assert_eq!(
-            stream_of_key("orders.items.updated_at", &streams),
-            Some("orders.items")
-        );
-        assert_eq!(stream_of_key("order.cursor", &streams), Some("order"));
-        assert_eq!(stream_of_key("ordersx", &streams), None);
-        assert_eq!(stream_of_key("generation", &streams), None);
-        assert_eq!(stream_of_key("patients.", &streams), Some("patients"));
-    }
 
     #[test]
     fn overdue_after_twice_the_interval() {
