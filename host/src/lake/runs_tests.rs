@@ -144,12 +144,18 @@ async fn a_failed_run_is_recorded_with_its_error_and_commits() {
     commit::write_commit(&lake, "c", &commit(1, &run, 4), None)
         .await
         .unwrap();
-    let failed: Result<SyncReport, String> = Err("connection `c`: it broke".into());
+    crate::secrets::remember("hunter2-secret-value");
+    let failed: Result<SyncReport, String> =
+        Err("connection `c`: it broke near hunter2-secret-value".into());
     let record = record_run(&lake, "c", Trigger::Schedule, started, &failed)
         .await
         .unwrap();
     assert_eq!(record.outcome, Outcome::Failed);
-    assert_eq!(record.error.as_deref(), Some("connection `c`: it broke"));
+    assert_eq!(
+        record.error.as_deref(),
+        Some("connection `c`: it broke near ***"),
+        "secret values are redacted as in every printed line"
+    );
     assert_eq!(
         (record.first_sequence, record.last_sequence),
         (Some(1), Some(1))
