@@ -54,7 +54,7 @@ async fn start_server(interval: u64) -> anyhow::Result<(String, tempfile::TempDi
         .port();
     let listen = format!("127.0.0.1:{port}");
     tokio::spawn(async move {
-        if let Err(error) = inlet_host::serve::serve(runtime, &loaded, lake, &listen).await {
+        if let Err(error) = inlet_host::serve::serve(runtime, &loaded, lake, None, &listen).await {
             eprintln!("serve failed: {error:#}");
             std::process::exit(1);
         }

@@ -18,6 +18,7 @@
 //! connector = "sample"                # a built-in name or a path to a .wasm (relative to this file)
 //! config = { patients = 1000 }        # the connector's settings
 //! select = ["patients", "orders"]     # optional: only these streams
+//! schedule = "*/15 * * * *"           # optional: `inlet serve` runs it (cron, or "every 30m")
 //!
 //! [connections.pharmacy.streams.orders]
 //! sync_mode = "full_refresh"          # or "incremental"
@@ -34,6 +35,9 @@
 //! basic_auth = "drain:password"       # and/or drain_token = "d.<uuid>"
 //! commit_interval_ms = 1000
 //! max_pending_bytes = 67108864        # beyond this, waiting senders get 503 + Retry-After
+//!
+//! [runtime]
+//! timezone = "Asia/Tokyo"             # the clock of cron schedules (IANA name; default UTC)
 //!
 //! [serve]                             # limits of `inlet serve`'s HTTP server
 //! max_connections = 256
@@ -62,6 +66,7 @@ use crate::credentials::{
 };
 use crate::lake::IncompatiblePolicy;
 use crate::runtime::{SandboxPolicy, SyncMode};
+use crate::schedule::Schedule;
 use crate::secrets::{ConfigString, SECRET_MANAGER, SecretManager, SecretReader, SecretSource};
 use crate::sync::SyncPlan;
 use serde::Deserialize;
@@ -166,6 +171,9 @@ pub struct RuntimeConfig {
     /// Sandbox defaults for every connection.
     #[serde(default)]
     pub sandbox: SandboxConfig,
+    /// The IANA time zone whose wall clock cron schedules follow (default `UTC`).
+    /// Example: `"Asia/Tokyo"`.
+    pub timezone: Option<String>,
 }
 
 /// `[connections.<name>]`
@@ -195,6 +203,11 @@ pub struct ConnectionConfig {
     /// Credentials this connection may use, by the name the connector asks for.
     #[serde(default)]
     pub grants: BTreeMap<String, GrantConfig>,
+    /// When `inlet serve` runs this connection: a cron pattern of five fields (minute hour
+    /// day-of-month month day-of-week, in `[runtime] timezone`) or `every <n>s|m|h`.
+    /// Not for drains, which run all the time. Example: `"*/15 * * * *"`, `"0 3 * * mon-fri"`,
+    /// `"every 30m"`.
+    pub schedule: Option<String>,
 }
 
 impl ConnectionConfig {
@@ -398,6 +411,8 @@ pub struct LoadedConfig {
     pub connectors: BTreeMap<String, ConnectorRef>,
     /// The file it came from.
     pub file: PathBuf,
+    /// The parsed `schedule` of each connection that has one.
+    pub schedules: BTreeMap<String, Schedule>,
 }
 
 impl LoadedConfig {
@@ -460,7 +475,13 @@ impl LoadedConfig {
                 "credentials are granted per connection now: write [connections.<name>.grants.<credential>] with `hosts = [...]`".into(),
             ));
         }
+        let zone = match &config.runtime.timezone {
+            Some(name) => crate::schedule::parse_timezone(name)
+                .map_err(|m| value_error("runtime.timezone".into(), m))?,
+            None => chrono_tz::UTC,
+        };
         let mut connectors = BTreeMap::new();
+        let mut schedules = BTreeMap::new();
         for (name, connection) in &config.connections {
             if name.is_empty()
                 || !name
@@ -534,6 +555,19 @@ impl LoadedConfig {
             for (key, source) in references {
                 source.check().map_err(|m| value_error(key, m))?;
             }
+            if let Some(text) = &connection.schedule {
+                let key = format!("connections.{name}.schedule");
+                if connection.drain.is_some() {
+                    return Err(value_error(
+                        key,
+                        format!(
+                            "a drain runs all the time, as requests come; remove `schedule` (or [connections.{name}.drain] to pull on a schedule instead)"
+                        ),
+                    ));
+                }
+                let schedule = Schedule::parse(text, zone).map_err(|m| value_error(key, m))?;
+                schedules.insert(name.clone(), schedule);
+            }
             for (credential, grant) in &connection.grants {
                 check_grant(grant).map_err(|m| {
                     value_error(format!("connections.{name}.grants.{credential}"), m)
@@ -560,6 +594,7 @@ impl LoadedConfig {
             config,
             connectors,
             file: PathBuf::from(file),
+            schedules,
         })
     }
 

@@ -3,7 +3,6 @@
 mod args;
 mod grants;
 mod history;
-mod load;
 mod print;
 pub(crate) mod report;
 pub mod status;
@@ -11,6 +10,7 @@ pub mod status;
 use crate::config::{LoadedConfig, SandboxConfig};
 use crate::connectors::{ConnectorRef, builtin_names};
 use crate::lake::{Lake, Tip, Trigger, record_run, reset_state, reset_streams};
+use crate::load;
 use crate::logging::{LogFormat, Severity, say};
 use crate::progress::{Reporter, summary};
 use crate::runtime::{
@@ -131,14 +131,17 @@ enum Command {
         full_refresh: bool,
     },
     /// Receive pushes (log drains) for the connections of an `inlet.toml` that have a
-    /// [connections.<name>.drain] table; answers each request once its rows are durable.
+    /// [connections.<name>.drain] table, answering each request once its rows are durable, and
+    /// run the connections that have a `schedule` on time.
     Serve {
         /// The config file.
         #[arg(default_value = "inlet.toml")]
         file: PathBuf,
-        /// Address to listen on (`0.0.0.0:8080` to take traffic from other hosts).
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
+        /// Address to listen on (`0.0.0.0:8080` to take traffic from other hosts). Default:
+        /// `0.0.0.0:$PORT` when the environment variable `PORT` is set (Cloud Run), else
+        /// `127.0.0.1:8080`.
+        #[arg(long)]
+        listen: Option<String>,
     },
     /// Load what the connections of an `inlet.toml` committed into BigQuery (`inlet run` does this
     /// after syncing when the file has a [bigquery] table). Resumes an interrupted load.
@@ -151,7 +154,8 @@ enum Command {
         connections: Vec<String>,
     },
     /// Show each connection of an `inlet.toml`: last commit, rows, cursors, last load into
-    /// BigQuery, last run. Exits with 2 when a connection's last run failed.
+    /// BigQuery, last run. Exits with 2 when a connection's last run failed or a scheduled one is
+    /// overdue.
     Status {
         /// The config file.
         #[arg(default_value = "inlet.toml")]
@@ -535,9 +539,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             return run_config(&runtime, &file, &only).await;
         }
         Command::Serve { file, listen } => {
+            let port = std::env::var("PORT").ok();
+            let listen = crate::serve::listen_address(listen.as_deref(), port.as_deref())?;
             let loaded = load_config(&file).await?;
-            let lake = load::open_lake(&loaded, &mut None).await?;
-            crate::serve::serve(Arc::new(runtime), &loaded, lake, &listen).await?;
+            let mut google = None;
+            let lake = load::open_lake(&loaded, &mut google).await?;
+            crate::serve::serve(Arc::new(runtime), &loaded, lake, google, &listen).await?;
         }
         Command::Load { file, connections } => {
             let loaded = load_config(&file).await?;
@@ -550,7 +557,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Status { file, json } => {
-            let loaded = LoadedConfig::load(&file)?;
+            let loaded = load_config(&file).await?;
             let lake = load::open_lake(&loaded, &mut None).await?;
             return status::status(&loaded, &lake, json).await;
         }

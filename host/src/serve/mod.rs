@@ -1,18 +1,24 @@
-//! `inlet serve`: an HTTP server for push connectors (log drains). Each connection with a
-//! `[connections.<name>.drain]` table gets a path; requests are authenticated (basic auth and/or
-//! `Logplex-Drain-Token`, compared in constant time), size-limited, handed to the connection's
-//! drain task, and answered 2xx only once their rows are durable. `/healthz`, `/readyz` and
-//! `/metrics` tell operators how it is doing (a drain whose task ended fails both health checks,
-//! so the platform restarts the server). Slow clients are cut off (header and body timeouts),
-//! connections beyond `[serve] max_connections` get 503 at once. SIGTERM or Ctrl-C stop it after
-//! committing what waits.
+//! `inlet serve`: an HTTP server for push connectors (log drains), and the runner of scheduled
+//! connections. Each connection with a `[connections.<name>.drain]` table gets a path; requests
+//! are authenticated (basic auth and/or `Logplex-Drain-Token`, compared in constant time),
+//! size-limited, handed to the connection's drain task, and answered 2xx only once their rows are
+//! durable. Each connection with a `schedule` gets a task that syncs it on time (`schedule`).
+//! `/healthz`, `/readyz` and `/metrics` tell operators how it is doing (a drain whose task ended
+//! fails both health checks, so the platform restarts the server; a failing scheduled source does
+//! not: it shows in `/metrics`). Slow clients are cut off (header and body timeouts), connections
+//! beyond `[serve] max_connections` get 503 at once. SIGTERM or Ctrl-C stop it after committing
+//! what drains wait for and interrupting running syncs (their commits are kept).
 
 mod drain;
+mod schedule;
 
 pub use drain::{Drain, DrainMetrics, DrainSpec, Reply};
+pub use schedule::{RunError, ScheduleContext, ScheduleMetrics, Scheduled, run_once};
 
 use crate::config::LoadedConfig;
+use crate::credentials::GoogleAuth;
 use crate::lake::Lake;
+use crate::logging::{Severity, say};
 use crate::runtime::{PushRequest, Runtime};
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -37,6 +43,7 @@ struct Route {
 
 struct Router {
     routes: Vec<Route>,
+    scheduled: Vec<Scheduled>,
     ready: AtomicBool,
     body_timeout: Duration,
 }
@@ -306,15 +313,39 @@ impl Router {
                 let _ = writeln!(out, "{metric}{{drain=\"{}\"{labels}}} {value}", route.name);
             }
         }
+        for scheduled in &self.scheduled {
+            scheduled.write_metrics(&mut out);
+        }
         out
     }
 }
 
-/// Runs the server for the drains of `loaded` on `listen` until SIGTERM or Ctrl-C.
+/// Where `inlet serve` listens: `--listen` when given, else `0.0.0.0:$PORT` when `PORT` is set
+/// (Cloud Run sets it and sends traffic from outside the container), else `127.0.0.1:8080`.
+pub fn listen_address(listen: Option<&str>, port: Option<&str>) -> anyhow::Result<String> {
+    if let Some(listen) = listen {
+        return Ok(listen.to_owned());
+    }
+    match port {
+        Some(port) => {
+            let number: u16 = port.trim().parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "the environment variable `PORT` is `{port}`, not a TCP port number (0-65535); fix it or pass `--listen host:port`"
+                )
+            })?;
+            Ok(format!("0.0.0.0:{number}"))
+        }
+        None => Ok("127.0.0.1:8080".to_owned()),
+    }
+}
+
+/// Runs the server for the drains of `loaded` and its scheduled connections on `listen` until
+/// SIGTERM or Ctrl-C. `google` holds the credentials the lake was opened with, if any.
 pub async fn serve(
     runtime: Arc<Runtime>,
     loaded: &LoadedConfig,
     lake: Lake,
+    google: Option<Arc<GoogleAuth>>,
     listen: &str,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -355,27 +386,64 @@ pub async fn serve(
             drain,
         });
     }
-    if routes.is_empty() {
+    if routes.is_empty() && loaded.schedules.is_empty() {
         bail!(
-            "`{}` has no drain: add a [connections.<name>.drain] table to a push connection (connector = \"heroku-logplex\")",
+            "`{}` has nothing to serve: `inlet serve` needs a drain (a [connections.<name>.drain] table on a push connection, connector = \"heroku-logplex\") or a schedule (`schedule = \"*/15 * * * *\"` or `\"every 30m\"` on a connection)",
             loaded.file.display()
         );
     }
+    // Bound before any run starts, so a port in use stops the server at once.
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let context = ScheduleContext {
+        runtime: runtime.clone(),
+        lake: lake.clone(),
+        loaded: Arc::new(loaded.clone()),
+        google,
+        reporter: Arc::new(crate::progress::Reporter::new()),
+    };
+    let mut scheduled = Vec::new();
+    let mut schedule_tasks = Vec::new();
+    for (name, schedule) in &loaded.schedules {
+        let (connection, task) =
+            Scheduled::start(context.clone(), name, schedule.clone(), stopping.clone());
+        scheduled.push(connection);
+        schedule_tasks.push(task);
+    }
     let address = listener.local_addr()?;
     let limits = Limits::new(&loaded.config.serve);
     let router = Arc::new(Router {
         routes,
+        scheduled,
         ready: AtomicBool::new(true),
         body_timeout: limits.body_timeout,
     });
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let paths: Vec<String> = router.routes.iter().map(|r| r.path.clone()).collect();
-    eprintln!(
-        "inlet serve: listening on http://{address} (drains: {})",
-        paths.join(", ")
+    let schedules: Vec<String> = router
+        .scheduled
+        .iter()
+        .map(|s| format!("{} `{}`", s.name, s.schedule))
+        .collect();
+    say(
+        Severity::Info,
+        &format!(
+            "inlet serve: listening on http://{address} (drains: {}; schedules: {}; timezone {})",
+            if paths.is_empty() {
+                "none".to_owned()
+            } else {
+                paths.join(", ")
+            },
+            if schedules.is_empty() {
+                "none".to_owned()
+            } else {
+                schedules.join(", ")
+            },
+            loaded.config.runtime.timezone.as_deref().unwrap_or("UTC"),
+        ),
+        &[],
     );
     let mut shutdown = Box::pin(shutdown_signal());
     loop {
@@ -428,9 +496,17 @@ pub async fn serve(
             _ = &mut shutdown => break,
         }
     }
-    eprintln!("inlet serve: stopping; committing what waits");
+    say(
+        Severity::Info,
+        "inlet serve: stopping; committing what waits, interrupting running syncs",
+        &[],
+    );
     router.ready.store(false, Ordering::Relaxed);
     drop(listener);
+    let _ = stop.send(true);
+    for task in schedule_tasks {
+        let _ = task.await;
+    }
     for route in &router.routes {
         route.drain.stop();
     }
@@ -439,7 +515,7 @@ pub async fn serve(
     }
     // Let connections write the last answers.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    eprintln!("inlet serve: stopped");
+    say(Severity::Info, "inlet serve: stopped", &[]);
     Ok(())
 }
 
@@ -484,7 +560,20 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{constant_time_eq, listen_address};
+
+    #[test]
+    fn listen_is_the_flag_else_all_interfaces_on_port_else_loopback() {
+        let at = |listen, port| listen_address(listen, port).map_err(|e| e.to_string());
+        assert_eq!(at(None, None).unwrap(), "127.0.0.1:8080");
+        assert_eq!(at(None, Some("9000")).unwrap(), "0.0.0.0:9000");
+        assert_eq!(
+            at(Some("127.0.0.1:1"), Some("9000")).unwrap(),
+            "127.0.0.1:1"
+        );
+        let error = at(None, Some("70000")).unwrap_err();
+        assert!(error.contains("`PORT` is `70000`"), "{error}");
+    }
 
     #[test]
     fn secrets_match_only_when_equal_whatever_their_lengths() {

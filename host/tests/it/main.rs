@@ -6,6 +6,7 @@ mod crash;
 mod credentials;
 mod faults;
 mod messages;
+mod schedule;
 mod secrets;
 mod serve;
 mod status;

@@ -372,3 +372,29 @@ fn inlet_sync_leaves_a_record_of_each_attempt() {
         "the record says what the command printed: {error}\n{stderr}"
     );
 }
+
+#[test]
+fn a_scheduled_connection_whose_last_success_is_old_is_overdue() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_quickstart(dir.path(), "schedule = \"every 1h\"\n");
+    let runs = dir.path().join("lake/pharmacy/_runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let record = serde_json::json!({
+        "format": 1, "run_id": "20200101T000000.000Z-0000", "connection": "pharmacy",
+        "trigger": "schedule", "started_at": "2020-01-01T00:00:00+00:00",
+        "finished_at": "2020-01-01T00:00:01+00:00", "duration_ms": 1000, "outcome": "succeeded",
+        "error": null, "first_sequence": null, "last_sequence": null, "streams": {}
+    });
+    std::fs::write(
+        runs.join("20200101T000000.000Z-20200101T000000.000Z-0000.json"),
+        record.to_string(),
+    )
+    .unwrap();
+    let output = inlet(dir.path(), &["status", QUICKSTART, "--json"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let pharmacy = &json(&output)["connections"][0];
+    assert_eq!(pharmacy["health"], "overdue");
+    assert_eq!(pharmacy["overdue"], true);
+    assert_eq!(pharmacy["last_success"], "2020-01-01T00:00:00+00:00");
+    assert_eq!(pharmacy["last_run"]["trigger"], "schedule");
+}

@@ -144,8 +144,9 @@ pub async fn status(loaded: &LoadedConfig, lake: &Lake, json: bool) -> anyhow::R
     let now = Utc::now();
     let mut connections = Vec::new();
     for (name, config) in &loaded.config.connections {
+        let interval = loaded.schedules.get(name).map(|s| s.typical_interval());
         // One unreadable connection (a corrupt commit...) does not hide the others.
-        let status = connection_status(lake, name, &config.connector, now)
+        let status = connection_status(lake, name, &config.connector, interval, now)
             .await
             .with_context(|| format!("reading the status of connection `{name}`"))
             .unwrap_or_else(|error| ConnectionStatus::unreadable(name, &config.connector, &error));
@@ -180,6 +181,7 @@ async fn connection_status(
     lake: &Lake,
     connection: &str,
     connector: &str,
+    expected_interval: Option<Duration>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ConnectionStatus> {
     // The tip is the newest snapshot plus the commits after it: a few reads, not the history.
@@ -204,8 +206,8 @@ async fn connection_status(
         .as_deref()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc));
-    // The interval comes with schedules; until then nothing is overdue.
-    let is_overdue = overdue(success_time, None, now);
+    // Only a connection with a `schedule` has an expected interval.
+    let is_overdue = overdue(success_time, expected_interval, now);
     let health = match &last_run {
         Some(run) if run.outcome == Outcome::Failed => Health::Failed,
         _ if is_overdue => Health::Overdue,

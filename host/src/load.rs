@@ -1,5 +1,6 @@
 //! The config-file side of the lake and the warehouse: opening the lake `inlet.toml` names (with
-//! its Google credentials) and loading connections into BigQuery for `inlet run` and `inlet load`.
+//! its Google credentials) and loading connections into BigQuery, for `inlet run`, `inlet load`
+//! and the schedules of `inlet serve`.
 
 use crate::bigquery::{self, Client, DEFAULT_ENDPOINT, LoadReport};
 use crate::config::LoadedConfig;
