@@ -151,14 +151,26 @@ pub async fn record_run<E: ErrorText>(
     outcome: &Result<SyncReport, E>,
 ) -> Result<RunRecord, RunRecordError> {
     let finished_at = Utc::now();
-    let committed = run_commits(lake, connection, started_at).await?;
+    // A record matters most when things are broken: commits that cannot be read leave it
+    // without commits or rows rather than unwritten.
+    let committed = run_commits(lake, connection, started_at)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(connection, "the run record names no commits: {error}");
+            None
+        });
     let streams = match (outcome, &committed) {
         (Ok(report), _) => report
             .streams
             .iter()
             .map(|(name, stats)| (name.clone(), RunStream { rows: stats.rows }))
             .collect(),
-        (Err(_), Some(run)) => rows_of(lake, connection, run.first, run.last).await?,
+        (Err(_), Some(run)) => rows_of(lake, connection, run.first, run.last)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(connection, "the run record counts no rows: {error}");
+                BTreeMap::new()
+            }),
         (Err(_), None) => BTreeMap::new(),
     };
     let record = RunRecord {

@@ -199,3 +199,16 @@ fn record_names_sort_by_start_time() {
     assert_eq!(a.len(), NAME_TIME_LEN);
     assert!(a < b);
 }
+
+#[tokio::test]
+async fn a_run_is_recorded_even_when_the_commits_cannot_be_read() {
+    let lake = Lake::in_memory();
+    let bad = commit::commit_path(&lake, "c", 1);
+    lake.store().put(&bad, "{not json".into()).await.unwrap();
+    let failed: Result<SyncReport, String> = Err("commit 1 is corrupt".into());
+    let record = record_run(&lake, "c", Trigger::Run, Utc::now(), &failed)
+        .await
+        .unwrap();
+    assert_eq!(record.last_sequence, None);
+    assert_eq!(recent_runs(&lake, "c", 5).await.unwrap(), [record]);
+}
