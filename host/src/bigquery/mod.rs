@@ -25,6 +25,7 @@ pub mod schema;
 mod sql;
 
 pub use client::{ApiError, Client, DEFAULT_ENDPOINT, TableSpec};
+pub use records::{LastLoad, last_load};
 pub use schema::{SchemaError, TableField};
 
 use crate::lake::{CommitError, History, Lake};

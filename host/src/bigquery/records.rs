@@ -290,6 +290,79 @@ impl<'a> Records<'a> {
     }
 }
 
+/// The newest finished load of a connection, as `inlet status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastLoad {
+    /// `project.dataset` loaded into.
+    pub destination: String,
+    /// First commit of the load.
+    pub first_sequence: u64,
+    /// Commits up to this one are loaded.
+    pub last_sequence: u64,
+    /// When the load finished (RFC 3339).
+    pub finished_at: String,
+    /// The BigQuery jobs that ran, per stream.
+    pub jobs: BTreeMap<String, Vec<String>>,
+}
+
+/// Reads the newest done record of `connection` (of any destination): one listing of `_loads/`
+/// and one record read. `None` when nothing was loaded.
+pub async fn last_load(lake: &Lake, connection: &str) -> Result<Option<LastLoad>, LoadError> {
+    let dir = lake.connection_root(connection).join(crate::lake::LOADS);
+    let error = |path: &Path, reason: String| LoadError::Record {
+        path: path.to_string(),
+        reason,
+    };
+    let listed: Vec<Path> = lake
+        .store()
+        .list(Some(&dir))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .map_err(|e| error(&dir, e.to_string()))?;
+    // The done record loading the newest commit; between destinations, the one finished last.
+    let mut newest: Option<(u64, String, Path)> = None;
+    for path in listed {
+        let Some(range) = path.filename().and_then(|n| n.strip_suffix(".done.json")) else {
+            continue;
+        };
+        let Some(last) = range.rsplit('-').next().and_then(|s| s.parse::<u64>().ok()) else {
+            continue;
+        };
+        let destination = path
+            .parts()
+            .nth_back(1)
+            .map(|p| p.as_ref().to_owned())
+            .unwrap_or_default();
+        if newest.as_ref().is_none_or(|(l, _, _)| last > *l) {
+            newest = Some((last, destination, path));
+        }
+    }
+    let Some((_, destination, path)) = newest else {
+        return Ok(None);
+    };
+    let bytes = lake
+        .store()
+        .get(&path)
+        .await
+        .map_err(|e| error(&path, e.to_string()))?
+        .bytes()
+        .await
+        .map_err(|e| error(&path, e.to_string()))?;
+    let done: Done = serde_json::from_slice(&bytes).map_err(|e| error(&path, e.to_string()))?;
+    Ok(Some(LastLoad {
+        destination,
+        first_sequence: done.first_sequence,
+        last_sequence: done.last_sequence,
+        finished_at: done.finished_at,
+        jobs: done
+            .streams
+            .into_iter()
+            .map(|s| (s.stream, s.jobs))
+            .collect(),
+    }))
+}
+
 /// Turns a format-1 plan's `batches` into jobs with the ids that version gave them, so a load it
 /// left unfinished resumes without loading anything twice.
 fn upgrade_format_1(plan: &mut Plan, dataset: &str) {

@@ -92,3 +92,26 @@ async fn format_1_records_are_read_and_a_pending_plan_keeps_its_job_ids() {
     let state = records.read("d").await.unwrap();
     assert_eq!((state.loaded_through, state.pending.is_none()), (7, true));
 }
+
+#[tokio::test]
+async fn the_last_load_is_the_done_record_of_the_newest_commit() {
+    let lake = Lake::in_memory();
+    assert_eq!(last_load(&lake, "c").await.unwrap(), None);
+    let records = Records::new(&lake, "c", "p", "d");
+    records.write_done(&done(1, 5)).await.unwrap();
+    let mut newest = done(6, 9);
+    newest.streams.push(StreamLoaded {
+        stream: "orders".into(),
+        table: "p.d.orders".into(),
+        mode: WriteMode::Append,
+        rows: 3,
+        files: 1,
+        jobs: vec!["job_1".into()],
+    });
+    records.write_done(&newest).await.unwrap();
+    records.create_plan(&plan(10, 12)).await.unwrap();
+    let last = last_load(&lake, "c").await.unwrap().unwrap();
+    assert_eq!((last.first_sequence, last.last_sequence), (6, 9));
+    assert_eq!(last.destination, "p.d");
+    assert_eq!(last.jobs["orders"], ["job_1"]);
+}

@@ -3,12 +3,14 @@
 mod args;
 mod dbt;
 mod grants;
+mod history;
 mod print;
 pub(crate) mod report;
+pub mod status;
 
 use crate::config::{LoadedConfig, SandboxConfig};
 use crate::connectors::{ConnectorRef, builtin_names};
-use crate::lake::{Lake, Tip, reset_state, reset_streams};
+use crate::lake::{Lake, Tip, Trigger, record_run, reset_state, reset_streams};
 use crate::load;
 use crate::logging::{LogFormat, Severity, say};
 use crate::progress::{Reporter, summary};
@@ -163,6 +165,25 @@ enum Command {
         /// Only these connections (repeatable); all when absent.
         #[arg(long = "connection")]
         connections: Vec<String>,
+    },
+    /// Show each connection of an `inlet.toml`: last commit, rows, cursors, last load into
+    /// BigQuery, last run. Exits with 2 when a connection's last run failed or a scheduled one is
+    /// overdue.
+    Status {
+        /// The config file.
+        #[arg(default_value = "inlet.toml")]
+        file: PathBuf,
+        /// Print one JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List how the schemas of a connection's streams changed, with the commit of each change.
+    History {
+        #[command(flatten)]
+        target: StateTarget,
+        /// Print one JSON document instead of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Show or reset the saved state of a connection.
     State {
@@ -505,7 +526,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             plan.default_parallel = parallel;
             plan.same_source_only = !named;
             let reporter = Arc::new(Reporter::new());
-            let report = sync::sync(&runtime, &lake, &plan, reporter).await?;
+            let started_at = chrono::Utc::now();
+            let outcome = sync::sync(&runtime, &lake, &plan, reporter)
+                .await
+                .map_err(anyhow::Error::new);
+            keep_run_record(&lake, &connection, Trigger::Sync, started_at, &outcome).await;
+            let report = outcome?;
             say(
                 Severity::Info,
                 &summary(std::slice::from_ref(&report)),
@@ -561,22 +587,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Status { file, json } => {
+            let loaded = load_config(&file).await?;
+            let lake = load::open_lake(&loaded, &mut None).await?;
+            return status::status(&loaded, &lake, json).await;
+        }
+        Command::History { target, json } => {
+            let lake = target.lake(&cwd).await?;
+            if !history::print_history(&lake, &target.connection, json).await? {
+                return Err(no_commits(&lake, &target.connection).await);
+            }
+        }
         Command::State { command } => match command {
             StateCommand::Show(target) => {
                 let lake = target.lake(&cwd).await?;
                 let tip = Tip::open(&lake, &target.connection).await?;
                 let Some(latest) = tip.as_ref().map(|t| &t.commit) else {
-                    let known = lake.connections().await.unwrap_or_default();
-                    bail!(
-                        "connection `{}` has no commits in `{}` (connections there: {})",
-                        target.connection,
-                        lake.url(),
-                        if known.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            known.join(", ")
-                        }
-                    );
+                    return Err(no_commits(&lake, &target.connection).await);
                 };
                 let streams: serde_json::Map<String, serde_json::Value> = latest
                     .streams
@@ -633,6 +660,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         },
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The error of a command that needs commits of a connection that has none.
+async fn no_commits(lake: &Lake, connection: &str) -> anyhow::Error {
+    let known = lake.connections().await.unwrap_or_default();
+    anyhow::anyhow!(
+        "connection `{connection}` has no commits in `{}` (connections there: {})",
+        lake.url(),
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
+    )
 }
 
 impl StateTarget {
@@ -754,9 +795,11 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &RunOnly) -> anyhow::R
             let lake = lake.clone();
             let reporter = reporter.clone();
             async move {
+                let started_at = chrono::Utc::now();
                 let result = sync::sync(runtime, &lake, &plan, reporter)
                     .await
                     .map_err(anyhow::Error::new);
+                keep_run_record(&lake, &plan.connection, Trigger::Run, started_at, &result).await;
                 (plan.connection, result)
             }
         })
@@ -830,4 +873,18 @@ async fn run_config(runtime: &Runtime, file: &Path, only: &RunOnly) -> anyhow::R
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records how a sync ended in the lake (`_runs/`); failing to record only warns, as the sync's
+/// own outcome is what the command reports.
+async fn keep_run_record(
+    lake: &Lake,
+    connection: &str,
+    trigger: Trigger,
+    started_at: chrono::DateTime<chrono::Utc>,
+    outcome: &anyhow::Result<SyncReport>,
+) {
+    if let Err(error) = record_run(lake, connection, trigger, started_at, outcome).await {
+        tracing::warn!(connection, "the run record was not written: {error}");
+    }
 }

@@ -5,8 +5,14 @@
 
 /// The error and its causes joined by `: `, leaving out a cause whose text was already said.
 pub fn render(error: &anyhow::Error) -> String {
+    let error: &(dyn std::error::Error + 'static) = error.as_ref();
+    render_error(error)
+}
+
+/// [`render`] for any error: the error and its sources.
+pub fn render_error(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = String::new();
-    for cause in error.chain() {
+    for cause in std::iter::successors(Some(error), |e| e.source()) {
         let said = cause.to_string();
         if said.is_empty() || text.contains(&said) {
             continue;
@@ -75,5 +81,10 @@ mod tests {
         );
         let plain = anyhow::anyhow!("disk full").context("writing `x`");
         assert_eq!(render(&plain), "writing `x`: disk full");
+        let inner = std::io::Error::other("destination `10.0.0.1:5432` is private");
+        assert_eq!(
+            render_error(&Outer { source: inner }),
+            "sandbox policy: destination `10.0.0.1:5432` is private"
+        );
     }
 }

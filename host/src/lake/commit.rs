@@ -284,9 +284,9 @@ pub(super) fn commits_dir(lake: &Lake, connection: &str) -> Path {
     lake.connection_root(connection).join(COMMITS)
 }
 
-/// Whether `path` (inside a connection folder) is a commit manifest, a snapshot or a load record
-/// rather than data.
+/// Whether `path` (inside a connection folder) is a commit manifest, a snapshot, a load record or
+/// a run record rather than data.
 pub fn is_metadata_path(path: &Path) -> bool {
     path.parts()
-        .any(|p| [COMMITS, SNAPSHOTS, LOADS].contains(&p.as_ref()))
+        .any(|p| [COMMITS, SNAPSHOTS, LOADS, super::runs::RUNS].contains(&p.as_ref()))
 }

@@ -5,11 +5,13 @@
 //! <connection>/_commits/<sequence:020>.json    commit manifests, written create-only
 //! <connection>/_snapshots/<sequence:020>.json  every 100th commit whole (state, schemas), no files
 //! <connection>/<stream>/<run>-<part>.parquet   data files, referenced by exactly one commit
+//! <connection>/_loads/<project>.<dataset>/...  load records of BigQuery loads (`crate::bigquery`)
+//! <connection>/_runs/<started>-<run>.json      one record per sync attempt, the newest 200 kept
 //! ```
 //! A commit lists the files it adds, every stream's schema, and the connector state (whole, or as
 //! a patch of the previous commit's). The newest commit is the connection's state; it is read from
 //! the newest snapshot and the commits after it. Files no commit references are debris of a failed
-//! run and are removed by the next run that commits.
+//! run and are removed by the next run that commits; the `_` folders are never swept.
 
 mod commit;
 mod durable;
@@ -19,7 +21,10 @@ mod evolution_props;
 mod gcs;
 mod history;
 mod reader;
+pub mod recent;
 mod reset;
+pub mod runs;
+pub mod schema_history;
 mod session;
 #[cfg(test)]
 mod session_tests;
@@ -38,6 +43,7 @@ pub use reader::{ReadError, read_committed};
 pub use reset::{
     ResetError, StreamReset, remove_stream_keys, reset_state, reset_streams, stream_of_key,
 };
+pub use runs::{RunRecord, RunRecordError, Trigger, recent_runs, record_run};
 pub use session::{
     FAULT_ENV, LakeSession, SessionEvent, SessionOptions, SessionSummary, StreamMeta, StreamStats,
 };

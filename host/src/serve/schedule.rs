@@ -7,7 +7,7 @@
 
 use crate::config::{ConfigError, LoadedConfig};
 use crate::credentials::GoogleAuth;
-use crate::lake::Lake;
+use crate::lake::{Lake, Trigger, record_run};
 use crate::logging::{Severity, say};
 use crate::progress::Reporter;
 use crate::runtime::Runtime;
@@ -177,6 +177,7 @@ pub async fn run_once(
     metrics: &ScheduleMetrics,
 ) -> Result<SyncReport, RunError> {
     let plan = context.loaded.plan(connection)?;
+    let started_at = Utc::now();
     let synced = sync::sync(
         &context.runtime,
         &context.lake,
@@ -184,6 +185,16 @@ pub async fn run_once(
         context.reporter.clone(),
     )
     .await;
+    let recorded = record_run(
+        &context.lake,
+        connection,
+        Trigger::Schedule,
+        started_at,
+        &synced,
+    );
+    if let Err(error) = recorded.await {
+        tracing::warn!(connection, "the run record was not written: {error}");
+    }
     if let Ok(report) = &synced {
         let mut rows = metrics.rows.lock().unwrap_or_else(|e| e.into_inner());
         for (stream, stats) in &report.streams {

@@ -9,6 +9,7 @@ mod messages;
 mod schedule;
 mod secrets;
 mod serve;
+mod status;
 mod ui;
 
 // Shared with the e2e tests, which use all of it.

@@ -302,6 +302,26 @@ allow_private_network = true
     assert!(rows_per_run(dir.path(), "pharmacy").len() >= 2);
     let runs: BTreeMap<_, _> = rows_per_run(dir.path(), "warehouse").into_iter().collect();
     assert!(runs.is_empty(), "the broken connection committed nothing");
+
+    // Each scheduled run left a record: `inlet status` names the failing connection.
+    let status = crate::inlet(dir.path(), &["status", "--json"]);
+    assert_eq!(status.status.code(), Some(2), "{}", crate::text(&status));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let of = |name: &str| {
+        status["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["connection"] == name)
+            .unwrap()
+            .clone()
+    };
+    let warehouse = of("warehouse");
+    assert_eq!(warehouse["health"], "failed");
+    assert_eq!(warehouse["last_run"]["trigger"], "schedule");
+    let error = warehouse["last_run"]["error"].as_str().unwrap();
+    assert!(error.contains(&format!("127.0.0.1:{closed}")), "{error}");
+    assert_eq!(of("pharmacy")["last_run"]["outcome"], "succeeded");
 }
 
 #[test]

@@ -1,0 +1,1 @@
+history nobody --lake lake
