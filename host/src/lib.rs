@@ -19,4 +19,5 @@ pub mod runtime;
 pub mod schedule;
 pub mod secrets;
 pub mod serve;
+pub mod shard;
 pub mod sync;

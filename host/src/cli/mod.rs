@@ -17,6 +17,7 @@ use crate::progress::{Reporter, summary};
 use crate::runtime::{
     CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, decode_schema, describe,
 };
+use crate::shard::Shard;
 use crate::sync::{self, Prepared, SyncPlan, SyncReport};
 use anyhow::{Context, bail};
 use args::ConnectorSettings;
@@ -130,6 +131,12 @@ enum Command {
         /// Read every stream in full, ignoring saved cursors.
         #[arg(long)]
         full_refresh: bool,
+        /// Run only the connections of shard INDEX of COUNT (by a stable hash of their names):
+        /// COUNT tasks with indexes 0..COUNT run every connection once. Default: the task of a
+        /// Cloud Run Job (`CLOUD_RUN_TASK_INDEX`/`_COUNT`) or of a Kubernetes indexed Job
+        /// (`JOB_COMPLETION_INDEX` with `INLET_SHARD_COUNT`).
+        #[arg(long, value_name = "INDEX/COUNT")]
+        shard: Option<String>,
     },
     /// Receive pushes (log drains) for the connections of an `inlet.toml` that have a
     /// [connections.<name>.drain] table, answering each request once its rows are durable, and
@@ -543,11 +550,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             connections,
             streams,
             full_refresh,
+            shard,
         } => {
+            let shard = match shard {
+                Some(text) => {
+                    Some(Shard::parse(&text).map_err(|e| anyhow::anyhow!("--shard {e}"))?)
+                }
+                None => {
+                    Shard::from_env(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?
+                }
+            };
             let only = RunOnly {
                 connections,
                 streams,
                 full_refresh,
+                shard,
             };
             return run_config(&runtime, &file, &only).await;
         }
@@ -756,11 +773,30 @@ struct RunOnly {
     connections: Vec<String>,
     streams: Vec<String>,
     full_refresh: bool,
+    shard: Option<Shard>,
 }
 
 async fn run_config(runtime: &Runtime, file: &Path, only: &RunOnly) -> anyhow::Result<ExitCode> {
     let loaded = load_config(file).await?;
-    let names = chosen_connections(&loaded, &only.connections)?;
+    let mut names = chosen_connections(&loaded, &only.connections)?;
+    if let Some(shard) = only.shard {
+        names.retain(|name| shard.owns(name));
+        say(
+            Severity::Info,
+            &format!(
+                "shard {shard}: {}",
+                if names.is_empty() {
+                    "no connection of the file falls in this shard".to_owned()
+                } else {
+                    format!("connections {}", names.join(", "))
+                }
+            ),
+            &[],
+        );
+        if names.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let mut google = None;
     let lake = load::open_lake(&loaded, &mut google).await?;
     let reporter = Arc::new(Reporter::new());

@@ -9,6 +9,7 @@ mod messages;
 mod schedule;
 mod secrets;
 mod serve;
+mod shard;
 mod status;
 mod ui;
 
