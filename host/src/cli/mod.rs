@@ -192,6 +192,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compile the built-in connectors into the compile cache (`--cache-dir` or `INLET_CACHE_DIR`),
+    /// so that a process started later (a container's cold start) compiles nothing.
+    Precompile,
     /// Show or reset the saved state of a connection.
     State {
         #[command(subcommand)]
@@ -346,8 +349,10 @@ fn init_logging(verbose: u8, format: LogFormat) {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let cache_dir = cli.cache_dir.clone().or_else(CompileCache::default_dir);
-    let runtime =
-        Runtime::new(RuntimeOptions { cache_dir }).context("starting the WebAssembly runtime")?;
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: cache_dir.clone(),
+    })
+    .context("starting the WebAssembly runtime")?;
     let cwd = std::env::current_dir().context("reading the current directory")?;
     match cli.command {
         Command::Spec { connector } => {
@@ -544,6 +549,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 &summary(std::slice::from_ref(&report)),
                 &[("connection", &report.connection)],
             );
+        }
+        Command::Precompile => {
+            if cache_dir.is_none() {
+                bail!("no compile cache: pass --cache-dir DIR or set INLET_CACHE_DIR");
+            }
+            for name in builtin_names() {
+                let reference = ConnectorRef::resolve(name, &cwd)?;
+                let connector = sync::load(&runtime, name, &reference)?;
+                match connector.cache_outcome() {
+                    crate::runtime::CacheOutcome::Hit => println!("{name}: in the cache"),
+                    crate::runtime::CacheOutcome::Compiled => println!("{name}: compiled"),
+                }
+            }
         }
         Command::Run {
             file,

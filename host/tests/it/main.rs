@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod credentials;
 mod faults;
+mod image;
 mod messages;
 mod schedule;
 mod secrets;
