@@ -649,6 +649,43 @@ impl LoadedConfig {
         }
     }
 
+    /// Reads `[google] credentials` when it is a secret reference (a Secret Manager one with
+    /// application default credentials): all that commands which only open the lake and
+    /// BigQuery need (`status`, `history`, `state`, `load`, `dbt-sources`).
+    pub async fn resolve_google_key(&mut self) -> Result<(), ConfigError> {
+        let Some(ConfigString::Reference(source)) = self.config.google.credentials.clone() else {
+            return Ok(());
+        };
+        if self.config.google.resolved_key.is_some() {
+            return Ok(());
+        }
+        let base = self.file.parent().unwrap_or(Path::new("")).to_path_buf();
+        let error = |message: String| ConfigError::Value {
+            file: self.file.display().to_string(),
+            key: "google.credentials".into(),
+            message,
+        };
+        let manager = match &source.secret {
+            Some(_) => {
+                let auth = GoogleAuth::discover().map_err(|e| error(e.to_string()))?;
+                let endpoint = self
+                    .config
+                    .google
+                    .secret_manager_endpoint
+                    .clone()
+                    .unwrap_or_else(|| SECRET_MANAGER.to_owned());
+                Some(Arc::new(SecretManager::new(&endpoint, Arc::new(auth))))
+            }
+            None => None,
+        };
+        let key = SecretReader::new(&base, manager)
+            .read(&source)
+            .await
+            .map_err(error)?;
+        self.config.google.resolved_key = Some(SecretValue::new(key));
+        Ok(())
+    }
+
     /// Reads every secret reference of the file: in connections' `config`, `[connections.x.drain]`,
     /// grants and `[google] credentials`. Values replace the references in `config` tables and
     /// are remembered for redaction; a reference that cannot be read is an error naming its key
@@ -695,25 +732,8 @@ impl LoadedConfig {
                 }
             }
         }
-        let google_key = match &self.config.google.credentials {
-            Some(ConfigString::Reference(source)) => Some(source.clone()),
-            _ => None,
-        };
+        self.resolve_google_key().await?;
         let uses_secret_manager = |source: &SecretSource| source.secret.is_some();
-        if let Some(source) = &google_key {
-            let manager = uses_secret_manager(source)
-                .then(|| {
-                    GoogleAuth::discover()
-                        .map(|auth| Arc::new(SecretManager::new(&endpoint, Arc::new(auth))))
-                })
-                .transpose()
-                .map_err(|e| error("google.credentials".into(), e.to_string()))?;
-            let key = SecretReader::new(&base, manager)
-                .read(source)
-                .await
-                .map_err(|m| error("google.credentials".into(), m))?;
-            self.config.google.resolved_key = Some(SecretValue::new(key));
-        }
         if references.is_empty() {
             return Ok(());
         }

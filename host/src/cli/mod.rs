@@ -599,7 +599,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             connections,
             output,
         } => {
-            let loaded = load_config(&file).await?;
+            let loaded = load_config_for_lake(&file).await?;
             let names = chosen_connections(&loaded, &connections)?;
             let lake = load::open_lake(&loaded, &mut None).await?;
             let yaml = dbt::sources(&loaded, &lake, &names).await?;
@@ -613,7 +613,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Load { file, connections } => {
-            let loaded = load_config(&file).await?;
+            let loaded = load_config_for_lake(&file).await?;
             let names = chosen_connections(&loaded, &connections)?;
             let mut google = None;
             let lake = load::open_lake(&loaded, &mut google).await?;
@@ -623,7 +623,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Status { file, json } => {
-            let loaded = load_config(&file).await?;
+            let loaded = load_config_for_lake(&file).await?;
             let lake = load::open_lake(&loaded, &mut None).await?;
             return status::status(&loaded, &lake, json).await;
         }
@@ -728,7 +728,7 @@ impl StateTarget {
                 Lake::open(url).with_context(|| format!("opening the lake `{url}`"))
             }
             None => {
-                let loaded = load_config(&cwd.join(&self.file)).await?;
+                let loaded = load_config_for_lake(&cwd.join(&self.file)).await?;
                 load::open_lake(&loaded, &mut None).await
             }
         }
@@ -758,6 +758,15 @@ async fn prepare(
 async fn load_config(file: &Path) -> anyhow::Result<LoadedConfig> {
     let mut loaded = LoadedConfig::load(file)?;
     loaded.resolve_secrets().await?;
+    Ok(loaded)
+}
+
+/// Like [`load_config`] for commands that only open the lake and BigQuery: of the secret
+/// references, only `[google] credentials` is read (a missing database password does not stop
+/// `inlet status`).
+async fn load_config_for_lake(file: &Path) -> anyhow::Result<LoadedConfig> {
+    let mut loaded = LoadedConfig::load(file)?;
+    loaded.resolve_google_key().await?;
     Ok(loaded)
 }
 
