@@ -21,6 +21,14 @@ struct Server {
     log: Arc<Mutex<String>>,
 }
 
+/// A test that fails half-way must not leave its server running (it would outlive the test run).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Server {
     fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_inlet"));
@@ -29,6 +37,7 @@ impl Server {
             .args(["serve", "inlet.toml"])
             .args(args)
             .env("INLET_CACHE_DIR", cache_dir())
+            .env("INLET_LOG_FORMAT", "text")
             .env_remove("PORT")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

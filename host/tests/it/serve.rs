@@ -47,6 +47,14 @@ struct Server {
     url: String,
 }
 
+/// A test that fails half-way must not leave its server running (it would outlive the test run).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Server {
     fn start(dir: &Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_inlet"))
