@@ -427,6 +427,7 @@ pub async fn serve(
         .iter()
         .map(|s| format!("{} `{}`", s.name, s.schedule))
         .collect();
+    let mut shutdown = Box::pin(shutdown_signal());
     say(
         Severity::Info,
         &format!(
@@ -445,7 +446,6 @@ pub async fn serve(
         ),
         &[],
     );
-    let mut shutdown = Box::pin(shutdown_signal());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -536,25 +536,38 @@ fn resolved(
         .transpose()
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves when `signal` fires; never when it could not be registered.
+#[cfg(unix)]
+async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Registers for SIGTERM and SIGINT (Ctrl-C) now, and resolves when one arrives. Registering
+/// before the server says it listens matters: a platform (or a test) may stop it right after, and
+/// a signal that comes before the handler would kill the process without the orderly stop.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        match term.as_mut() {
-            Some(term) => tokio::select! {
-                _ = interrupt => {},
-                _ = term.recv() => {},
-            },
-            None => {
-                let _ = interrupt.await;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            tokio::select! {
+                _ = received(term.as_mut()) => {},
+                _ = received(interrupt.as_mut()) => {},
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
