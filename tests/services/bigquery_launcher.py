@@ -21,6 +21,8 @@ What this does on top of `local-bigquery serve`:
   (env, or --storage-emulator-host) is set, e.g. http://127.0.0.1:<fake-gcs-server port>.
 - data goes to --data-dir, or a temporary directory removed on exit (default is /data).
 - the gRPC Storage API listens on --grpc-port (default 0: any free port), not 9060.
+- the DuckDB secret for fake-gcs-server is created once at start, not by concurrent load jobs
+  (which conflict in the catalog).
 """
 
 import argparse
@@ -112,7 +114,13 @@ def main():
     from local_bigquery.engine import database
     from local_bigquery.grpc import server as grpc_server
 
-    database.connection()  # open DuckDB now, so set-up errors show before READY
+    con = database.connection()  # open DuckDB now, so set-up errors show before READY
+    if settings.storage_emulator_host:
+        # Every load job from gs:// runs `CREATE SECRET IF NOT EXISTS gcs_emulator` inside its own
+        # transaction; two jobs at once then fail with "Catalog write-write conflict on create
+        # with gcs_emulator". Creating the secret once here makes theirs no-ops.
+        from local_bigquery.jobs import storage
+        storage.paths(con.cursor(), "gs://inlet-launcher/warm-up")
     grpc, settings.grpc_port = grpc_server.start(args.host, args.grpc_port)
     rest = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
                                          log_level=args.log_level))
