@@ -8,6 +8,7 @@
 pub mod bigquery;
 pub mod cli;
 pub mod config;
+pub mod conformance;
 pub mod connectors;
 pub mod credentials;
 pub mod lake;

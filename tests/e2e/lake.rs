@@ -437,7 +437,8 @@ async fn two_runners_of_one_connection_cannot_both_commit() {
 
 #[tokio::test]
 async fn the_sample_connector_passes_the_conformance_kit() {
-    let config = json!({"patients": 50, "new_per_run": 5, "updates_per_run": 5});
+    // One generation: the source does not change between the kit's two reads.
+    let config = json!({"patients": 50, "new_per_run": 5, "updates_per_run": 5, "generation": 1});
     inlet_tests::conformance::source_contract(
         crate::harness::runtime(),
         "sample",
@@ -445,4 +446,42 @@ async fn the_sample_connector_passes_the_conformance_kit() {
         Default::default(),
     )
     .await;
+}
+
+/// The kit fails a connector that breaks a rule, naming the rule and why: one that ignores its
+/// state (reads everything again), one whose batches do not fit its declared schema; and passes
+/// the same stream read from its state.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kit_fails_connectors_that_break_a_rule_and_says_which() {
+    use inlet_host::conformance::{Outcome, READ, RESTART, check_source};
+    let kit = |mode: &'static str| async move {
+        let reference =
+            inlet_host::connectors::ConnectorRef::resolve(MISBEHAVE, std::path::Path::new("/"))
+                .unwrap();
+        check_source(
+            crate::harness::runtime(),
+            reference,
+            json!({"mode": mode}),
+            Default::default(),
+        )
+        .await
+    };
+    let good = kit("incremental").await;
+    assert!(good.passed(), "{}", good.render());
+
+    let ignoring = kit("ignore-state").await;
+    let failures = ignoring.failures();
+    assert_eq!(failures.len(), 1, "{}", ignoring.render());
+    assert_eq!(failures[0].name, RESTART);
+    assert!(
+        matches!(&failures[0].outcome, Outcome::Failed(why) if why.contains("`items` read 3 rows again, 2 of them before the newest `id`")),
+        "{}",
+        ignoring.render()
+    );
+
+    let wrong = kit("wrong-schema").await;
+    let failures = wrong.failures();
+    assert_eq!(failures.len(), 1, "{}", wrong.render());
+    assert_eq!(failures[0].name, READ);
+    assert!(wrong.render().contains("skip"), "{}", wrong.render());
 }

@@ -195,10 +195,30 @@ enum Command {
     /// Compile the built-in connectors into the compile cache (`--cache-dir` or `INLET_CACHE_DIR`),
     /// so that a process started later (a container's cold start) compiles nothing.
     Precompile,
+    /// For connector authors: check a connector against the rules every source keeps.
+    Connector {
+        #[command(subcommand)]
+        command: ConnectorCommand,
+    },
     /// Show or reset the saved state of a connection.
     State {
         #[command(subcommand)]
         command: StateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectorCommand {
+    /// Run the conformance kit: spec, settings, discover, a read into a lake in memory and a
+    /// second read from its state (which must return no rows: use a source that does not change
+    /// meanwhile). Prints each check with why it failed; exits 1 if one did.
+    Test {
+        /// A built-in connector name or a path to a `.wasm` component.
+        connector: String,
+        #[command(flatten)]
+        settings: ConnectorSettings,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
     },
 }
 
@@ -549,6 +569,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 &summary(std::slice::from_ref(&report)),
                 &[("connection", &report.connection)],
             );
+        }
+        Command::Connector {
+            command:
+                ConnectorCommand::Test {
+                    connector,
+                    settings,
+                    sandbox,
+                },
+        } => {
+            let reference = ConnectorRef::resolve(&connector, &cwd)?;
+            let name = reference.display_name();
+            let policy = sandbox.policy().with_grants(
+                grants::from_args(&runtime, &reference, &name, &sandbox.grants).await?,
+            );
+            let report =
+                crate::conformance::check_source(&runtime, reference, settings.to_json()?, policy)
+                    .await;
+            print!("{}", report.render());
+            if !report.passed() {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Precompile => {
             if cache_dir.is_none() {

@@ -585,3 +585,40 @@ fn one_stream_is_reset_and_run_takes_streams_and_full_refresh() {
     assert!(summary_rows(&only, "patients").unwrap() > 1_000, "{only}");
     assert_eq!(summary_rows(&only, "orders"), None, "{only}");
 }
+
+#[test]
+fn connector_test_reports_each_check_and_fails_with_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let steady = inlet(
+        dir.path(),
+        &[
+            "connector",
+            "test",
+            "sample",
+            "--set",
+            "patients=50",
+            "--set",
+            "generation=1",
+        ],
+    );
+    assert!(steady.status.success(), "{}", text(&steady));
+    let report = String::from_utf8_lossy(&steady.stdout);
+    assert!(report.contains("  ok    discover: 3 streams"), "{report}");
+    assert!(
+        report.trim_end().ends_with("all 9 checks passed"),
+        "{report}"
+    );
+    // Settings the connector refuses: `check` fails with its message, what needs it is skipped.
+    let refused = inlet(
+        dir.path(),
+        &["connector", "test", "sample", "--set", "patients=many"],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let report = String::from_utf8_lossy(&refused.stdout);
+    assert!(report.contains("  FAIL  check: "), "{report}");
+    assert!(
+        report.contains("  skip  first read: needs discover"),
+        "{report}"
+    );
+    assert!(report.contains("checks failed"), "{report}");
+}

@@ -1,6 +1,8 @@
 //! A connector that misbehaves on purpose, one way per `mode`, so the tests can show what the host
 //! does about it. Modes: `ok`, `memory-bomb`, `spin`, `sleep`, `trap-after-emit`,
-//! `checkpoint-then-trap`, `wrong-schema`, `all-types`, `evolve` (with `step` 1 or 2).
+//! `checkpoint-then-trap`, `wrong-schema`, `all-types`, `evolve` (with `step` 1 or 2), and for the
+//! conformance kit `incremental` (`items` by cursor `id`, from its state) and `ignore-state` (the
+//! same stream, but every read starts over).
 //!
 //! It is also a push connector: each request emits three `items` rows starting at the id in its
 //! `x-first` header, then succeeds, fails (`x-then: fail`) or traps (`x-then: trap`). A `x-first`
@@ -185,11 +187,16 @@ impl Source for Misbehave {
         Spec::new("misbehave", "0.0.0", "misbehaves on purpose")
     }
 
-    fn discover(_: &MisbehaveConfig) -> Result<Vec<Stream>, Error> {
+    fn discover(config: &MisbehaveConfig) -> Result<Vec<Stream>, Error> {
+        let items = Stream::new("items")
+            .schema(items_schema())
+            .primary_key(["id"]);
+        let items = match config.mode.as_str() {
+            "incremental" | "ignore-state" => items.cursor("id"),
+            _ => items,
+        };
         Ok(vec![
-            Stream::new("items")
-                .schema(items_schema())
-                .primary_key(["id"]),
+            items,
             Stream::new("all_types").schema(all_types().schema()),
             Stream::new("events").primary_key(["id"]),
         ])
@@ -248,6 +255,18 @@ impl Source for Misbehave {
             }
             "all-types" => {
                 out.emit("all_types", &all_types())?;
+                out.checkpoint(&state)
+            }
+            "incremental" | "ignore-state" => {
+                let after: i64 = match config.mode.as_str() {
+                    "incremental" => state.get("items.id")?.unwrap_or(-1),
+                    _ => -1,
+                };
+                let ids = (after + 1).max(0)..3;
+                if !ids.is_empty() {
+                    out.emit("items", &items(ids))?;
+                }
+                state.set("items.id", &2)?;
                 out.checkpoint(&state)
             }
             "evolve" => {
