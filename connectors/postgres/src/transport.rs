@@ -1,0 +1,237 @@
+//! The byte stream under the protocol: plain TCP, or TLS over the same TCP stream once the server
+//! has agreed to an SSLRequest; handshake failures explained in the words of the settings.
+
+use crate::tls::{SslMode, TlsSettings, server_name};
+use inlet_sdk::Error;
+use rustls::{AlertDescription, CertificateError, ClientConnection, StreamOwned};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// SSLRequest: length 8, then the code 1234.5679 (80877103).
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// A connection's bytes, plain or encrypted; the protocol code reads and writes either alike.
+pub enum Transport {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Transport {
+    /// The TCP stream underneath (for timeouts).
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(tcp) => tcp,
+            Self::Tls(tls) => &tls.sock,
+        }
+    }
+
+    /// Says goodbye at the TLS level (close_notify), after the protocol's Terminate.
+    pub fn close(&mut self) {
+        if let Self::Tls(tls) = self {
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(tcp) => tcp.read(buf),
+            Self::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(tcp) => tcp.write(buf),
+            Self::Tls(tls) => tls.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(tcp) => tcp.flush(),
+            Self::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+/// How a request for TLS ended.
+pub enum TlsAttempt {
+    /// The server agreed and the handshake succeeded.
+    Encrypted(Transport),
+    /// The server answered `N`: the same stream goes on in plain text (if the mode allows).
+    Declined(TcpStream),
+    /// The server agreed, but the handshake failed (the error says why).
+    HandshakeFailed(Error),
+}
+
+/// Sends SSLRequest on a fresh connection and, when the server agrees, runs the handshake.
+/// Errors are answers that are not PostgreSQL's (the mode does not matter then).
+pub fn request_tls(
+    mut tcp: TcpStream,
+    tls: &TlsSettings,
+    host: &str,
+    address: &str,
+) -> Result<TlsAttempt, Error> {
+    let timeout = tcp.read_timeout().ok().flatten();
+    tcp.write_all(&SSL_REQUEST)
+        .map_err(|e| Error::Transient(format!("sending the TLS request to {address}: {e}")))?;
+    // Exactly one byte: anything the server sent after `S` must go through TLS (CVE-2021-23222).
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer)
+        .map_err(|e| read_error(&e, address, timeout))?;
+    match answer[0] {
+        b'S' => Ok(match handshake(tcp, tls, host, address) {
+            Ok(transport) => TlsAttempt::Encrypted(transport),
+            Err(error) => TlsAttempt::HandshakeFailed(error),
+        }),
+        b'N' => Ok(TlsAttempt::Declined(tcp)),
+        b'E' => Err(Error::config(format!(
+            "{address} answered the TLS request with an error: a PostgreSQL server older than 7.0, or not PostgreSQL; check `host` and `port`"
+        ))),
+        other => {
+            let mut rest = [0u8; 40];
+            let n = tcp.read(&mut rest).unwrap_or(0);
+            let shown: String = String::from_utf8_lossy(&[&[other][..], &rest[..n]].concat())
+                .chars()
+                .map(|c| if c.is_control() { '.' } else { c })
+                .collect();
+            Err(Error::config(format!(
+                "{address} does not speak the PostgreSQL protocol (it answered `{shown}` to the TLS request); check `host` and `port`"
+            )))
+        }
+    }
+}
+
+fn read_error(error: &std::io::Error, address: &str, timeout: Option<Duration>) -> Error {
+    match error.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Error::Transient(format!(
+            "{address} accepted the connection but sent no PostgreSQL answer within {} s; is it a PostgreSQL server (or a proxy that waits for something)?",
+            timeout.map_or(0, |t| t.as_secs())
+        )),
+        std::io::ErrorKind::UnexpectedEof => Error::Transient(format!(
+            "{address} closed the connection when asked for TLS; check `host` and `port`"
+        )),
+        _ => Error::Transient(format!("reading from PostgreSQL at {address}: {error}")),
+    }
+}
+
+/// Runs the TLS handshake over `tcp` to its end.
+fn handshake(
+    mut tcp: TcpStream,
+    tls: &TlsSettings,
+    host: &str,
+    address: &str,
+) -> Result<Transport, Error> {
+    let config = tls.client_config()?;
+    let mut connection = ClientConnection::new(config, server_name(host)?)
+        .map_err(|e| Error::internal(format!("starting TLS: {e}")))?;
+    let timeout = tcp.read_timeout().ok().flatten();
+    while connection.is_handshaking() {
+        connection.complete_io(&mut tcp).map_err(|e| {
+            match e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                Some(refused) => explain(refused, tls, host, address),
+                None => read_error(&e, address, timeout),
+            }
+        })?;
+    }
+    Ok(Transport::Tls(Box::new(StreamOwned::new(connection, tcp))))
+}
+
+/// A handshake failure in plain words, naming the settings to change.
+pub fn explain(error: &rustls::Error, tls: &TlsSettings, host: &str, address: &str) -> Error {
+    let mode = tls.mode.as_str();
+    let roots = tls.verifies().unwrap_or("`sslrootcert`");
+    let message = match error {
+        rustls::Error::InvalidCertificate(certificate) => match certificate {
+            CertificateError::UnknownIssuer => format!(
+                "the server's certificate is not signed by a CA in {roots} (sslmode={mode}); for Cloud SQL, download the instance's server CA again (`gcloud sql instances describe INSTANCE --format='value(serverCaCert.cert)'`)"
+            ),
+            CertificateError::NotValidForNameContext { presented, .. } => format!(
+                "the server's certificate is for {}, not for `host` `{host}` (sslmode={mode}); connect with one of those names as `host`, or use sslmode=verify-ca to check the CA only",
+                names(presented)
+            ),
+            CertificateError::NotValidForName => format!(
+                "the server's certificate does not name `host` `{host}` (sslmode={mode}); use sslmode=verify-ca to check the CA only"
+            ),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                format!("the server's certificate has expired ({error}) (sslmode={mode})")
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => format!(
+                "the server's certificate is not valid yet ({error}); is this machine's clock right? (sslmode={mode})"
+            ),
+            _ => format!("the server's certificate was refused: {error} (sslmode={mode})"),
+        },
+        rustls::Error::AlertReceived(alert) => match alert {
+            AlertDescription::UnknownCA
+            | AlertDescription::BadCertificate
+            | AlertDescription::CertificateRequired
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::AccessDenied => format!(
+                "the server refused the TLS connection (alert `{alert:?}`): it did not accept the client certificate in `sslcert` (or asks for one and `sslcert`/`sslkey` are not set)"
+            ),
+            AlertDescription::DecryptError if tls.has_client_certificate() => format!(
+                "the server refused the TLS connection (alert `{alert:?}`): does `sslkey` belong to the certificate in `sslcert`?"
+            ),
+            _ => format!("the server ended the TLS handshake (alert `{alert:?}`)"),
+        },
+        rustls::Error::PeerIncompatible(_) | rustls::Error::NoCertificatesPresented => format!(
+            "the server and this connector share no TLS version or cipher suite ({error}); TLS 1.2 or 1.3 with ECDHE and AES-GCM or ChaCha20-Poly1305 is needed"
+        ),
+        _ => format!("TLS failed: {error}"),
+    };
+    let message = format!("{message} [PostgreSQL at {address}]");
+    if tls.mode == SslMode::Prefer {
+        Error::Transient(message)
+    } else {
+        Error::config(message)
+    }
+}
+
+/// The certificate's names as written in a setting: webpki presents them as `DnsName("db")` and
+/// `IpAddress(10.0.0.3)`.
+fn names(presented: &[String]) -> String {
+    if presented.is_empty() {
+        return "no name at all (no subjectAltName)".into();
+    }
+    presented
+        .iter()
+        .map(|name| {
+            let bare = name
+                .strip_prefix("DnsName(\"")
+                .and_then(|n| n.strip_suffix("\")"))
+                .or_else(|| {
+                    name.strip_prefix("IpAddress(")
+                        .and_then(|n| n.strip_suffix(')'))
+                })
+                .unwrap_or(name);
+            format!("`{bare}`")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn certificate_names_are_shown_as_a_host_setting_would_be_written() {
+        let presented = [
+            "DnsName(\"db.example.com\")".to_owned(),
+            "IpAddress(10.0.0.3)".to_owned(),
+            "UniformResourceIdentifier(\"spiffe://x\")".to_owned(),
+        ];
+        assert_eq!(
+            super::names(&presented),
+            "`db.example.com`, `10.0.0.3`, `UniformResourceIdentifier(\"spiffe://x\")`"
+        );
+        assert_eq!(super::names(&[]), "no name at all (no subjectAltName)");
+    }
+}
