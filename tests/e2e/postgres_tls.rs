@@ -200,6 +200,15 @@ async fn a_client_certificate_authenticates_and_its_absence_is_named() {
         "{message}"
     );
 
+    let stranger = json!({"sslmode": "verify-full", "sslrootcert": pki.ca, "user": CERT_USER,
+        "sslcert": pki.stranger_cert, "sslkey": pki.stranger_key});
+    let (message, _) = refused("stranger_cert", config(pg.port, stranger)).await;
+    assert!(
+        message.contains("does not accept the client certificate in `sslcert`"),
+        "{message}"
+    );
+    assert!(!message.contains(&pki.stranger_key[40..80]), "{message}");
+
     // Half a client certificate, or a path where PEM text belongs, is named before connecting.
     let half = json!({"sslmode": "require", "sslcert": pki.client_cert});
     let (message, error) = refused("half_cert", config(pg.port, half)).await;

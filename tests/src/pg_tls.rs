@@ -1,6 +1,6 @@
 //! Certificates for a PostgreSQL server with TLS, made fresh by each test process (rcgen): a test
 //! CA, a server certificate with chosen names, a client certificate for `cert` authentication,
-//! and a second CA that signed none of them.
+//! and a second CA that signed only a client certificate the server must refuse.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -19,9 +19,12 @@ pub struct TestPki {
     /// The server's certificate and key.
     pub server_cert: String,
     pub server_key: String,
-    /// A client certificate for `CERT_USER` and its key.
+    /// A client certificate for `CERT_USER` and its RSA key.
     pub client_cert: String,
     pub client_key: String,
+    /// A client certificate for `CERT_USER` signed by `other_ca`, and its key.
+    pub stranger_cert: String,
+    pub stranger_key: String,
 }
 
 fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
@@ -44,7 +47,13 @@ fn leaf(
     names: &[&str],
     usage: ExtendedKeyUsagePurpose,
 ) -> (String, String) {
-    let key = KeyPair::generate().expect("a leaf key");
+    // Clients get RSA keys, as Cloud SQL's client certificates have; servers ECDSA P-256.
+    let key = match usage {
+        ExtendedKeyUsagePurpose::ClientAuth => {
+            KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("an RSA key")
+        }
+        _ => KeyPair::generate().expect("a leaf key"),
+    };
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
     let mut params = CertificateParams::new(names).expect("leaf params");
     params
@@ -61,7 +70,7 @@ impl TestPki {
     /// as subjectAltNames).
     pub fn generate(server_names: &[&str]) -> Self {
         let (ca, issuer) = new_ca("inlet test CA");
-        let (other_ca, _) = new_ca("inlet unrelated CA");
+        let (other_ca, other_issuer) = new_ca("inlet unrelated CA");
         let (server_cert, server_key) = leaf(
             &issuer,
             "inlet test server",
@@ -70,6 +79,12 @@ impl TestPki {
         );
         let (client_cert, client_key) =
             leaf(&issuer, CERT_USER, &[], ExtendedKeyUsagePurpose::ClientAuth);
+        let (stranger_cert, stranger_key) = leaf(
+            &other_issuer,
+            CERT_USER,
+            &[],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
         Self {
             ca,
             other_ca,
@@ -77,6 +92,8 @@ impl TestPki {
             server_key,
             client_cert,
             client_key,
+            stranger_cert,
+            stranger_key,
         }
     }
 

@@ -353,6 +353,8 @@ mod tests {
     const CERT: &str = include_str!("../testdata/cert.pem");
     const KEY: &str = include_str!("../testdata/key.pem");
     const KEY_SEC1: &str = include_str!("../testdata/key_sec1.pem");
+    const RSA_CERT: &str = include_str!("../testdata/rsa_cert.pem");
+    const RSA_KEY_PKCS1: &str = include_str!("../testdata/rsa_key_pkcs1.pem");
 
     fn parse(
         sslmode: Option<&str>,
@@ -483,6 +485,8 @@ mod tests {
                 .has_client_certificate()
         );
         assert!(parse(Some("require"), None, Some(CERT), Some(KEY_SEC1)).is_ok());
+        // Cloud SQL's client keys: RSA, PKCS#1.
+        assert!(parse(Some("require"), None, Some(RSA_CERT), Some(RSA_KEY_PKCS1)).is_ok());
         assert_eq!(
             parse(Some("require"), None, Some(CERT), None).unwrap_err(),
             TlsSettingError::HalfClientCertificate("sslcert", "sslkey")

@@ -3,7 +3,7 @@
 
 use crate::tls::{SslMode, TlsSettings, server_name};
 use inlet_sdk::Error;
-use rustls::{AlertDescription, CertificateError, ClientConnection, StreamOwned};
+use rustls::{AlertDescription, CertificateError, ClientConnection};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -14,7 +14,43 @@ const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 /// A connection's bytes, plain or encrypted; the protocol code reads and writes either alike.
 pub enum Transport {
     Plain(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Tls(Box<TlsStream>),
+}
+
+/// TLS over a TCP stream. Unlike rustls' `StreamOwned`, everything rustls has to send (handshake
+/// records, then a protocol message) leaves in one TCP write: separate small writes meet Nagle's
+/// algorithm and the server's delayed ACK, a 40 ms stall each (WASI sockets have no TCP_NODELAY).
+pub struct TlsStream {
+    connection: ClientConnection,
+    tcp: TcpStream,
+    /// TLS records waiting to be written.
+    out: Vec<u8>,
+    /// Whether `sslcert` is set (what a refusal after the handshake is about).
+    client_certificate: bool,
+}
+
+impl TlsStream {
+    /// Writes what rustls has to send, in one write.
+    fn send(&mut self) -> std::io::Result<()> {
+        while self.connection.wants_write() {
+            self.connection.write_tls(&mut self.out)?;
+        }
+        if !self.out.is_empty() {
+            let result = self.tcp.write_all(&self.out);
+            self.out.clear();
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Reads one batch of TLS records and processes them.
+    fn receive(&mut self) -> std::io::Result<usize> {
+        let n = self.connection.read_tls(&mut self.tcp)?;
+        self.connection
+            .process_new_packets()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        Ok(n)
+    }
 }
 
 impl Transport {
@@ -22,15 +58,15 @@ impl Transport {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             Self::Plain(tcp) => tcp,
-            Self::Tls(tls) => &tls.sock,
+            Self::Tls(tls) => &tls.tcp,
         }
     }
 
     /// Says goodbye at the TLS level (close_notify), after the protocol's Terminate.
     pub fn close(&mut self) {
         if let Self::Tls(tls) = self {
-            tls.conn.send_close_notify();
-            let _ = tls.flush();
+            tls.connection.send_close_notify();
+            let _ = tls.send();
         }
     }
 }
@@ -39,7 +75,25 @@ impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Self::Plain(tcp) => tcp.read(buf),
-            Self::Tls(tls) => tls.read(buf),
+            Self::Tls(tls) => loop {
+                match tls.connection.reader().read(buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        // Nothing decrypted yet: answer what rustls must answer, then read more.
+                        tls.send()?;
+                        tls.receive().map_err(|e| {
+                            // Under TLS 1.3 the server judges a client certificate after the
+                            // handshake: its refusal arrives with the first read.
+                            match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                                Some(rustls::Error::AlertReceived(alert)) => std::io::Error::other(
+                                    alert_message(*alert, tls.client_certificate),
+                                ),
+                                _ => e,
+                            }
+                        })?;
+                    }
+                    other => return other,
+                }
+            },
         }
     }
 }
@@ -48,13 +102,17 @@ impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
             Self::Plain(tcp) => tcp.write(buf),
-            Self::Tls(tls) => tls.write(buf),
+            Self::Tls(tls) => {
+                let n = tls.connection.writer().write(buf)?;
+                tls.send()?;
+                Ok(n)
+            }
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Self::Plain(tcp) => tcp.flush(),
-            Self::Tls(tls) => tls.flush(),
+            Self::Tls(tls) => tls.send(),
         }
     }
 }
@@ -122,27 +180,45 @@ fn read_error(error: &std::io::Error, address: &str, timeout: Option<Duration>) 
 
 /// Runs the TLS handshake over `tcp` to its end.
 fn handshake(
-    mut tcp: TcpStream,
+    tcp: TcpStream,
     tls: &TlsSettings,
     host: &str,
     address: &str,
 ) -> Result<Transport, Error> {
     let config = tls.client_config()?;
-    let mut connection = ClientConnection::new(config, server_name(host)?)
+    let connection = ClientConnection::new(config, server_name(host)?)
         .map_err(|e| Error::internal(format!("starting TLS: {e}")))?;
     let timeout = tcp.read_timeout().ok().flatten();
-    while connection.is_handshaking() {
-        connection.complete_io(&mut tcp).map_err(|e| {
-            match e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                Some(refused) => explain(refused, tls, host, address),
-                None => read_error(&e, address, timeout),
+    let mut tls_stream = TlsStream {
+        connection,
+        tcp,
+        out: Vec::new(),
+        client_certificate: tls.has_client_certificate(),
+    };
+    // The client's last flight (Finished) stays queued and leaves with the start-up message.
+    while tls_stream.connection.is_handshaking() {
+        let step = tls_stream.send().and_then(|()| tls_stream.receive());
+        match step {
+            Ok(0) => {
+                return Err(Error::Transient(format!(
+                    "{address} closed the connection during the TLS handshake"
+                )));
             }
-        })?;
+            Ok(_) => {}
+            Err(e) => {
+                return Err(
+                    match e
+                        .get_ref()
+                        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    {
+                        Some(refused) => explain(refused, tls, host, address),
+                        None => read_error(&e, address, timeout),
+                    },
+                );
+            }
+        }
     }
-    Ok(Transport::Tls(Box::new(StreamOwned::new(connection, tcp))))
+    Ok(Transport::Tls(Box::new(tls_stream)))
 }
 
 /// A handshake failure in plain words, naming the settings to change.
@@ -169,20 +245,7 @@ pub fn explain(error: &rustls::Error, tls: &TlsSettings, host: &str, address: &s
             ),
             _ => format!("the server's certificate was refused: {error} (sslmode={mode})"),
         },
-        rustls::Error::AlertReceived(alert) => match alert {
-            AlertDescription::UnknownCA
-            | AlertDescription::BadCertificate
-            | AlertDescription::CertificateRequired
-            | AlertDescription::UnsupportedCertificate
-            | AlertDescription::CertificateUnknown
-            | AlertDescription::AccessDenied => format!(
-                "the server refused the TLS connection (alert `{alert:?}`): it did not accept the client certificate in `sslcert` (or asks for one and `sslcert`/`sslkey` are not set)"
-            ),
-            AlertDescription::DecryptError if tls.has_client_certificate() => format!(
-                "the server refused the TLS connection (alert `{alert:?}`): does `sslkey` belong to the certificate in `sslcert`?"
-            ),
-            _ => format!("the server ended the TLS handshake (alert `{alert:?}`)"),
-        },
+        rustls::Error::AlertReceived(alert) => alert_message(*alert, tls.has_client_certificate()),
         rustls::Error::PeerIncompatible(_) | rustls::Error::NoCertificatesPresented => format!(
             "the server and this connector share no TLS version or cipher suite ({error}); TLS 1.2 or 1.3 with ECDHE and AES-GCM or ChaCha20-Poly1305 is needed"
         ),
@@ -193,6 +256,33 @@ pub fn explain(error: &rustls::Error, tls: &TlsSettings, host: &str, address: &s
         Error::Transient(message)
     } else {
         Error::config(message)
+    }
+}
+
+/// What a TLS alert from the server means here.
+fn alert_message(alert: AlertDescription, client_certificate: bool) -> String {
+    match alert {
+        AlertDescription::UnknownCA
+        | AlertDescription::BadCertificate
+        | AlertDescription::CertificateRequired
+        | AlertDescription::UnsupportedCertificate
+        | AlertDescription::CertificateUnknown
+        | AlertDescription::CertificateExpired
+        | AlertDescription::AccessDenied => {
+            if client_certificate {
+                format!(
+                    "the server refused the TLS connection (alert `{alert:?}`): it does not accept the client certificate in `sslcert`"
+                )
+            } else {
+                format!(
+                    "the server refused the TLS connection (alert `{alert:?}`): it asks for a client certificate; set `sslcert` and `sslkey`"
+                )
+            }
+        }
+        AlertDescription::DecryptError if client_certificate => format!(
+            "the server refused the TLS connection (alert `{alert:?}`): does `sslkey` belong to the certificate in `sslcert`?"
+        ),
+        _ => format!("the server ended the TLS connection (alert `{alert:?}`)"),
     }
 }
 
