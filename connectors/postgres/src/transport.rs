@@ -4,12 +4,15 @@
 use crate::tls::{SslMode, TlsSettings, server_name};
 use inlet_sdk::Error;
 use rustls::{AlertDescription, CertificateError, ClientConnection};
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 /// SSLRequest: length 8, then the code 1234.5679 (80877103).
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// Bytes of TLS records read from the socket at once.
+const READ_BUFFER: usize = 256 * 1024;
 
 /// A connection's bytes, plain or encrypted; the protocol code reads and writes either alike.
 pub enum Transport {
@@ -20,9 +23,12 @@ pub enum Transport {
 /// TLS over a TCP stream. Unlike rustls' `StreamOwned`, everything rustls has to send (handshake
 /// records, then a protocol message) leaves in one TCP write: separate small writes meet Nagle's
 /// algorithm and the server's delayed ACK, a 40 ms stall each (WASI sockets have no TCP_NODELAY).
+///
+/// Reads go through a buffer: rustls asks for 4 KiB at a time, and each socket read is a call
+/// into the host.
 pub struct TlsStream {
     connection: ClientConnection,
-    tcp: TcpStream,
+    tcp: BufReader<TcpStream>,
     /// TLS records waiting to be written.
     out: Vec<u8>,
     /// Whether `sslcert` is set (what a refusal after the handshake is about).
@@ -36,7 +42,7 @@ impl TlsStream {
             self.connection.write_tls(&mut self.out)?;
         }
         if !self.out.is_empty() {
-            let result = self.tcp.write_all(&self.out);
+            let result = self.tcp.get_mut().write_all(&self.out);
             self.out.clear();
             result?;
         }
@@ -58,7 +64,7 @@ impl Transport {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             Self::Plain(tcp) => tcp,
-            Self::Tls(tls) => &tls.tcp,
+            Self::Tls(tls) => tls.tcp.get_ref(),
         }
     }
 
@@ -191,7 +197,7 @@ fn handshake(
     let timeout = tcp.read_timeout().ok().flatten();
     let mut tls_stream = TlsStream {
         connection,
-        tcp,
+        tcp: BufReader::with_capacity(READ_BUFFER, tcp),
         out: Vec::new(),
         client_certificate: tls.has_client_certificate(),
     };
