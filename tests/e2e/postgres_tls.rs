@@ -319,3 +319,53 @@ async fn bench_tls_handshake_and_throughput() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_server_that_agrees_to_tls_and_then_does_not_speak_it_is_named() {
+    use std::io::{Read, Write};
+    // Says `S` to the 8-byte SSLRequest, then either answers in plain text (in the same packet,
+    // as in CVE-2021-23222: nothing of it may reach the protocol) or says nothing at all.
+    let fake = |then: &'static [u8]| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (requests, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0u8; 8];
+                if stream.read_exact(&mut request).is_ok() {
+                    let _ = requests.send(request);
+                    let _ = stream.write_all(&[b"S", then].concat());
+                }
+                held.push(stream);
+            }
+        });
+        (port, received)
+    };
+    let settings = |port: u16| {
+        json!({"host": "127.0.0.1", "port": port, "user": "postgres", "database": "postgres",
+            "sslmode": "require", "connect_timeout_seconds": 2})
+    };
+
+    let (port, received) = fake(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+    let (message, error) = refused("not_tls", settings(port)).await;
+    assert_eq!(
+        received.recv().unwrap(),
+        [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f],
+        "SSLRequest"
+    );
+    assert!(matches!(error, ConnectorError::Config(_)), "{message}");
+    assert!(
+        message.contains("the server agreed to TLS but then did not speak it")
+            && message.contains(&format!("127.0.0.1:{port}")),
+        "{message}"
+    );
+
+    let (port, _) = fake(b"");
+    let (message, error) = refused("silent_tls", settings(port)).await;
+    assert!(matches!(error, ConnectorError::Transient(_)), "{message}");
+    assert!(
+        message.contains("sent no PostgreSQL answer within 2 s"),
+        "{message}"
+    );
+}

@@ -252,6 +252,9 @@ pub fn explain(error: &rustls::Error, tls: &TlsSettings, host: &str, address: &s
             _ => format!("the server's certificate was refused: {error} (sslmode={mode})"),
         },
         rustls::Error::AlertReceived(alert) => alert_message(*alert, tls.has_client_certificate()),
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => format!(
+            "the server agreed to TLS but then did not speak it ({error}); is it a PostgreSQL server, or a proxy in between?"
+        ),
         rustls::Error::PeerIncompatible(_) | rustls::Error::NoCertificatesPresented => format!(
             "the server and this connector share no TLS version or cipher suite ({error}); TLS 1.2 or 1.3 with ECDHE and AES-GCM or ChaCha20-Poly1305 is needed"
         ),
