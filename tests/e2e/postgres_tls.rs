@@ -369,3 +369,39 @@ async fn a_server_that_agrees_to_tls_and_then_does_not_speak_it_is_named() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn pem_settings_come_from_files_the_operator_names_in_inlet_toml() {
+    let (pg, pki) = tls_server();
+    let dir = tempfile::tempdir().unwrap();
+    for (file, pem) in [
+        ("server-ca.pem", &pki.ca),
+        ("client-cert.pem", &pki.client_cert),
+        ("client-key.pem", &pki.client_key),
+    ] {
+        std::fs::write(dir.path().join(file), pem).unwrap();
+    }
+    let toml = format!(
+        r#"[lake]
+url = "lake"
+
+[connections.app]
+connector = "postgres"
+config = {{ host = "localhost", port = {port}, user = "{CERT_USER}", database = "postgres",
+           sslmode = "verify-full", sslrootcert = {{ file = "server-ca.pem" }},
+           sslcert = {{ file = "client-cert.pem" }}, sslkey = {{ file = "client-key.pem" }},
+           tables = {{ "public.secrets" = {{ where = "{OVER_TLS}" }} }} }}
+[connections.app.sandbox]
+allow_private_network = true
+"#,
+        port = pg.port
+    );
+    let path = dir.path().join("inlet.toml");
+    std::fs::write(&path, toml).unwrap();
+    let mut loaded = inlet_host::config::LoadedConfig::load(&path).unwrap();
+    loaded.resolve_secrets().await.unwrap();
+    let plan = loaded.plan("app").unwrap();
+    let lake = Lake::in_memory();
+    let report = sync(&lake, &plan).await.0.unwrap();
+    assert_eq!(report.streams["public.secrets"].rows, 3);
+}
