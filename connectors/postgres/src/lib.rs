@@ -9,6 +9,7 @@
 mod catalog;
 mod connect;
 mod copy_text;
+mod pem_text;
 mod read;
 mod tls;
 mod transport;
