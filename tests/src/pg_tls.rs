@@ -103,6 +103,7 @@ impl TestPki {
             cert: &self.server_cert,
             key: &self.server_key,
             client_ca: &self.ca,
+            options: "",
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct ServerTls<'a> {
     pub cert: &'a str,
     pub key: &'a str,
     pub client_ca: &'a str,
+    /// More server options (`-c name=value ...`), e.g. to restrict protocol versions or ciphers.
+    pub options: &'a str,
 }
 
 /// A running server.
@@ -162,8 +164,9 @@ impl PgServer {
             // 127.0.0.2 is not among the certificate's names: connecting there tests verify-full.
             options = format!(
                 "-c listen_addresses=127.0.0.1,127.0.0.2 -c ssl=on -c ssl_cert_file={data}/server.crt \
-                 -c ssl_key_file={data}/server.key -c ssl_ca_file={data}/root.crt",
-                data = data.display()
+                 -c ssl_key_file={data}/server.key -c ssl_ca_file={data}/root.crt {extra}",
+                data = data.display(),
+                extra = tls.options
             );
         }
         let port = free_port();

@@ -16,7 +16,7 @@ pub fn open(options: &ConnectOptions<'_>) -> Result<Connection, Error> {
         // Plain first; TLS when the server refuses the plain session (a `hostssl`-only pg_hba).
         SslMode::Allow => match Connection::start(Transport::Plain(tcp(options)?), options) {
             Err(Error::Auth(plain)) => {
-                match request_tls(tcp(options)?, tls, options.host, &address)? {
+                match request_tls(|| tcp(options), tls, options.host, &address)? {
                     TlsAttempt::Encrypted(transport) => Connection::start(transport, options),
                     TlsAttempt::Declined(_) => Err(Error::Auth(plain)),
                     TlsAttempt::HandshakeFailed(error) => Err(error),
@@ -26,7 +26,7 @@ pub fn open(options: &ConnectOptions<'_>) -> Result<Connection, Error> {
         },
         // TLS when offered; plain text when the server declines, or when the handshake fails
         // (libpq does the same: `prefer` never checks the certificate, so nothing is lost).
-        SslMode::Prefer => match request_tls(tcp(options)?, tls, options.host, &address)? {
+        SslMode::Prefer => match request_tls(|| tcp(options), tls, options.host, &address)? {
             TlsAttempt::Encrypted(transport) => Connection::start(transport, options),
             TlsAttempt::Declined(tcp) => Connection::start(Transport::Plain(tcp), options),
             TlsAttempt::HandshakeFailed(tls_error) => {
@@ -36,7 +36,7 @@ pub fn open(options: &ConnectOptions<'_>) -> Result<Connection, Error> {
             }
         },
         SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
-            match request_tls(tcp(options)?, tls, options.host, &address)? {
+            match request_tls(|| tcp(options), tls, options.host, &address)? {
                 TlsAttempt::Encrypted(transport) => Connection::start(transport, options),
                 TlsAttempt::Declined(_) => Err(Error::config(format!(
                     "the server at {address} does not accept TLS (it answered `N` to the TLS request), and sslmode={} never falls back to plain text; \

@@ -1,7 +1,7 @@
 //! The byte stream under the protocol: plain TCP, or TLS over the same TCP stream once the server
 //! has agreed to an SSLRequest; handshake failures explained in the words of the settings.
 
-use crate::tls::{SslMode, TlsSettings, server_name};
+use crate::tls::{SslMode, Suites, TlsSettings, server_name};
 use inlet_sdk::Error;
 use rustls::{AlertDescription, CertificateError, ClientConnection};
 use std::io::{BufReader, Read, Write};
@@ -133,14 +133,43 @@ pub enum TlsAttempt {
     HandshakeFailed(Error),
 }
 
-/// Sends SSLRequest on a fresh connection and, when the server agrees, runs the handshake.
+/// Asks for TLS on a connection from `connect`, offering ChaCha20-Poly1305 alone (see `Suites`),
+/// and again on a new connection with every suite when the server has no ChaCha20.
 /// Errors are answers that are not PostgreSQL's (the mode does not matter then).
 pub fn request_tls(
-    mut tcp: TcpStream,
+    connect: impl Fn() -> Result<TcpStream, Error>,
     tls: &TlsSettings,
     host: &str,
     address: &str,
 ) -> Result<TlsAttempt, Error> {
+    match attempt(connect()?, tls, Suites::ChaCha20, host, address)? {
+        Step::Done(done) => Ok(done),
+        Step::NoSharedSuite => match attempt(connect()?, tls, Suites::All, host, address)? {
+            Step::Done(done) => Ok(done),
+            Step::NoSharedSuite => Ok(TlsAttempt::HandshakeFailed(Error::config(format!(
+                "the server ended the TLS handshake with every cipher suite offered: it shares no TLS version or cipher \
+                 suite with this connector (TLS 1.2 or 1.3 with ECDHE and AES-GCM or ChaCha20-Poly1305 is needed), \
+                 or it wants a client certificate (`sslcert`, `sslkey`) [PostgreSQL at {address}]"
+            )))),
+        },
+    }
+}
+
+/// One request for TLS.
+enum Step {
+    Done(TlsAttempt),
+    /// The server shares none of the suites offered.
+    NoSharedSuite,
+}
+
+/// Sends SSLRequest on a fresh connection and, when the server agrees, runs the handshake.
+fn attempt(
+    mut tcp: TcpStream,
+    tls: &TlsSettings,
+    suites: Suites,
+    host: &str,
+    address: &str,
+) -> Result<Step, Error> {
     let timeout = tcp.read_timeout().ok().flatten();
     tcp.write_all(&SSL_REQUEST)
         .map_err(|e| Error::Transient(format!("sending the TLS request to {address}: {e}")))?;
@@ -149,11 +178,12 @@ pub fn request_tls(
     tcp.read_exact(&mut answer)
         .map_err(|e| read_error(&e, address, timeout))?;
     match answer[0] {
-        b'S' => Ok(match handshake(tcp, tls, host, address) {
-            Ok(transport) => TlsAttempt::Encrypted(transport),
-            Err(error) => TlsAttempt::HandshakeFailed(error),
+        b'S' => Ok(match handshake(tcp, tls, suites, host, address) {
+            Ok(transport) => Step::Done(TlsAttempt::Encrypted(transport)),
+            Err(Refusal::NoSharedSuite) => Step::NoSharedSuite,
+            Err(Refusal::Other(error)) => Step::Done(TlsAttempt::HandshakeFailed(error)),
         }),
-        b'N' => Ok(TlsAttempt::Declined(tcp)),
+        b'N' => Ok(Step::Done(TlsAttempt::Declined(tcp))),
         b'E' => Err(Error::config(format!(
             "{address} answered the TLS request with an error: a PostgreSQL server older than 7.0, or not PostgreSQL; check `host` and `port`"
         ))),
@@ -184,14 +214,34 @@ fn read_error(error: &std::io::Error, address: &str, timeout: Option<Duration>) 
     }
 }
 
+/// Why a handshake failed.
+enum Refusal {
+    /// No cipher suite (or version) in common: worth a retry with more suites.
+    NoSharedSuite,
+    Other(Error),
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Self {
+        Self::Other(error)
+    }
+}
+
+impl From<crate::tls::TlsSettingError> for Refusal {
+    fn from(error: crate::tls::TlsSettingError) -> Self {
+        Self::Other(error.into())
+    }
+}
+
 /// Runs the TLS handshake over `tcp` to its end.
 fn handshake(
     tcp: TcpStream,
     tls: &TlsSettings,
+    suites: Suites,
     host: &str,
     address: &str,
-) -> Result<Transport, Error> {
-    let config = tls.client_config()?;
+) -> Result<Transport, Refusal> {
+    let config = tls.client_config(suites)?;
     let connection = ClientConnection::new(config, server_name(host)?)
         .map_err(|e| Error::internal(format!("starting TLS: {e}")))?;
     let timeout = tcp.read_timeout().ok().flatten();
@@ -206,21 +256,26 @@ fn handshake(
         let step = tls_stream.send().and_then(|()| tls_stream.receive());
         match step {
             Ok(0) => {
-                return Err(Error::Transient(format!(
+                return Err(Refusal::Other(Error::Transient(format!(
                     "{address} closed the connection during the TLS handshake"
-                )));
+                ))));
             }
             Ok(_) => {}
             Err(e) => {
-                return Err(
-                    match e
-                        .get_ref()
-                        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-                    {
-                        Some(refused) => explain(refused, tls, host, address),
-                        None => read_error(&e, address, timeout),
-                    },
-                );
+                let refused = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+                return Err(match refused {
+                    Some(
+                        rustls::Error::AlertReceived(
+                            AlertDescription::HandshakeFailure
+                            | AlertDescription::InsufficientSecurity,
+                        )
+                        | rustls::Error::PeerIncompatible(_),
+                    ) => Refusal::NoSharedSuite,
+                    Some(refused) => Refusal::Other(explain(refused, tls, host, address)),
+                    None => Refusal::Other(read_error(&e, address, timeout)),
+                });
             }
         }
     }
