@@ -460,6 +460,18 @@ async fn a_server_that_agrees_to_tls_and_then_does_not_speak_it_is_named() {
         "{message}"
     );
 
+    // prefer tries plain text after a failed handshake, and says both what failed then and why.
+    let mut prefer = settings(port);
+    prefer["sslmode"] = json!("prefer");
+    let (message, _) = refused("not_tls_prefer", prefer).await;
+    assert!(
+        message.contains("does not speak the PostgreSQL protocol")
+            && message.contains(
+                "after the TLS attempt failed: the server agreed to TLS but then did not speak it"
+            ),
+        "{message}"
+    );
+
     let (port, _) = fake(b"");
     let (message, error) = refused("silent_tls", settings(port)).await;
     assert!(matches!(error, ConnectorError::Transient(_)), "{message}");

@@ -31,7 +31,10 @@ pub fn open(options: &ConnectOptions<'_>) -> Result<Connection, Error> {
             TlsAttempt::Declined(tcp) => Connection::start(Transport::Plain(tcp), options),
             TlsAttempt::HandshakeFailed(tls_error) => {
                 Connection::start(Transport::Plain(tcp(options)?), options).map_err(|plain| {
-                    with_context(plain, &format!("after the TLS attempt failed: {tls_error}"))
+                    with_context(
+                        plain,
+                        &format!("after the TLS attempt failed: {}", message(&tls_error)),
+                    )
                 })
             }
         },
@@ -59,6 +62,19 @@ fn tcp(options: &ConnectOptions<'_>) -> Result<TcpStream, Error> {
     // Until the session is ready, a silent server is an error after the timeout.
     let _ = stream.set_read_timeout(Some(options.handshake_timeout));
     Ok(stream)
+}
+
+/// An error's message, without its kind.
+fn message(error: &Error) -> String {
+    match error {
+        Error::Config(m)
+        | Error::Auth(m)
+        | Error::NotFound(m)
+        | Error::Transient(m)
+        | Error::Data(m)
+        | Error::Internal(m) => m.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// The same error, with `context` added to its message.
