@@ -610,20 +610,6 @@ async fn a_port_that_is_not_postgres_or_never_answers_is_named_quickly() {
 }
 
 #[tokio::test]
-async fn tls_modes_are_refused_rather_than_downgraded() {
-    let pg = server();
-    let mut config = pg.config("postgres");
-    config["sslmode"] = json!("require");
-    let (message, error) =
-        connector_error(sync(&Lake::in_memory(), &pg_plan("tls", config)).await.0);
-    assert!(matches!(error, ConnectorError::Config(_)), "{message}");
-    assert!(
-        message.contains("sslmode=`require`") && message.contains("Auth Proxy"),
-        "{message}"
-    );
-}
-
-#[tokio::test]
 async fn the_database_is_unreachable_without_the_operators_permission() {
     let pg = server();
     let plan = plan("postgres", "private", pg.config("postgres"));

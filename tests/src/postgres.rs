@@ -1,6 +1,8 @@
 //! A real PostgreSQL server for tests: `initdb` into a temporary folder, started on a free port of
 //! 127.0.0.1, stopped when the test process exits. Users for each password method exist:
 //! `md5_user`, `scram_user`, `clear_user` (password `s3cret-pw`), and `postgres` (trust).
+//! `PgServer::start_tls` starts one that accepts TLS connections only (`hostssl` lines), on
+//! 127.0.0.1 and 127.0.0.2, with a `cert_user` that must show a client certificate.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -8,6 +10,20 @@ use std::time::{Duration, Instant};
 
 /// The password of the test users.
 pub const PASSWORD: &str = "s3cret-pw";
+
+/// The user the TLS server's `pg_hba.conf` lets in only with a client certificate (`cert`
+/// method: the certificate's common name is the user name).
+pub const CERT_USER: &str = "cert_user";
+
+/// What a TLS server needs, as PEM: its certificate and key, and the CA it trusts for client
+/// certificates.
+pub struct ServerTls<'a> {
+    pub cert: &'a str,
+    pub key: &'a str,
+    pub client_ca: &'a str,
+    /// More server options (`-c name=value ...`), e.g. to restrict protocol versions or ciphers.
+    pub options: &'a str,
+}
 
 /// A running server.
 pub struct PgServer {
@@ -63,8 +79,17 @@ fn free_port() -> u16 {
 }
 
 impl PgServer {
-    /// Creates a cluster and starts it.
+    /// Creates a cluster and starts it (plain TCP only, `ssl = off`).
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Creates a cluster that speaks TLS only, with `tls`'s certificate, and starts it.
+    pub fn start_tls(tls: &ServerTls<'_>) -> Self {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&ServerTls<'_>>) -> Self {
         let bin = find_bin();
         let dir = tempfile::Builder::new()
             .prefix("inlet-pg-")
@@ -97,17 +122,58 @@ impl PgServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let hba = "local all all trust\n\
-                   host all md5_user 127.0.0.1/32 md5\n\
-                   host all scram_user 127.0.0.1/32 scram-sha-256\n\
-                   host all clear_user 127.0.0.1/32 password\n\
-                   host all all 127.0.0.1/32 trust\n";
+        let hba = match tls {
+            None => "local all all trust\n\
+                     host all md5_user 127.0.0.1/32 md5\n\
+                     host all scram_user 127.0.0.1/32 scram-sha-256\n\
+                     host all clear_user 127.0.0.1/32 password\n\
+                     host all all 127.0.0.1/32 trust\n"
+                .to_owned(),
+            Some(_) => format!(
+                "local all all trust\n\
+                 hostssl all {user} 127.0.0.0/8 cert\n\
+                 hostssl all scram_user 127.0.0.0/8 scram-sha-256\n\
+                 hostssl all all 127.0.0.0/8 trust\n",
+                user = CERT_USER
+            ),
+        };
         std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+        let mut options = "-c listen_addresses=127.0.0.1".to_owned();
+        if let Some(tls) = tls {
+            for (file, pem) in [
+                ("server.crt", tls.cert),
+                ("server.key", tls.key),
+                ("root.crt", tls.client_ca),
+            ] {
+                let path = data.join(file);
+                std::fs::write(&path, pem).unwrap();
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .unwrap();
+            }
+            if is_root() {
+                let status = Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&data)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "chown of the certificates");
+            }
+            // 127.0.0.2 is not among the certificate's names: connecting there tests verify-full.
+            options = format!(
+                "-c listen_addresses=127.0.0.1,127.0.0.2 -c ssl=on -c ssl_cert_file={data}/server.crt \
+                 -c ssl_key_file={data}/server.key -c ssl_ca_file={data}/root.crt {extra}",
+                data = data.display(),
+                extra = tls.options
+            );
+        }
         let port = free_port();
         // A watchdog stops the server when the test process is gone, however it ends, and removes its
         // folder (the server lives in a static, whose TempDir is never dropped).
         let script = format!(
-            "{postgres} -D {data} -p {port} -k {socket} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
+            "{postgres} -D {data} -p {port} -k {socket} {options} -c fsync=off -c full_page_writes=off \
              -c synchronous_commit=off >{log} 2>&1 & pg=$!; \
              while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 0.5; done; kill -INT $pg 2>/dev/null; wait $pg; \
              [ -d /proc/{parent} ] || rm -rf {dir}",
@@ -146,13 +212,16 @@ impl PgServer {
             &format!(
                 "SET password_encryption = 'md5'; CREATE ROLE md5_user LOGIN SUPERUSER PASSWORD '{PASSWORD}'; \
                  SET password_encryption = 'scram-sha-256'; CREATE ROLE scram_user LOGIN SUPERUSER PASSWORD '{PASSWORD}'; \
-                 CREATE ROLE clear_user LOGIN SUPERUSER PASSWORD '{PASSWORD}';"
+                 CREATE ROLE clear_user LOGIN SUPERUSER PASSWORD '{PASSWORD}'; \
+                 CREATE ROLE {cert_user} LOGIN SUPERUSER;",
+                cert_user = CERT_USER
             ),
         );
         server
     }
 
-    fn log(&self) -> String {
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default()
     }
 

@@ -7,9 +7,14 @@
 //! never split across checkpoints.
 
 mod catalog;
+mod connect;
 mod copy_text;
+mod pem_text;
 mod read;
+mod tls;
+mod transport;
 mod types;
+mod verify;
 mod wire;
 
 use inlet_sdk::prelude::*;
@@ -21,7 +26,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
-    /// Server host name or IP. For Cloud SQL, the Auth Proxy's address or the private IP. Example: `"10.0.0.3"`.
+    /// Server host name or IP; with `verify-full`, one of the names in the server's certificate.
+    /// For Cloud SQL, the instance's IP (with `sslmode = "verify-ca"`) or the Auth Proxy's address. Example: `"10.0.0.3"`.
     pub host: String,
     /// Server port. Example: `5432`.
     #[serde(default = "default_port")]
@@ -33,10 +39,25 @@ pub struct PostgresConfig {
     pub password: Option<String>,
     /// Database name. Example: `"app"`.
     pub database: String,
-    /// `disable` (default), `allow`, `prefer`: plain TCP. `require`, `verify-ca`, `verify-full`: refused,
-    /// TLS is not supported yet (use the Cloud SQL Auth Proxy).
-    #[serde(default = "default_sslmode")]
-    pub sslmode: String,
+    /// TLS, as libpq: `disable`; `allow` (plain, TLS if the server insists); `prefer` (default: TLS
+    /// when the server offers it, else plain); `require` (TLS or nothing; the certificate is checked
+    /// only when `sslrootcert` is set); `verify-ca` (the chain against `sslrootcert`); `verify-full`
+    /// (the chain, and `host` among the certificate's names). Example: `"verify-ca"`.
+    #[serde(default)]
+    pub sslmode: Option<String>,
+    /// The CA certificate(s) that sign the server's certificate, as PEM text (connectors read no
+    /// files: write `{ file = "server-ca.pem" }` and inlet reads it), or `system` for the public
+    /// web roots (then sslmode defaults to, and must be, `verify-full`). Example: `{ file = "server-ca.pem" }`.
+    #[serde(default)]
+    pub sslrootcert: Option<String>,
+    /// A client certificate (PEM text), for `cert` authentication or servers that require one.
+    /// Example: `{ file = "client-cert.pem" }`.
+    #[serde(default)]
+    pub sslcert: Option<String>,
+    /// The client certificate's private key (PEM text); redacted from every log and error.
+    /// Example: `{ file = "client-key.pem" }`.
+    #[serde(default)]
+    pub sslkey: Option<String>,
     /// Schemas to discover. Example: `["public", "billing"]`.
     #[serde(default = "default_schemas")]
     pub schemas: Vec<String>,
@@ -78,9 +99,6 @@ pub struct TableConfig {
 fn default_port() -> u16 {
     5432
 }
-fn default_sslmode() -> String {
-    "disable".into()
-}
 fn default_schemas() -> Vec<String> {
     vec!["public".into()]
 }
@@ -95,30 +113,21 @@ fn default_connect_timeout() -> u64 {
 }
 
 impl PostgresConfig {
-    fn validate(&self) -> Result<(), Error> {
-        match self.sslmode.as_str() {
-            "disable" | "allow" | "prefer" => {}
-            "require" | "verify-ca" | "verify-full" => {
-                return Err(Error::config(format!(
-                    "sslmode=`{}` is not supported yet: this connector speaks plain TCP only and will not downgrade silently; \
-                     connect through the Cloud SQL Auth Proxy (it encrypts to Cloud SQL) or a private IP, with sslmode=disable",
-                    self.sslmode
-                )));
-            }
-            other => {
-                return Err(Error::config(format!(
-                    "sslmode `{other}` is not one of disable, allow, prefer, require, verify-ca, verify-full"
-                )));
-            }
-        }
+    fn validate(&self) -> Result<tls::TlsSettings, Error> {
+        let tls = tls::TlsSettings::parse(&tls::TlsSettingsText {
+            sslmode: self.sslmode.as_deref(),
+            sslrootcert: self.sslrootcert.as_deref(),
+            sslcert: self.sslcert.as_deref(),
+            sslkey: self.sslkey.as_deref(),
+        })?;
         if self.batch_rows == 0 {
             return Err(Error::config("`batch_rows` must be at least 1"));
         }
-        Ok(())
+        Ok(tls)
     }
 
     fn connect(&self) -> Result<wire::Connection, Error> {
-        self.validate()?;
+        let tls = self.validate()?;
         wire::Connection::connect(&wire::ConnectOptions {
             host: &self.host,
             port: self.port,
@@ -127,6 +136,7 @@ impl PostgresConfig {
             database: &self.database,
             application_name: "inlet",
             handshake_timeout: std::time::Duration::from_secs(self.connect_timeout_seconds.max(1)),
+            tls: &tls,
         })
     }
 }
@@ -145,6 +155,7 @@ impl Source for Postgres {
         )
         .tcp("{host}:{port:5432}")
         .secret("password")
+        .secret("sslkey")
     }
 
     fn check(config: &PostgresConfig) -> Result<(), Error> {

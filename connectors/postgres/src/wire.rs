@@ -1,14 +1,16 @@
-//! The PostgreSQL frontend/backend protocol over a plain TCP stream (WASI sockets): start-up,
-//! authentication (trust, cleartext, md5, SCRAM-SHA-256), simple queries and `COPY ... TO STDOUT`.
-//! Message encoding and parsing come from `postgres-protocol`; the I/O is here.
+//! The PostgreSQL frontend/backend protocol over a byte stream (plain TCP or TLS over WASI
+//! sockets, see `transport`): start-up, authentication (trust, cleartext, md5, SCRAM-SHA-256),
+//! simple queries and `COPY ... TO STDOUT`. Message encoding and parsing come from
+//! `postgres-protocol`; the I/O is here.
 
+use crate::tls::TlsSettings;
+use crate::transport::Transport;
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use inlet_sdk::Error;
 use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
 use postgres_protocol::message::{backend::Message, frontend};
 use std::io::{Read, Write};
-use std::net::TcpStream;
 
 /// Where and as whom to connect.
 pub struct ConnectOptions<'a> {
@@ -20,6 +22,15 @@ pub struct ConnectOptions<'a> {
     pub application_name: &'a str,
     /// How long connecting, and each read until the session is ready, may take.
     pub handshake_timeout: std::time::Duration,
+    /// Whether and how to encrypt.
+    pub tls: &'a TlsSettings,
+}
+
+impl ConnectOptions<'_> {
+    /// `host:port`, for connecting and for messages.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
 }
 
 /// The longest message accepted before the session is ready (startup answers are small): a
@@ -30,7 +41,7 @@ const MAX_MESSAGE: usize = 1 << 30;
 
 /// An open, authenticated connection.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Transport,
     /// Received bytes not yet parsed into messages.
     read: BytesMut,
     /// The socket reads into this, then the bytes are appended to `read`.
@@ -81,22 +92,22 @@ fn io_error(context: &str, e: impl std::fmt::Display) -> Error {
 }
 
 impl Connection {
-    /// Connects and authenticates. Session settings make text output predictable: UTC, ISO dates,
-    /// ISO 8601 intervals, hex bytea, shortest-exact floats.
+    /// Connects, negotiates TLS as `sslmode` says, and authenticates (see `connect`).
     pub fn connect(options: &ConnectOptions<'_>) -> Result<Self, Error> {
-        let address = format!("{}:{}", options.host, options.port);
-        let timeout = options.handshake_timeout;
-        let stream = connect(&address)?;
-        let _ = stream.set_nodelay(true);
-        // Until the session is ready, a silent server is an error after `timeout`.
-        let _ = stream.set_read_timeout(Some(timeout));
+        crate::connect::open(options)
+    }
+
+    /// Starts the session on an open stream (TLS already negotiated) and authenticates. Session
+    /// settings make text output predictable: UTC, ISO dates, ISO 8601 intervals, hex bytea,
+    /// shortest-exact floats.
+    pub fn start(stream: Transport, options: &ConnectOptions<'_>) -> Result<Self, Error> {
         let mut connection = Self {
             stream,
             read: BytesMut::with_capacity(512 * 1024),
             chunk: vec![0; 256 * 1024],
             write: BytesMut::new(),
             max_message: MAX_HANDSHAKE_MESSAGE,
-            address: address.clone(),
+            address: options.address(),
         };
         let parameters = [
             ("user", options.user),
@@ -118,7 +129,7 @@ impl Connection {
             match connection.next()? {
                 Message::ReadyForQuery(_) => {
                     // Queries may legitimately take long (a COPY of a big table).
-                    let _ = connection.stream.set_read_timeout(None);
+                    let _ = connection.stream.tcp().set_read_timeout(None);
                     connection.max_message = MAX_MESSAGE;
                     return Ok(connection);
                 }
@@ -292,6 +303,7 @@ impl Connection {
                         "{} accepted the connection but sent no PostgreSQL answer within {} s; is it a PostgreSQL server (or a proxy that waits for something)?",
                         self.address,
                         self.stream
+                            .tcp()
                             .read_timeout()
                             .ok()
                             .flatten()
@@ -334,19 +346,12 @@ impl Connection {
     }
 }
 
-/// Connects to `address`. The connect itself is bounded by the host's TCP stack: on WASI,
-/// `connect_timeout` reports a refused connection as connected. The handshake timeout bounds every
-/// wait for the server after it.
-fn connect(address: &str) -> Result<TcpStream, Error> {
-    TcpStream::connect(address)
-        .map_err(|e| Error::Transient(format!("cannot connect to PostgreSQL at {address}: {e}")))
-}
-
 impl Drop for Connection {
     fn drop(&mut self) {
         let mut buf = BytesMut::new();
         frontend::terminate(&mut buf);
         let _ = self.stream.write_all(&buf);
+        self.stream.close();
     }
 }
 
