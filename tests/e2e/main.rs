@@ -13,5 +13,6 @@ mod load;
 mod meta_ads;
 mod network_pinning;
 mod postgres;
+mod postgres_parts;
 mod sandbox;
 mod sheets;

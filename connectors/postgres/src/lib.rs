@@ -9,6 +9,7 @@
 mod catalog;
 mod copy_text;
 mod read;
+mod split;
 mod types;
 mod wire;
 
@@ -73,6 +74,10 @@ pub struct TableConfig {
     /// interval for timestamp and date cursors, a number for integer cursors. Re-read rows arrive
     /// again; BigQuery's `merge` keeps one per key. Example: `"15 minutes"`.
     pub lookback: Option<serde_json::Value>,
+    /// How a full refresh with `parallel > 1` is split: `auto` (ranges of an integer primary key,
+    /// else of heap pages), `key` (key ranges only; other tables are read whole) or `ctid` (heap
+    /// page ranges, PostgreSQL 14 or later). Example: `"ctid"`.
+    pub split: Option<split::SplitMethod>,
 }
 
 fn default_port() -> u16 {
@@ -170,7 +175,13 @@ impl Source for Postgres {
             .iter()
             .find(|t| t.stream_name() == stream)
             .ok_or_else(|| Error::NotFound(format!("table `{stream}`")))?;
-        read::partitions(&mut connection, table, config.tables.get(stream), count)
+        let parts = split::partitions(&mut connection, table, config.tables.get(stream), count)?;
+        if !parts.is_empty() {
+            // The parts read in this connection's exported snapshot: keep it open until the host
+            // ends this instance, after every part.
+            split::hold(connection);
+        }
+        Ok(parts)
     }
 
     fn read(
