@@ -42,7 +42,7 @@ echo "lineitem rows: $("${psql[@]}" -A -t -c 'SELECT count(*) FROM lineitem')"
 
 # 3. Tools under test.
 cargo build --quiet --release -p inlet-host --bin inlet
-if [ ! -x "$root/venv/bin/python" ]; then
+if [ -z "${SKIP_CONNECTORX:-}" ] && [ ! -x "$root/venv/bin/python" ]; then
   python3 -m venv "$root/venv" && "$root/venv/bin/pip" install --quiet connectorx pyarrow
 fi
 export INLET_CACHE_DIR=$root/cache

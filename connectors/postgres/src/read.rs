@@ -450,7 +450,7 @@ impl StreamReader<'_> {
             )));
         }
         for (index, builder) in self.builders.iter_mut().enumerate() {
-            let represented = builder.append(row.field(index)).map_err(|e| {
+            let represented = builder.append_value(row.value(index)).map_err(|e| {
                 Error::data(format!(
                     "{}: row {}, column `{}`: {e}",
                     self.stream,
