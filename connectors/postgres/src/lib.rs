@@ -50,6 +50,11 @@ pub struct PostgresConfig {
     /// Rows per Arrow batch. Example: `65536`.
     #[serde(default = "default_batch_rows")]
     pub batch_rows: usize,
+    /// A batch is also emitted once its rows reach this many bytes of COPY text, which bounds
+    /// memory for wide rows (each batch is held by the connector, then copied to the host).
+    /// Example: `4194304`.
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: usize,
     /// Incremental reads checkpoint after at least this many rows (at a cursor boundary). Example: `100000`.
     #[serde(default = "default_checkpoint_rows")]
     pub checkpoint_rows: u64,
@@ -92,6 +97,9 @@ fn default_schemas() -> Vec<String> {
 fn default_batch_rows() -> usize {
     65_536
 }
+fn default_batch_bytes() -> usize {
+    4 << 20
+}
 fn default_checkpoint_rows() -> u64 {
     100_000
 }
@@ -118,6 +126,9 @@ impl PostgresConfig {
         }
         if self.batch_rows == 0 {
             return Err(Error::config("`batch_rows` must be at least 1"));
+        }
+        if self.batch_bytes == 0 {
+            return Err(Error::config("`batch_bytes` must be at least 1"));
         }
         Ok(())
     }

@@ -223,7 +223,9 @@ pub fn read(
             names: columns.iter().map(|c| c.name.clone()).collect(),
             cursor_index: cursor.and_then(|c| columns.iter().position(|col| col.name == c.name)),
             batch_rows: config.batch_rows,
+            batch_bytes: config.batch_bytes,
             rows_in_batch: 0,
+            bytes_in_batch: 0,
             rows: 0,
             unrepresentable: 0,
         };
@@ -272,8 +274,8 @@ pub fn read(
             // Rows at or before the saved cursor, read again: no checkpoint, the state stays.
             let sql = query(Bound::Window { last, lookback });
             connection.copy_out(&sql, |line| {
-                reader.push(&splitter.split(line))?;
-                if reader.rows_in_batch >= reader.batch_rows {
+                reader.push(&splitter.split(line), line.len())?;
+                if reader.full() {
                     reader.flush(out)?;
                 }
                 Ok(())
@@ -314,9 +316,9 @@ pub fn read(
                 }
                 current_cursor = value;
             }
-            reader.push(&row)?;
+            reader.push(&row, line.len())?;
             since_checkpoint += 1;
-            if reader.rows_in_batch >= reader.batch_rows {
+            if reader.full() {
                 reader.flush(out)?;
             }
             Ok(())
@@ -433,13 +435,21 @@ struct StreamReader<'a> {
     names: Vec<String>,
     cursor_index: Option<usize>,
     batch_rows: usize,
+    batch_bytes: usize,
     rows_in_batch: usize,
+    /// COPY text bytes of the rows in the batch: bounds its memory whatever the row width.
+    bytes_in_batch: usize,
     rows: u64,
     unrepresentable: u64,
 }
 
 impl StreamReader<'_> {
-    fn push(&mut self, row: &Row<'_>) -> Result<(), Error> {
+    /// Whether the batch is due: `batch_rows` rows or `batch_bytes` bytes of text.
+    fn full(&self) -> bool {
+        self.rows_in_batch >= self.batch_rows || self.bytes_in_batch >= self.batch_bytes
+    }
+
+    fn push(&mut self, row: &Row<'_>, bytes: usize) -> Result<(), Error> {
         if row.len() != self.builders.len() {
             return Err(Error::data(format!(
                 "{}: row {} has {} fields, expected {}",
@@ -464,6 +474,7 @@ impl StreamReader<'_> {
         }
         self.rows += 1;
         self.rows_in_batch += 1;
+        self.bytes_in_batch += bytes;
         Ok(())
     }
 
@@ -476,6 +487,7 @@ impl StreamReader<'_> {
         out.emit(self.stream, &batch)?;
         out.progress(self.stream, None);
         self.rows_in_batch = 0;
+        self.bytes_in_batch = 0;
         Ok(())
     }
 }
