@@ -191,7 +191,7 @@ async fn page_range_parts_read_one_snapshot_while_another_session_writes() {
 }
 
 #[tokio::test]
-async fn a_table_without_an_integer_key_is_read_in_parallel_page_ranges() {
+async fn a_table_without_an_integer_key_is_read_in_parallel_page_ranges_in_small_batches() {
     let pg = server();
     let db = pg.database("pages");
     pg.sql(
@@ -201,7 +201,10 @@ async fn a_table_without_an_integer_key_is_read_in_parallel_page_ranges() {
         DELETE FROM notes WHERE id BETWEEN 5000 AND 5999;",
     );
     let lake = Lake::in_memory();
-    let mut plan = pg_plan("pages", pg.config(&db));
+    let mut config = pg.config(&db);
+    // Small batches: each part emits many, bounded by bytes rather than rows.
+    config["batch_bytes"] = serde_json::json!(16 * 1024);
+    let mut plan = pg_plan("pages", config);
     plan.full_refresh = true;
     plan.parallel.insert("public.notes".into(), 3);
     let (result, recorder) = sync(&lake, &plan).await;
