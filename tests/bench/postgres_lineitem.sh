@@ -50,6 +50,7 @@ target/release/inlet spec postgres >/dev/null   # compile the component once
 
 measure() { # name, command...: median wall seconds and max peak RSS (MiB) over $runs runs after a warm-up
   local name=$1; shift
+  rm -rf "$root/out" && mkdir -p "$root/out"
   "$@" >/dev/null 2>&1 || { echo "$name failed:"; "$@"; exit 1; }
   local walls=() rss=0
   for _ in $(seq "$runs"); do

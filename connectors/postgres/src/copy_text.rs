@@ -46,6 +46,7 @@ impl<'a> Value<'a> {
     }
 
     /// The value as text, checking its UTF-8 only when the row's check did not cover it.
+    #[inline]
     pub fn text(&self) -> Result<&'a str, std::str::Utf8Error> {
         match self.text {
             Some(text) => Ok(text),
@@ -112,6 +113,7 @@ impl<'a> Row<'a> {
     }
 
     /// Field `index` with its text when the row's UTF-8 check covers it; `None` for NULL.
+    #[inline]
     pub fn value(&self, index: usize) -> Option<Value<'a>> {
         match self.fields.get(index)? {
             Place::Null => None,

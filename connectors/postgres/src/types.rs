@@ -491,12 +491,23 @@ fn parse_int(bytes: &[u8]) -> Option<i64> {
         return None;
     }
     let mut value: u64 = 0;
-    for &c in digits {
-        let digit = c.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
+    if digits.len() <= 18 {
+        // Cannot overflow: no checked multiplication, which wasm32 does with a 128-bit helper.
+        for &c in digits {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            value = value * 10 + u64::from(digit);
         }
-        value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
+    } else {
+        for &c in digits {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
+        }
     }
     if negative {
         // Up to 2^63, which is i64::MIN.
