@@ -398,6 +398,10 @@ pub async fn sync(
     // instances at once; their files are committed together before the other streams are read.
     let mut whole = Vec::new();
     let mut parts = Vec::new();
+    // The runs that answered `partitions` stay alive until every part has been read: the
+    // connector may hold what its parts share there (PostgreSQL keeps the exported snapshot of
+    // the parts' reads in its connection).
+    let mut splitters = Vec::new();
     for (stream, mode) in &selected {
         let degree = plan
             .parallel
@@ -405,12 +409,13 @@ pub async fn sync(
             .copied()
             .unwrap_or(plan.default_parallel);
         if degree > 1 && *mode == SyncMode::FullRefresh {
-            let run = prepared.start(&plan.sandbox).await?;
+            let mut run = prepared.start(&plan.sandbox).await?;
             let descriptors = run
                 .partitions(&plan.config.to_string(), &stream.name, degree)
                 .await?;
             if descriptors.len() > 1 {
                 parts.extend(descriptors.into_iter().map(|d| (stream.name.clone(), d)));
+                splitters.push(run);
                 continue;
             }
         }
@@ -419,7 +424,11 @@ pub async fn sync(
     let session = if parts.is_empty() {
         session
     } else {
-        read_partitions(&prepared, plan, &declared, state.as_deref(), session, parts).await?
+        let read = read_partitions(&prepared, plan, &declared, state.as_deref(), session, parts);
+        let session = read.await;
+        // Every part has ended: the splitting instances (and what they held) can go.
+        drop(splitters);
+        session?
     };
     if whole.is_empty() {
         return finish(session, plan, name, started).await;

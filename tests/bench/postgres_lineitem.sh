@@ -4,7 +4,7 @@
 # ConnectorX + pyarrow (1 and 2 partitions) and Inlet's postgres connector into a local lake.
 # Prints the median wall time of RUNS runs after a warm-up, peak RSS, and the ratios. Asserts nothing.
 #
-#   tests/bench/postgres_lineitem.sh [RUNS]
+#   tests/bench/postgres_lineitem.sh [RUNS]        (SKIP_CONNECTORX=1 leaves ConnectorX out)
 # Work files live in .bench/ (generated data, a cluster on port 55432, a Python venv); delete it to start over.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,7 +42,7 @@ echo "lineitem rows: $("${psql[@]}" -A -t -c 'SELECT count(*) FROM lineitem')"
 
 # 3. Tools under test.
 cargo build --quiet --release -p inlet-host --bin inlet
-if [ ! -x "$root/venv/bin/python" ]; then
+if [ -z "${SKIP_CONNECTORX:-}" ] && [ ! -x "$root/venv/bin/python" ]; then
   python3 -m venv "$root/venv" && "$root/venv/bin/pip" install --quiet connectorx pyarrow
 fi
 export INLET_CACHE_DIR=$root/cache
@@ -50,6 +50,7 @@ target/release/inlet spec postgres >/dev/null   # compile the component once
 
 measure() { # name, command...: median wall seconds and max peak RSS (MiB) over $runs runs after a warm-up
   local name=$1; shift
+  rm -rf "$root/out" && mkdir -p "$root/out"
   "$@" >/dev/null 2>&1 || { echo "$name failed:"; "$@"; exit 1; }
   local walls=() rss=0
   for _ in $(seq "$runs"); do
@@ -68,10 +69,19 @@ url="postgresql://postgres@127.0.0.1:$port/postgres"
 echo "== median of $runs runs after a warm-up: wall, peak RSS"
 measure copy_text "${psql[@]}" -c "COPY lineitem TO STDOUT" -o /dev/null
 measure copy_binary "${psql[@]}" -c "COPY lineitem TO STDOUT (FORMAT binary)" -o /dev/null
-measure connectorx_1 "$root/venv/bin/python" "$shared/connectorx_lineitem.py" "$url" "$root/out/cx.parquet" 1
-measure connectorx_2 "$root/venv/bin/python" "$shared/connectorx_lineitem.py" "$url" "$root/out/cx.parquet" 2
-measure inlet target/release/inlet sync postgres --to "$root/out/lake" --allow-private-network \
-  --set host=127.0.0.1 --set port=$port --set user=postgres --set database=postgres --stream public.lineitem
+if [ -z "${SKIP_CONNECTORX:-}" ]; then
+  measure connectorx_1 "$root/venv/bin/python" "$shared/connectorx_lineitem.py" "$url" "$root/out/cx.parquet" 1
+  measure connectorx_2 "$root/venv/bin/python" "$shared/connectorx_lineitem.py" "$url" "$root/out/cx.parquet" 2
+else
+  result_connectorx_1=nan result_connectorx_2=nan
+fi
+inlet=(target/release/inlet sync postgres --to "$root/out/lake" --allow-private-network
+  --set host=127.0.0.1 --set port=$port --set user=postgres --set database=postgres --stream public.lineitem)
+measure inlet "${inlet[@]}"
+measure inlet_parallel_2 "${inlet[@]}" --parallel 2
+measure inlet_parallel_2_ctid "${inlet[@]}" --parallel 2 --set 'tables."public.lineitem".split=ctid'
 python3 -c "
-t, cx1, cx2, inlet = $result_copy_text, $result_connectorx_1, $result_connectorx_2, $result_inlet
-print(f'Inlet / COPY text: {inlet / t:.2f}x   Inlet / ConnectorX(1): {inlet / cx1:.2f}x   Inlet / ConnectorX(2): {inlet / cx2:.2f}x')"
+nan = float('nan')
+t, cx1, cx2 = $result_copy_text, $result_connectorx_1, $result_connectorx_2
+for name, inlet in [('inlet', $result_inlet), ('inlet --parallel 2', $result_inlet_parallel_2), ('inlet --parallel 2, ctid', $result_inlet_parallel_2_ctid)]:
+    print(f'{name:26} / COPY text: {inlet / t:.2f}x   / ConnectorX(1): {inlet / cx1:.2f}x   / ConnectorX(2): {inlet / cx2:.2f}x')"

@@ -25,8 +25,34 @@ pub struct RowSplitter {
 /// One split row, borrowing the line and the splitter's buffer.
 pub struct Row<'a> {
     line: &'a [u8],
+    /// The line as text when it is valid UTF-8 (checked once for the whole row): its fields are
+    /// then text without another check.
+    text: Option<&'a str>,
     buffer: &'a [u8],
     fields: &'a [Place],
+}
+
+/// One non-NULL field: its bytes, and the same as text when already known to be UTF-8.
+#[derive(Clone, Copy)]
+pub struct Value<'a> {
+    pub bytes: &'a [u8],
+    pub text: Option<&'a str>,
+}
+
+impl<'a> Value<'a> {
+    /// A value whose bytes have not been checked as UTF-8.
+    pub fn bytes(bytes: &'a [u8]) -> Self {
+        Self { bytes, text: None }
+    }
+
+    /// The value as text, checking its UTF-8 only when the row's check did not cover it.
+    #[inline]
+    pub fn text(&self) -> Result<&'a str, std::str::Utf8Error> {
+        match self.text {
+            Some(text) => Ok(text),
+            None => std::str::from_utf8(self.bytes),
+        }
+    }
 }
 
 impl RowSplitter {
@@ -34,19 +60,26 @@ impl RowSplitter {
     pub fn split<'a>(&'a mut self, line: &'a [u8]) -> Row<'a> {
         self.fields.clear();
         self.buffer.clear();
-        let escaped = line.contains(&b'\\');
+        if !split_plain(line, &mut self.fields) {
+            self.fields.clear();
+            self.split_escaped(line);
+        }
+        Row {
+            line,
+            text: std::str::from_utf8(line).ok(),
+            buffer: &self.buffer,
+            fields: &self.fields,
+        }
+    }
+
+    /// A row holding backslashes: fields end at unescaped tabs; escaped fields are unescaped into
+    /// the buffer.
+    fn split_escaped(&mut self, line: &[u8]) {
         let mut start = 0;
         loop {
-            let end = if escaped {
-                field_end(line, start)
-            } else {
-                line[start..]
-                    .iter()
-                    .position(|&b| b == b'\t')
-                    .map_or(line.len(), |p| start + p)
-            };
+            let end = field_end(line, start);
             let raw = &line[start..end];
-            let place = if !escaped || !raw.contains(&b'\\') {
+            let place = if memchr::memchr(b'\\', raw).is_none() {
                 Place::Line(start..end)
             } else if raw == b"\\N" {
                 Place::Null
@@ -61,39 +94,91 @@ impl RowSplitter {
             }
             start = end + 1;
         }
-        Row {
-            line,
-            buffer: &self.buffer,
-            fields: &self.fields,
-        }
     }
 }
 
-impl Row<'_> {
+impl<'a> Row<'a> {
     /// The number of fields.
     pub fn len(&self) -> usize {
         self.fields.len()
     }
 
     /// Field `index`, `None` for NULL.
-    pub fn field(&self, index: usize) -> Option<&[u8]> {
+    pub fn field(&self, index: usize) -> Option<&'a [u8]> {
         match self.fields.get(index)? {
             Place::Null => None,
             Place::Line(range) => Some(&self.line[range.clone()]),
             Place::Buffer(range) => Some(&self.buffer[range.clone()]),
         }
     }
+
+    /// Field `index` with its text when the row's UTF-8 check covers it; `None` for NULL.
+    #[inline]
+    pub fn value(&self, index: usize) -> Option<Value<'a>> {
+        match self.fields.get(index)? {
+            Place::Null => None,
+            Place::Line(range) => Some(Value {
+                bytes: &self.line[range.clone()],
+                // Fields are cut at ASCII tabs, so a valid line's fields are valid text.
+                text: self.text.and_then(|t| t.get(range.clone())),
+            }),
+            Place::Buffer(range) => Some(Value::bytes(&self.buffer[range.clone()])),
+        }
+    }
+}
+
+/// Bytes equal to zero in `x`: the high bit of each such byte set, no false positives.
+fn zero_bytes(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
+}
+
+/// Splits a row without backslashes at its tabs, eight bytes at a time; `false` (fields
+/// incomplete) as soon as a backslash shows up.
+fn split_plain(line: &[u8], fields: &mut Vec<Place>) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let (chunks, rest) = line.as_chunks::<8>();
+    let mut start = 0;
+    for (index, chunk) in chunks.iter().enumerate() {
+        let word = u64::from_le_bytes(*chunk);
+        if zero_bytes(word ^ (ONES * u64::from(b'\\'))) != 0 {
+            return false;
+        }
+        let mut tabs = zero_bytes(word ^ (ONES * u64::from(b'\t')));
+        while tabs != 0 {
+            let at = index * 8 + (tabs.trailing_zeros() / 8) as usize;
+            fields.push(Place::Line(start..at));
+            start = at + 1;
+            tabs &= tabs - 1;
+        }
+    }
+    let base = chunks.len() * 8;
+    for (offset, &byte) in rest.iter().enumerate() {
+        match byte {
+            b'\\' => return false,
+            b'\t' => {
+                fields.push(Place::Line(start..base + offset));
+                start = base + offset + 1;
+            }
+            _ => {}
+        }
+    }
+    fields.push(Place::Line(start..line.len()));
+    true
 }
 
 /// Where the field starting at `start` ends: at the next tab that no backslash escapes (`\` and a
 /// tab is a data tab, as PostgreSQL reads it), or at the end of the line.
 fn field_end(line: &[u8], start: usize) -> usize {
     let mut i = start;
-    while i < line.len() {
-        match line[i] {
-            b'\t' => return i,
-            b'\\' => i += 2,
-            _ => i += 1,
+    while let Some(found) = memchr::memchr2(b'\t', b'\\', &line[i..]) {
+        let at = i + found;
+        if line[at] == b'\t' {
+            return at;
+        }
+        i = at + 2;
+        if i >= line.len() {
+            break;
         }
     }
     line.len()
@@ -338,6 +423,50 @@ pub(crate) mod tests {
                 some(b"last")
             ]
         );
+    }
+
+    #[test]
+    fn tabs_and_backslashes_are_found_at_every_offset_of_a_word() {
+        for length in 0..20 {
+            for at in 0..length {
+                let mut line = vec![b'a'; length];
+                line[at] = b'\t';
+                assert_eq!(
+                    split(&line),
+                    vec![some(&line[..at]), some(&line[at + 1..])],
+                    "tab at {at} of {length}"
+                );
+                line[at] = b'\\';
+                let fields = split(&line);
+                assert_eq!(fields.len(), 1);
+                assert!(
+                    !fields[0].as_ref().unwrap().contains(&b'\\'),
+                    "{at} of {length}"
+                );
+            }
+        }
+        // Bytes one off a tab or backslash (borrows in the word tricks) are not taken for one.
+        assert_eq!(
+            split(b"\x08\x0a\x5b\x5d\x08\tz"),
+            vec![some(b"\x08\x0a\x5b\x5d\x08"), some(b"z")]
+        );
+    }
+
+    #[test]
+    fn values_carry_text_when_the_row_is_utf8() {
+        let mut splitter = RowSplitter::default();
+        let row = splitter.split("żółć\t1".as_bytes());
+        assert_eq!(row.value(0).unwrap().text, Some("żółć"));
+        assert_eq!(row.value(1).unwrap().text().unwrap(), "1");
+        // An invalid row: every field is checked on its own.
+        let row = splitter.split(b"ok\t\xff");
+        assert_eq!(row.value(0).unwrap().text, None);
+        assert_eq!(row.value(0).unwrap().text().unwrap(), "ok");
+        assert!(row.value(1).unwrap().text().is_err());
+        // Unescaped fields are checked as they are.
+        let row = splitter.split(b"a\\303\\251\t\\N");
+        assert_eq!(row.value(0).unwrap().text().unwrap(), "aé");
+        assert!(row.value(1).is_none());
     }
 
     #[test]

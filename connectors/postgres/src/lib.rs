@@ -11,6 +11,7 @@ mod connect;
 mod copy_text;
 mod pem_text;
 mod read;
+mod split;
 mod tls;
 mod transport;
 mod types;
@@ -70,6 +71,11 @@ pub struct PostgresConfig {
     /// Rows per Arrow batch. Example: `65536`.
     #[serde(default = "default_batch_rows")]
     pub batch_rows: usize,
+    /// A batch is also emitted once its rows reach this many bytes of COPY text, which bounds
+    /// memory for wide rows (each batch is held by the connector, then copied to the host).
+    /// Example: `4194304`.
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: usize,
     /// Incremental reads checkpoint after at least this many rows (at a cursor boundary). Example: `100000`.
     #[serde(default = "default_checkpoint_rows")]
     pub checkpoint_rows: u64,
@@ -94,6 +100,10 @@ pub struct TableConfig {
     /// interval for timestamp and date cursors, a number for integer cursors. Re-read rows arrive
     /// again; BigQuery's `merge` keeps one per key. Example: `"15 minutes"`.
     pub lookback: Option<serde_json::Value>,
+    /// How a full refresh with `parallel > 1` is split: `auto` (ranges of an integer primary key,
+    /// else of heap pages), `key` (key ranges only; other tables are read whole) or `ctid` (heap
+    /// page ranges, PostgreSQL 14 or later). Example: `"ctid"`.
+    pub split: Option<split::SplitMethod>,
 }
 
 fn default_port() -> u16 {
@@ -104,6 +114,9 @@ fn default_schemas() -> Vec<String> {
 }
 fn default_batch_rows() -> usize {
     65_536
+}
+fn default_batch_bytes() -> usize {
+    4 << 20
 }
 fn default_checkpoint_rows() -> u64 {
     100_000
@@ -122,6 +135,9 @@ impl PostgresConfig {
         })?;
         if self.batch_rows == 0 {
             return Err(Error::config("`batch_rows` must be at least 1"));
+        }
+        if self.batch_bytes == 0 {
+            return Err(Error::config("`batch_bytes` must be at least 1"));
         }
         Ok(tls)
     }
@@ -181,7 +197,13 @@ impl Source for Postgres {
             .iter()
             .find(|t| t.stream_name() == stream)
             .ok_or_else(|| Error::NotFound(format!("table `{stream}`")))?;
-        read::partitions(&mut connection, table, config.tables.get(stream), count)
+        let parts = split::partitions(&mut connection, table, config.tables.get(stream), count)?;
+        if !parts.is_empty() {
+            // The parts read in this connection's exported snapshot: keep it open until the host
+            // ends this instance, after every part.
+            split::hold(connection);
+        }
+        Ok(parts)
     }
 
     fn read(

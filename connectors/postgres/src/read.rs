@@ -3,6 +3,7 @@
 
 use crate::catalog::{ColumnInfo, TableInfo};
 use crate::copy_text::{Row, RowSplitter};
+use crate::split::Part;
 use crate::types::{Column, PgType};
 use crate::wire::{Connection, quote_ident, quote_literal};
 use crate::{PostgresConfig, TableConfig};
@@ -160,67 +161,6 @@ pub fn stream_of(table: &TableInfo, options: Option<&TableConfig>) -> Result<Str
     })
 }
 
-/// A primary-key range of a partitioned read: `column >= from AND column < to`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct KeyRange {
-    pub column: String,
-    pub from: i64,
-    /// Exclusive.
-    pub to: i64,
-}
-
-/// Splits `table` into at most `count` ranges of its leading primary-key column, when that column
-/// is an integer; an empty list otherwise.
-pub fn partitions(
-    connection: &mut Connection,
-    table: &TableInfo,
-    options: Option<&TableConfig>,
-    count: u32,
-) -> Result<Vec<String>, Error> {
-    let Some(column) = table.primary_key.first().and_then(|key| table.column(key)) else {
-        return Ok(Vec::new());
-    };
-    if count < 2 || !matches!(column.ty, PgType::Int2 | PgType::Int4 | PgType::Int8) {
-        return Ok(Vec::new());
-    }
-    let filter = options
-        .and_then(|o| o.filter.as_deref())
-        .map(|f| format!(" WHERE ({f})"))
-        .unwrap_or_default();
-    let rows = connection.query(&format!(
-        "SELECT min({c})::text, max({c})::text FROM {}.{}{filter}",
-        quote_ident(&table.schema),
-        quote_ident(&table.name),
-        c = quote_ident(&column.name)
-    ))?;
-    let bound = |i: usize| {
-        rows.first()
-            .and_then(|r| r.get(i).cloned().flatten())
-            .and_then(|v| v.parse::<i64>().ok())
-    };
-    let (Some(min), Some(max)) = (bound(0), bound(1)) else {
-        return Ok(Vec::new());
-    };
-    let span = i128::from(max) - i128::from(min) + 1;
-    let parts = i128::from(count).min(span);
-    let step = (span + parts - 1) / parts;
-    let ranges = (0..parts)
-        .map(|i| {
-            let from = i128::from(min) + i * step;
-            let to = (from + step).min(i128::from(max) + 1);
-            // `to` may be i64::MAX + 1 for the last range; it is exclusive, so clamp and include the end.
-            KeyRange {
-                column: column.name.clone(),
-                from: from as i64,
-                to: to.min(i128::from(i64::MAX)) as i64,
-            }
-        })
-        .filter(|r| r.from < r.to || r.to == i64::MAX)
-        .map(|r| serde_json::to_string(&r).expect("ranges serialize"))
-        .collect();
-    Ok(ranges)
-}
-
 /// Reads every requested stream.
 pub fn read(
     connection: &mut Connection,
@@ -283,7 +223,9 @@ pub fn read(
             names: columns.iter().map(|c| c.name.clone()).collect(),
             cursor_index: cursor.and_then(|c| columns.iter().position(|col| col.name == c.name)),
             batch_rows: config.batch_rows,
+            batch_bytes: config.batch_bytes,
             rows_in_batch: 0,
+            bytes_in_batch: 0,
             rows: 0,
             unrepresentable: 0,
         };
@@ -311,19 +253,20 @@ pub fn read(
             }
             _ => None,
         };
-        let range: Option<KeyRange> = match &wanted.partition {
-            Some(descriptor) => Some(serde_json::from_str(descriptor).map_err(|e| {
-                Error::internal(format!("partition descriptor `{descriptor}`: {e}"))
-            })?),
+        let part = match &wanted.partition {
+            Some(descriptor) => Some(Part::parse(&wanted.name, descriptor)?),
             None => None,
         };
+        if let Some(part) = &part {
+            part.begin(connection, &wanted.name)?;
+        }
         let query = |bound: Bound<'_>| {
             copy_sql(&CopyQuery {
                 table,
                 columns: &columns,
                 options,
                 cursor: cursor.map(|column| (column, bound)),
-                range: range.as_ref(),
+                part: part.as_ref(),
             })
         };
         let mut splitter = RowSplitter::default();
@@ -331,8 +274,8 @@ pub fn read(
             // Rows at or before the saved cursor, read again: no checkpoint, the state stays.
             let sql = query(Bound::Window { last, lookback });
             connection.copy_out(&sql, |line| {
-                reader.push(&splitter.split(line))?;
-                if reader.rows_in_batch >= reader.batch_rows {
+                reader.push(&splitter.split(line), line.len())?;
+                if reader.full() {
                     reader.flush(out)?;
                 }
                 Ok(())
@@ -373,9 +316,9 @@ pub fn read(
                 }
                 current_cursor = value;
             }
-            reader.push(&row)?;
+            reader.push(&row, line.len())?;
             since_checkpoint += 1;
-            if reader.rows_in_batch >= reader.batch_rows {
+            if reader.full() {
                 reader.flush(out)?;
             }
             Ok(())
@@ -399,11 +342,11 @@ pub fn read(
                 ),
             );
         }
-        let message = match &range {
-            Some(range) => format!(
-                "{}: {} rows with {} in [{}, {})",
-                wanted.name, reader.rows, range.column, range.from, range.to
-            ),
+        if let Some(part) = &part {
+            part.end(connection)?;
+        }
+        let message = match &part {
+            Some(part) => format!("{}: {} rows {}", wanted.name, reader.rows, part.describe()),
             None => format!("{}: {} rows", wanted.name, reader.rows),
         };
         out.log(LogLevel::Info, &message);
@@ -430,7 +373,7 @@ struct CopyQuery<'a> {
     columns: &'a [&'a ColumnInfo],
     options: Option<&'a TableConfig>,
     cursor: Option<(&'a ColumnInfo, Bound<'a>)>,
-    range: Option<&'a KeyRange>,
+    part: Option<&'a Part>,
 }
 
 fn copy_sql(query: &CopyQuery<'_>) -> String {
@@ -450,16 +393,8 @@ fn copy_sql(query: &CopyQuery<'_>) -> String {
     if let Some(filter) = query.options.and_then(|o| o.filter.as_deref()) {
         conditions.push(format!("({filter})"));
     }
-    if let Some(range) = query.range {
-        let column = quote_ident(&range.column);
-        if range.to == i64::MAX {
-            conditions.push(format!("{column} >= {}", range.from));
-        } else {
-            conditions.push(format!(
-                "{column} >= {} AND {column} < {}",
-                range.from, range.to
-            ));
-        }
+    if let Some(part) = query.part {
+        conditions.push(part.condition());
     }
     if let Some((cursor, bound)) = query.cursor {
         let column = quote_ident(&cursor.name);
@@ -500,13 +435,21 @@ struct StreamReader<'a> {
     names: Vec<String>,
     cursor_index: Option<usize>,
     batch_rows: usize,
+    batch_bytes: usize,
     rows_in_batch: usize,
+    /// COPY text bytes of the rows in the batch: bounds its memory whatever the row width.
+    bytes_in_batch: usize,
     rows: u64,
     unrepresentable: u64,
 }
 
 impl StreamReader<'_> {
-    fn push(&mut self, row: &Row<'_>) -> Result<(), Error> {
+    /// Whether the batch is due: `batch_rows` rows or `batch_bytes` bytes of text.
+    fn full(&self) -> bool {
+        self.rows_in_batch >= self.batch_rows || self.bytes_in_batch >= self.batch_bytes
+    }
+
+    fn push(&mut self, row: &Row<'_>, bytes: usize) -> Result<(), Error> {
         if row.len() != self.builders.len() {
             return Err(Error::data(format!(
                 "{}: row {} has {} fields, expected {}",
@@ -517,7 +460,7 @@ impl StreamReader<'_> {
             )));
         }
         for (index, builder) in self.builders.iter_mut().enumerate() {
-            let represented = builder.append(row.field(index)).map_err(|e| {
+            let represented = builder.append_value(row.value(index)).map_err(|e| {
                 Error::data(format!(
                     "{}: row {}, column `{}`: {e}",
                     self.stream,
@@ -531,6 +474,7 @@ impl StreamReader<'_> {
         }
         self.rows += 1;
         self.rows_in_batch += 1;
+        self.bytes_in_batch += bytes;
         Ok(())
     }
 
@@ -543,6 +487,7 @@ impl StreamReader<'_> {
         out.emit(self.stream, &batch)?;
         out.progress(self.stream, None);
         self.rows_in_batch = 0;
+        self.bytes_in_batch = 0;
         Ok(())
     }
 }

@@ -21,11 +21,13 @@
 //! | one-dimensional arrays of the above | List of the element type |
 //! | anything else | Utf8 (the value's text form), with a warning naming the column |
 
+use crate::copy_text::Value;
 use inlet_sdk::arrow::array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
     Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
+use inlet_sdk::arrow::array::cast::AsArray;
 use inlet_sdk::arrow::array::types::{Decimal128Type, DecimalType};
 use inlet_sdk::arrow::array::{Array, ArrayRef, ListArray};
 use inlet_sdk::arrow::schema::{DataType, Field, TimeUnit};
@@ -238,10 +240,16 @@ impl Column {
     /// Appends one value in PostgreSQL text form (`None` is NULL). Returns `Ok(false)` when the
     /// value could not be represented and was stored as NULL (numeric NaN).
     pub fn append(&mut self, value: Option<&[u8]>) -> Result<bool, DecodeError> {
-        let Some(bytes) = value else {
+        self.append_value(value.map(Value::bytes))
+    }
+
+    /// [`Column::append`] of a split field, whose text may already be known to be UTF-8.
+    pub fn append_value(&mut self, value: Option<Value<'_>>) -> Result<bool, DecodeError> {
+        let Some(value) = value else {
             self.append_null();
             return Ok(true);
         };
+        let bytes = value.bytes;
         // Numbers and dates are parsed from the bytes; only text needs UTF-8 validation.
         match self {
             Self::Int16(b) => b.append_value(
@@ -267,13 +275,14 @@ impl Column {
                 )
             }
             Self::Date(b) => b.append_value(parse_date(bytes).ok_or_else(|| bad("date", bytes))?),
-            _ => return self.append_text(bytes),
+            _ => return self.append_text(value),
         }
         Ok(true)
     }
 
-    fn append_text(&mut self, bytes: &[u8]) -> Result<bool, DecodeError> {
-        let text = std::str::from_utf8(bytes).map_err(|_| bad("UTF-8 text", bytes))?;
+    fn append_text(&mut self, value: Value<'_>) -> Result<bool, DecodeError> {
+        let bytes = value.bytes;
+        let text = value.text().map_err(|_| bad("UTF-8 text", bytes))?;
         match self {
             Self::Int16(_)
             | Self::Int32(_)
@@ -338,8 +347,45 @@ impl Column {
         }
     }
 
-    /// The column built so far; the builder is left empty.
+    /// The column built so far; the builder is left empty, with room for as many values (and
+    /// bytes) as this batch had, so the next batch does not grow its buffers step by step.
     pub fn finish(&mut self) -> ArrayRef {
+        let array = self.finish_values();
+        self.make_room(&array);
+        array
+    }
+
+    fn make_room(&mut self, last: &ArrayRef) {
+        let rows = last.len();
+        match self {
+            Self::Int16(b) => *b = Int16Builder::with_capacity(rows),
+            Self::Int32(b) => *b = Int32Builder::with_capacity(rows),
+            Self::Int64(b) => *b = Int64Builder::with_capacity(rows),
+            Self::Float32(b) => *b = Float32Builder::with_capacity(rows),
+            Self::Float64(b) => *b = Float64Builder::with_capacity(rows),
+            Self::Decimal(b, ..) => *b = Decimal128Builder::with_capacity(rows),
+            Self::Bool(b) => *b = BooleanBuilder::with_capacity(rows),
+            Self::Utf8(b) => {
+                let bytes = last
+                    .as_string_opt::<i32>()
+                    .map_or(0, |a| a.value_data().len());
+                *b = StringBuilder::with_capacity(rows, bytes);
+            }
+            Self::Binary(b) => {
+                let bytes = last
+                    .as_binary_opt::<i32>()
+                    .map_or(0, |a| a.value_data().len());
+                *b = BinaryBuilder::with_capacity(rows, bytes);
+            }
+            Self::Date(b) => *b = Date32Builder::with_capacity(rows),
+            Self::Time(b) => *b = Time64MicrosecondBuilder::with_capacity(rows),
+            Self::Timestamp(b, _) => *b = TimestampMicrosecondBuilder::with_capacity(rows),
+            // Lists grow as they go: their element counts vary.
+            Self::List { .. } => {}
+        }
+    }
+
+    fn finish_values(&mut self) -> ArrayRef {
         match self {
             Self::Int16(b) => Arc::new(b.finish()),
             Self::Int32(b) => Arc::new(b.finish()),
@@ -445,12 +491,23 @@ fn parse_int(bytes: &[u8]) -> Option<i64> {
         return None;
     }
     let mut value: u64 = 0;
-    for &c in digits {
-        let digit = c.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
+    if digits.len() <= 18 {
+        // Cannot overflow: no checked multiplication, which wasm32 does with a 128-bit helper.
+        for &c in digits {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            value = value * 10 + u64::from(digit);
         }
-        value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
+    } else {
+        for &c in digits {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
+        }
     }
     if negative {
         // Up to 2^63, which is i64::MIN.

@@ -256,6 +256,18 @@ impl Connection {
         let mut rows = 0;
         let mut failure: Option<Error> = None;
         loop {
+            // The rows already received are handed over straight from the read buffer; any other
+            // message, or a row not wholly received yet, goes through `next`.
+            if failure.is_none() {
+                let (consumed, result) = copy_rows(&self.read, &mut row, &mut rows);
+                bytes::Buf::advance(&mut self.read, consumed);
+                if let Err(e) = result {
+                    failure = Some(e);
+                }
+                if consumed > 0 {
+                    continue;
+                }
+            }
             match self.next()? {
                 Message::CopyData(body) if failure.is_none() => {
                     let data = body.data();
@@ -346,6 +358,33 @@ impl Connection {
     }
 }
 
+/// Hands every complete `CopyData` message at the start of `buffer` to `row` (without its
+/// newline), up to the first other message, partial message or failure. Returns the bytes consumed.
+fn copy_rows(
+    buffer: &[u8],
+    row: &mut impl FnMut(&[u8]) -> Result<(), Error>,
+    rows: &mut u64,
+) -> (usize, Result<(), Error>) {
+    let mut at = 0;
+    while let Some(header) = buffer.get(at..at + 5) {
+        let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        // Anything unusual (another message, a bad length) is left to `next` and its checks.
+        if header[0] != b'd' || !(4..=MAX_MESSAGE).contains(&length) {
+            break;
+        }
+        let Some(data) = buffer.get(at + 5..at + 1 + length) else {
+            break;
+        };
+        at += 1 + length;
+        *rows += 1;
+        let line = data.strip_suffix(b"\n").unwrap_or(data);
+        if let Err(e) = row(line) {
+            return (at, Err(e));
+        }
+    }
+    (at, Ok(()))
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         let mut buf = BytesMut::new();
@@ -381,4 +420,54 @@ pub fn quote_ident(name: &str) -> String {
 /// Quotes a string literal: `'value'`, doubling inner quotes.
 pub fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn buffered_rows_are_handed_over_up_to_the_first_other_or_partial_message() {
+        let mut buffer = message(b'd', b"1\ta\n");
+        buffer.extend(message(b'd', b"2\tb\n"));
+        let complete = buffer.len();
+        buffer.extend(message(b'C', b"COPY 2\0"));
+        let mut seen = Vec::new();
+        let mut rows = 0;
+        let (consumed, result) = copy_rows(
+            &buffer,
+            &mut |line| {
+                seen.push(line.to_vec());
+                Ok(())
+            },
+            &mut rows,
+        );
+        assert!(result.is_ok());
+        assert_eq!((consumed, rows), (complete, 2));
+        assert_eq!(seen, vec![b"1\ta".to_vec(), b"2\tb".to_vec()]);
+
+        // A row not wholly received stays for `next`, as does a header that is cut short.
+        let partial = message(b'd', b"3\tc\n");
+        for cut in 0..partial.len() {
+            let (consumed, _) = copy_rows(&partial[..cut], &mut |_| Ok(()), &mut rows);
+            assert_eq!(consumed, 0, "cut at {cut}");
+        }
+        // A length no server sends is left to `next`, which names it.
+        let mut bad = message(b'd', b"x");
+        bad[1..5].copy_from_slice(&2u32.to_be_bytes());
+        assert_eq!(copy_rows(&bad, &mut |_| Ok(()), &mut rows).0, 0);
+
+        // A failing row stops the hand-over after that row.
+        let (consumed, result) =
+            copy_rows(&buffer, &mut |_| Err(Error::data("bad row")), &mut rows);
+        assert_eq!(consumed, message(b'd', b"1\ta\n").len());
+        assert!(result.is_err());
+    }
 }

@@ -390,8 +390,10 @@ impl Run {
     }
 
     /// Calls `partitions` for `stream`: at most `count` descriptors, or none when it cannot be split.
+    /// The run stays alive: the connector may hold what the parts share (a database snapshot) in
+    /// this instance, so the caller keeps it until every part has been read.
     pub async fn partitions(
-        mut self,
+        &mut self,
         config: &str,
         stream: &str,
         count: u32,
@@ -404,7 +406,7 @@ impl Run {
             count,
         );
         let outcome = tokio::time::timeout(wall, call).await;
-        self.finish("partitions", outcome)
+        self.conclude("partitions", outcome)
     }
 
     /// Calls `read`, sending what the connector emits to `sink`. `declared` maps each requested
@@ -439,6 +441,11 @@ impl Run {
     }
 
     fn finish<T>(self, call: &'static str, outcome: Outcome<T>) -> Result<T, CallError> {
+        self.conclude(call, outcome)
+    }
+
+    /// What `finish` does, leaving the run alive.
+    fn conclude<T>(&self, call: &'static str, outcome: Outcome<T>) -> Result<T, CallError> {
         let http = self.watch.http.metrics();
         if http.requests + http.refused > 0 {
             let statuses: Vec<String> = http
