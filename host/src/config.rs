@@ -756,9 +756,11 @@ impl LoadedConfig {
         }
         for (name, connection) in &mut self.config.connections {
             let prefix = format!("connections.{name}");
-            let written = connection.config.clone();
+            // Kept from the first resolution: a second one sees values, not references.
+            if connection.written_config.is_none() {
+                connection.written_config = Some(connection.config.clone());
+            }
             replace_references(&mut connection.config, &format!("{prefix}.config"), &values);
-            connection.written_config = Some(written);
             if let Some(drain) = &mut connection.drain {
                 for (field, value) in [
                     ("basic_auth", &mut drain.basic_auth),
