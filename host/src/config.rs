@@ -211,6 +211,28 @@ pub struct ConnectionConfig {
 }
 
 impl ConnectionConfig {
+    /// The secret references among the connection's strings (its `config`, at any depth, and its
+    /// `drain`), keyed as errors name them; grants' secrets are checked with the grant.
+    fn string_references(&self, name: &str) -> Vec<(String, SecretSource)> {
+        let mut references = Vec::new();
+        collect_references(
+            &self.config,
+            &format!("connections.{name}.config"),
+            &mut references,
+        );
+        if let Some(drain) = &self.drain {
+            for (field, value) in [
+                ("basic_auth", &drain.basic_auth),
+                ("drain_token", &drain.drain_token),
+            ] {
+                if let Some(ConfigString::Reference(source)) = value {
+                    references.push((format!("connections.{name}.drain.{field}"), source.clone()));
+                }
+            }
+        }
+        references
+    }
+
     /// The connector settings as written in the file: secret references, not their values.
     pub fn written_config(&self) -> &toml::Table {
         self.written_config.as_ref().unwrap_or(&self.config)
@@ -535,24 +557,7 @@ impl LoadedConfig {
                     ),
                 ));
             }
-            let mut references = Vec::new();
-            collect_references(
-                &connection.config,
-                &format!("connections.{name}.config"),
-                &mut references,
-            );
-            if let Some(drain) = &connection.drain {
-                for (field, value) in [
-                    ("basic_auth", &drain.basic_auth),
-                    ("drain_token", &drain.drain_token),
-                ] {
-                    if let Some(ConfigString::Reference(source)) = value {
-                        references
-                            .push((format!("connections.{name}.drain.{field}"), source.clone()));
-                    }
-                }
-            }
-            for (key, source) in references {
+            for (key, source) in connection.string_references(name) {
                 source.check().map_err(|m| value_error(key, m))?;
             }
             if let Some(text) = &connection.schedule {
@@ -649,6 +654,15 @@ impl LoadedConfig {
         }
     }
 
+    /// Where Secret Manager is asked: `[google] secret_manager_endpoint`, else Google's.
+    fn secret_manager_endpoint(&self) -> String {
+        self.config
+            .google
+            .secret_manager_endpoint
+            .clone()
+            .unwrap_or_else(|| SECRET_MANAGER.to_owned())
+    }
+
     /// Reads `[google] credentials` when it is a secret reference (a Secret Manager one with
     /// application default credentials): all that commands which only open the lake and
     /// BigQuery need (`status`, `history`, `state`, `load`, `dbt-sources`).
@@ -668,13 +682,10 @@ impl LoadedConfig {
         let manager = match &source.secret {
             Some(_) => {
                 let auth = GoogleAuth::discover().map_err(|e| error(e.to_string()))?;
-                let endpoint = self
-                    .config
-                    .google
-                    .secret_manager_endpoint
-                    .clone()
-                    .unwrap_or_else(|| SECRET_MANAGER.to_owned());
-                Some(Arc::new(SecretManager::new(&endpoint, Arc::new(auth))))
+                Some(Arc::new(SecretManager::new(
+                    &self.secret_manager_endpoint(),
+                    Arc::new(auth),
+                )))
             }
             None => None,
         };
@@ -699,30 +710,9 @@ impl LoadedConfig {
             key,
             message,
         };
-        let endpoint = self
-            .config
-            .google
-            .secret_manager_endpoint
-            .clone()
-            .unwrap_or_else(|| SECRET_MANAGER.to_owned());
         let mut references = Vec::new();
         for (name, connection) in &self.config.connections {
-            collect_references(
-                &connection.config,
-                &format!("connections.{name}.config"),
-                &mut references,
-            );
-            if let Some(drain) = &connection.drain {
-                for (field, value) in [
-                    ("basic_auth", &drain.basic_auth),
-                    ("drain_token", &drain.drain_token),
-                ] {
-                    if let Some(ConfigString::Reference(source)) = value {
-                        references
-                            .push((format!("connections.{name}.drain.{field}"), source.clone()));
-                    }
-                }
-            }
+            references.extend(connection.string_references(name));
             for (grant, config) in &connection.grants {
                 if let Some(source) = &config.secret {
                     references.push((
@@ -741,7 +731,10 @@ impl LoadedConfig {
             let auth = self
                 .google_auth()
                 .map_err(|e| error("google.credentials".into(), e.to_string()))?;
-            Some(Arc::new(SecretManager::new(&endpoint, Arc::new(auth))))
+            Some(Arc::new(SecretManager::new(
+                &self.secret_manager_endpoint(),
+                Arc::new(auth),
+            )))
         } else {
             None
         };
