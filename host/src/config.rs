@@ -404,6 +404,7 @@ impl SandboxConfig {
                 .or_else(|| fallback.allow_destinations.clone()),
             grants: Vec::new(),
             resolver: None,
+            http_tape: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use arrow_array::types::{Date32Type, Decimal128Type, Float64Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use inlet_host::credentials::{Grant, GrantSource, HostPattern, SecretValue};
 use inlet_host::lake::{Lake, read_committed};
-use inlet_host::runtime::ConnectorError;
+use inlet_host::runtime::{ConnectorError, HttpTape, Recorder, Replayer};
 use inlet_host::sync::SyncPlan;
 use inlet_tests::http_fixture::FixtureServer;
 use inlet_tests::meta_ads_fixture::{self, MetaData, TOKEN, VERSION};
@@ -388,6 +388,103 @@ async fn the_meta_ads_connector_passes_the_conformance_kit() {
         policy,
     )
     .await;
+}
+
+/// `--record` then `--replay` (issue 17): the kit recorded against the fixture passes again from
+/// the tape alone — the fixture sees no request — and the tape holds no token; a request the tape
+/// lacks fails the call naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recorded_kit_run_replays_with_no_network_and_no_token_in_the_tape() {
+    let fixture = meta_ads_fixture::start(Arc::new(Mutex::new(shop())));
+    let mut config = config(&fixture);
+    config["lookback_days"] = json!(0);
+    let tape = tempfile::tempdir().unwrap();
+    let mut policy = granted("kit", config.clone(), &fixture, TOKEN).sandbox;
+    policy.http_tape = Some(HttpTape::Record(Arc::new(
+        Recorder::create(tape.path()).unwrap(),
+    )));
+    let runtime = crate::harness::runtime();
+    inlet_tests::conformance::source_contract(runtime, "meta-ads", config.clone(), policy.clone())
+        .await;
+    let sent = fixture.requests().len();
+    let mut files: Vec<_> = std::fs::read_dir(tape.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), sent, "one file per request sent: {files:?}");
+    let texts: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    for (file, text) in files.iter().zip(&texts) {
+        assert!(!text.contains(TOKEN), "{} holds the token", file.display());
+        let exchange: Value = serde_json::from_str(text).unwrap();
+        assert!(
+            exchange["request"]["url"]
+                .as_str()
+                .unwrap()
+                .starts_with(&fixture.url)
+        );
+        assert!(exchange["response"]["status"].as_u64().is_some());
+    }
+    assert!(
+        texts
+            .iter()
+            .all(|t| t.contains("Bearer <credential access_token>")),
+        "every request carries the credential's name instead of the token"
+    );
+    assert!(
+        files[0]
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("0001-get-127.0.0.1"),
+        "{files:?}"
+    );
+
+    policy.http_tape = Some(HttpTape::Replay(Arc::new(
+        Replayer::open(tape.path()).unwrap(),
+    )));
+    inlet_tests::conformance::source_contract(runtime, "meta-ads", config.clone(), policy.clone())
+        .await;
+    assert_eq!(fixture.requests().len(), sent, "replay sent nothing");
+
+    // The rows of a replayed sync are the fixture's.
+    let mut plan = granted("replayed", config.clone(), &fixture, TOKEN);
+    plan.sandbox = policy.clone();
+    let lake = Lake::in_memory();
+    let report = sync(&lake, &plan).await.0.unwrap();
+    assert_eq!(report.streams["insights_campaign"].rows, 10, "{report:?}");
+    let batch = insights(
+        read_committed(&lake, "replayed", "insights_campaign")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(&strings(&batch, "object_id")[..2], ["120001", "120002"]);
+    assert_eq!(fixture.requests().len(), sent, "replay sent nothing");
+
+    // A tape without the insights requests cannot answer them: the run fails naming one.
+    for file in &files {
+        if std::fs::read_to_string(file).unwrap().contains("/insights") {
+            std::fs::remove_file(file).unwrap();
+        }
+    }
+    plan.sandbox.http_tape = Some(HttpTape::Replay(Arc::new(
+        Replayer::open(tape.path()).unwrap(),
+    )));
+    let error = sync(&Lake::in_memory(), &plan)
+        .await
+        .0
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("has no exchange for POST") || error.contains("has no exchange for GET"),
+        "{error}"
+    );
+    assert!(error.contains("/insights"), "{error}");
+    assert_eq!(fixture.requests().len(), sent, "replay sent nothing");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,7 +15,8 @@ use crate::load;
 use crate::logging::{LogFormat, Severity, say};
 use crate::progress::{Reporter, summary};
 use crate::runtime::{
-    CompileCache, Runtime, RuntimeOptions, SandboxPolicy, SyncMode, decode_schema, describe,
+    CompileCache, HttpTape, Recorder, Replayer, Runtime, RuntimeOptions, SandboxPolicy, SyncMode,
+    decode_schema, describe,
 };
 use crate::shard::Shard;
 use crate::sync::{self, Prepared, SyncPlan, SyncReport};
@@ -270,11 +271,19 @@ struct SandboxArgs {
     /// (a secret, sent only to that host). Repeat for several. None is granted by default.
     #[arg(long = "grant", value_name = "CREDENTIAL")]
     grants: Vec<String>,
+    /// Record every HTTP exchange of the connector into DIR, one JSON file each, secrets masked
+    /// (to replay later with --replay).
+    #[arg(long, value_name = "DIR", conflicts_with = "replay")]
+    record: Option<PathBuf>,
+    /// Answer the connector's HTTP requests from a folder written by --record: nothing is sent
+    /// and no HTTP origin is resolved.
+    #[arg(long, value_name = "DIR")]
+    replay: Option<PathBuf>,
 }
 
 impl SandboxArgs {
-    fn policy(&self) -> SandboxPolicy {
-        SandboxConfig {
+    fn policy(&self) -> anyhow::Result<SandboxPolicy> {
+        let mut policy = SandboxConfig {
             memory_mib: self.memory_mib,
             cpu_seconds: self.cpu_seconds,
             timeout_seconds: self.timeout_seconds,
@@ -282,7 +291,13 @@ impl SandboxArgs {
             allow_destinations: None,
             credential_hosts: None,
         }
-        .policy(&SandboxConfig::default())
+        .policy(&SandboxConfig::default());
+        policy.http_tape = match (&self.record, &self.replay) {
+            (Some(dir), _) => Some(HttpTape::Record(Arc::new(Recorder::create(dir)?))),
+            (None, Some(dir)) => Some(HttpTape::Replay(Arc::new(Replayer::open(dir)?))),
+            (None, None) => None,
+        };
+        Ok(policy)
     }
 }
 
@@ -552,7 +567,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut plan = SyncPlan::new(&connection, reference, settings.to_json()?);
             plan.select = (!streams.is_empty()).then_some(streams);
             plan.full_refresh = full_refresh;
-            plan.sandbox = sandbox.policy().with_grants(
+            plan.sandbox = sandbox.policy()?.with_grants(
                 grants::from_args(&runtime, &plan.connector, &connection, &sandbox.grants).await?,
             );
             plan.default_parallel = parallel;
@@ -580,7 +595,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let reference = ConnectorRef::resolve(&connector, &cwd)?;
             let name = reference.display_name();
-            let policy = sandbox.policy().with_grants(
+            let policy = sandbox.policy()?.with_grants(
                 grants::from_args(&runtime, &reference, &name, &sandbox.grants).await?,
             );
             let report =
@@ -787,7 +802,7 @@ async fn prepare(
     let config = settings.to_json()?;
     let name = reference.display_name();
     let policy = sandbox
-        .policy()
+        .policy()?
         .with_grants(grants::from_args(runtime, &reference, &name, &sandbox.grants).await?);
     let loaded = sync::load(runtime, &name, &reference)?;
     let observer = Arc::new(crate::runtime::log_run_event);

@@ -9,6 +9,7 @@
 
 use super::sandbox::{HttpOrigin, Violation};
 use super::sender::{PinnedSender, SendError};
+use super::tape::{self, HttpTape, Recorder, Replayer};
 use crate::credentials::{Grant, GrantSource, grant};
 use bytes::Bytes;
 use http_body::{Body, Frame};
@@ -21,7 +22,7 @@ use std::time::Duration;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// Prefix of every placeholder handed to a connector.
-const PLACEHOLDER_PREFIX: &str = "inlet-credential-";
+pub(super) const PLACEHOLDER_PREFIX: &str = "inlet-credential-";
 
 /// What a run did over HTTP.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -137,6 +138,15 @@ impl HttpGuard {
         Ok(text)
     }
 
+    /// Counts a response: one request, its status, and `bytes` of body received (a streamed body
+    /// counts its bytes as they arrive).
+    fn count(&self, status: u16, bytes: u64) {
+        let mut metrics = self.metrics.lock().expect("metrics lock");
+        metrics.requests += 1;
+        *metrics.statuses.entry(status).or_default() += 1;
+        metrics.bytes_received += bytes;
+    }
+
     fn refuse(&self, violation: Violation) -> HttpError {
         tracing::warn!("{violation}");
         self.metrics.lock().expect("metrics lock").refused += 1;
@@ -161,9 +171,12 @@ impl HttpGuard {
     }
 
     /// Checks a request and fills in credentials; `Err` is what the guest gets.
+    /// With `fill_credentials` false (replay), placeholders are checked but stay in place: no
+    /// token is fetched and the request never leaves.
     async fn prepare(
         &self,
         mut request: http::Request<WasiBody>,
+        fill_credentials: bool,
     ) -> Result<http::Request<WasiBody>, HttpError> {
         let uri = request.uri().clone();
         let url = redact_query(&uri);
@@ -219,6 +232,9 @@ impl HttpGuard {
                 ),
             }));
         }
+        if !fill_credentials {
+            return Ok(request);
+        }
         for (header, placeholder, grant, scopes) in uses {
             let token = match &grant.source {
                 GrantSource::Secret { value, .. } => value.expose().to_owned(),
@@ -260,11 +276,21 @@ impl HttpGuard {
     }
 }
 
+/// A response handed to the guest, and the future that drives the rest of its connection.
+type Received = (
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+);
+
 /// The hooks installed in every store.
 pub(super) struct InletHttpHooks {
     pub(super) guard: Arc<HttpGuard>,
     /// Resolves and checks each request's host, and connects only to a checked address.
     pub(super) sender: Arc<PinnedSender>,
+    /// Where exchanges are recorded, or answered from instead of the network.
+    pub(super) tape: Option<HttpTape>,
+    /// Secret values of the run, masked in what a tape holds.
+    pub(super) secrets: Arc<Vec<String>>,
 }
 
 impl WasiHttpHooks for InletHttpHooks {
@@ -287,35 +313,28 @@ impl WasiHttpHooks for InletHttpHooks {
         drop(fut);
         let guard = self.guard.clone();
         let sender = self.sender.clone();
+        let tape = self.tape.clone();
+        let secrets = self.secrets.clone();
         Box::new(async move {
-            let request = guard.prepare(request).await?;
-            let max = guard.policy.max_timeout;
-            let clamp = |t: Option<Duration>| Some(t.map_or(max, |t| t.min(max)));
-            let mut options = options.unwrap_or_default();
-            options.connect_timeout = clamp(options.connect_timeout);
-            options.first_byte_timeout = clamp(options.first_byte_timeout);
-            options.between_bytes_timeout = clamp(options.between_bytes_timeout);
-            let url = redact_query(request.uri());
-            let (response, io) = match sender.send(request, options).await {
-                Ok(sent) => sent,
-                Err(SendError::Failed(error)) => return Err(error),
-                Err(SendError::Refused(refusal)) => {
-                    return Err(guard.refuse(Violation::Address {
-                        url,
-                        host: refusal.host,
-                        address: refusal.address,
-                        rule: refusal.rule,
-                    }));
+            match tape {
+                Some(HttpTape::Replay(replayer)) => {
+                    let request = guard.prepare(request, false).await?;
+                    return replay(&guard, &replayer, request, &secrets).await;
                 }
-            };
-            {
-                let mut metrics = guard.metrics.lock().expect("metrics lock");
-                metrics.requests += 1;
-                *metrics
-                    .statuses
-                    .entry(response.status().as_u16())
-                    .or_default() += 1;
+                Some(HttpTape::Record(recorder)) => {
+                    // The request as the connector wrote it: placeholders, not tokens.
+                    let seen = request_head(&request);
+                    let request = guard.prepare(request, true).await?;
+                    let (parts, body) = request.into_parts();
+                    let body = tape::collect(body).await?;
+                    let request = http::Request::from_parts(parts, tape::full(body.clone()));
+                    let sent = send_checked(&guard, &sender, request, options).await?;
+                    return record(&guard, &recorder, seen, body, sent, &secrets).await;
+                }
+                None => {}
             }
+            let request = guard.prepare(request, true).await?;
+            let (response, io) = send_checked(&guard, &sender, request, options).await?;
             let limit = guard.policy.max_response_bytes;
             let counted = guard.clone();
             let response = response.map(move |body| {
@@ -333,6 +352,109 @@ impl WasiHttpHooks for InletHttpHooks {
             ))
         })
     }
+}
+
+/// Sends a checked request with clamped timeouts through the pinned sender, counting it.
+async fn send_checked(
+    guard: &HttpGuard,
+    sender: &PinnedSender,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> Result<super::sender::Sent, HttpError> {
+    let max = guard.policy.max_timeout;
+    let clamp = |t: Option<Duration>| Some(t.map_or(max, |t| t.min(max)));
+    let mut options = options.unwrap_or_default();
+    options.connect_timeout = clamp(options.connect_timeout);
+    options.first_byte_timeout = clamp(options.first_byte_timeout);
+    options.between_bytes_timeout = clamp(options.between_bytes_timeout);
+    let url = redact_query(request.uri());
+    let (response, io) = match sender.send(request, options).await {
+        Ok(sent) => sent,
+        Err(SendError::Failed(error)) => return Err(error),
+        Err(SendError::Refused(refusal)) => {
+            return Err(guard.refuse(Violation::Address {
+                url,
+                host: refusal.host,
+                address: refusal.address,
+                rule: refusal.rule,
+            }));
+        }
+    };
+    guard.count(response.status().as_u16(), 0);
+    Ok((response, io))
+}
+
+/// The method, URL and headers of a request, before credentials are filled in.
+fn request_head(request: &http::Request<WasiBody>) -> http::request::Parts {
+    let mut head = http::Request::builder()
+        .method(request.method().clone())
+        .uri(request.uri().clone())
+        .body(())
+        .expect("a method and URI that were already parsed")
+        .into_parts()
+        .0;
+    head.headers = request.headers().clone();
+    head
+}
+
+/// The whole response read (within the size cap), written to the tape, and handed on.
+async fn record(
+    guard: &Arc<HttpGuard>,
+    recorder: &Recorder,
+    seen: http::request::Parts,
+    request_body: bytes::Bytes,
+    (response, io): super::sender::Sent,
+    secrets: &[String],
+) -> Result<Received, HttpError> {
+    // The connection is driven while the body is read.
+    let connection = tokio::spawn(io);
+    let (parts, body) = response.into_parts();
+    let limit = guard.policy.max_response_bytes;
+    let body = Capped {
+        inner: body,
+        left: limit,
+        limit,
+        guard: Arc::clone(guard),
+    };
+    let body = tape::collect(body.boxed_unsync()).await?;
+    let _ = connection.await;
+    let mask = tape::Mask { secrets };
+    let asked = tape::Asked::new(&seen, &request_body, &mask);
+    match recorder.write(asked, parts.status.as_u16(), &parts.headers, &body, &mask) {
+        Ok(file) => tracing::debug!("recorded {}", file.display()),
+        Err(error) => {
+            return Err(HttpError::InternalError(Some(format!(
+                "the host could not record the exchange: {error}"
+            ))));
+        }
+    }
+    Ok((
+        http::Response::from_parts(parts, tape::full(body)),
+        Box::new(async { Ok(()) }),
+    ))
+}
+
+/// The recorded answer to a checked request, or a refusal naming it; nothing is sent.
+async fn replay(
+    guard: &HttpGuard,
+    replayer: &Replayer,
+    request: http::Request<WasiBody>,
+    secrets: &[String],
+) -> Result<Received, HttpError> {
+    let (parts, body) = request.into_parts();
+    let body = tape::collect(body).await?;
+    let mask = tape::Mask { secrets };
+    let asked = tape::Asked::new(&parts, &body, &mask);
+    let answer = replayer
+        .answer(&asked)
+        .map_err(|why| guard.refuse(Violation::Replay(why)))?;
+    guard.count(answer.status.as_u16(), answer.body.len() as u64);
+    let mut response = http::Response::new(tape::full(answer.body));
+    *response.status_mut() = answer.status;
+    for (name, value) in answer.headers {
+        response.headers_mut().append(name, value);
+    }
+    Ok((response, Box::new(async { Ok(()) })))
 }
 
 /// A response body that fails once it passes the size cap, and counts received bytes.

@@ -15,6 +15,7 @@ mod resolve;
 mod run;
 pub mod sandbox;
 mod sender;
+mod tape;
 
 pub use address_class::{AddressClass, classify};
 pub use bindings::push::{Request as PushRequest, Response as PushResponse};
@@ -29,6 +30,7 @@ pub use push::{PushConnector, PushRun};
 pub use resolve::{Resolve, SystemResolver};
 pub use run::{BatchSink, CallError, CallFailure, Run, RunEvent, SinkError, log_run_event};
 pub use sandbox::{HttpOrigin, NetworkGrant, PolicyError, SandboxPolicy, Violation};
+pub use tape::{HttpTape, Recorder, Replayer, TapeError};
 
 use bindings::{SOURCE_EXPORT, SourceConnectorPre};
 use std::path::PathBuf;

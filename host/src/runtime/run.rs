@@ -302,6 +302,8 @@ pub(super) fn new_store(
         http_hooks: InletHttpHooks {
             guard: http,
             sender,
+            tape: policy.http_tape.clone(),
+            secrets: Arc::new(labels.secrets.clone()),
         },
         pinned_names,
         table: ResourceTable::new(),

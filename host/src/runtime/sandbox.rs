@@ -3,6 +3,7 @@
 use super::address_class::{AddressClass, classify};
 use super::bindings::Destination;
 use super::resolve::{self, Resolve};
+use super::tape::HttpTape;
 use crate::credentials::Grant;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +30,9 @@ pub struct SandboxPolicy {
     /// Where host names are resolved: when the run starts (the grant) and again for every HTTP
     /// request. `None`: the operating system's resolver. Tests hand in their own.
     pub resolver: Option<Arc<dyn Resolve>>,
+    /// Where HTTP exchanges are recorded (`--record`) or answered from (`--replay`, which sends
+    /// nothing and resolves no HTTP origin).
+    pub http_tape: Option<HttpTape>,
 }
 
 impl Default for SandboxPolicy {
@@ -41,6 +45,7 @@ impl Default for SandboxPolicy {
             allowed_destinations: None,
             grants: Vec::new(),
             resolver: None,
+            http_tape: None,
         }
     }
 }
@@ -246,7 +251,10 @@ impl NetworkGrant {
                 allowed: allowed.join(", "),
             });
         }
-        lookup_allowed(&destination, &origin.host, origin.port, policy).await?;
+        // A replayed run sends nothing: its origins need not resolve (an author's CI offline).
+        if !policy.http_tape.as_ref().is_some_and(HttpTape::replays) {
+            lookup_allowed(&destination, &origin.host, origin.port, policy).await?;
+        }
         Ok(origin)
     }
 }
@@ -431,6 +439,8 @@ pub enum Violation {
     },
     #[error("credential policy: {0}")]
     Grant(#[from] crate::credentials::GrantRefusal),
+    #[error("{0}")]
+    Replay(String),
     #[error("schema contract: {0}")]
     Schema(String),
     #[error("emit: {0}")]
