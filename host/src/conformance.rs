@@ -129,6 +129,9 @@ pub const STATE: &str = "state is a JSON object";
 /// Check name: A second read from the saved state returns no row before the saved position.
 pub const RESTART: &str = "second read from the saved state: nothing before it again";
 
+/// Check name: A push connector opens with the settings and answers `state`.
+pub const PUSH: &str = "push: opens with the settings and answers its state";
+
 struct Quiet;
 
 impl SyncObserver for Quiet {
@@ -218,15 +221,38 @@ pub async fn check_source(
         ),
     }
 
+    // Components built with the SDK export `push` whether or not they take pushes: a push
+    // connector is one whose `open` accepts the settings. Its rows arrive through `inlet
+    // serve`, so the reads are not its contract; a pull connector's refused `open` is not a
+    // failure once its read works.
+    let push = match prepared.connector.exports_push() {
+        true => Some(push_open(runtime, &reference, &prepared, &config, &policy, &streams).await),
+        false => None,
+    };
+    if let Some(Outcome::Passed(text)) = &push {
+        report.pass(PUSH, text.clone());
+        report.skip(
+            &all_after_spec[3..],
+            "a push connector: its rows arrive through `inlet serve`, not `read`",
+        );
+        return report;
+    }
+
     let lake = Lake::in_memory();
     let mut plan = SyncPlan::new("conformance", reference, config);
     plan.sandbox = policy;
     let first = match sync::sync(runtime, &lake, &plan, Arc::new(Quiet)).await {
         Ok(first) => {
+            if let Some(Outcome::Failed(_)) = push {
+                report.skip(&[PUSH], "a pull connector: its `open` refuses pushes");
+            }
             report.pass(READ, rows_text(&first));
             first
         }
         Err(error) => {
+            if let Some(Outcome::Failed(why)) = push {
+                report.fail(PUSH, why);
+            }
             report.fail(READ, explain(&error));
             report.skip(&all_after_spec[5..], "needs a first read");
             return report;
@@ -259,6 +285,71 @@ pub async fn check_source(
         restart(runtime, &lake, &plan, &streams, &first).await,
     );
     report
+}
+
+/// Opens a push instance the way `inlet serve` does (no state yet) and asks for its state.
+async fn push_open(
+    runtime: &Runtime,
+    reference: &ConnectorRef,
+    prepared: &Prepared,
+    config: &serde_json::Value,
+    policy: &SandboxPolicy,
+    streams: &[Stream],
+) -> Outcome {
+    let bytes = match reference.bytes() {
+        Ok(bytes) => bytes,
+        Err(error) => return Outcome::Failed(error.to_string()),
+    };
+    let connector = match runtime.load_push(&reference.display_name(), &bytes) {
+        Ok(connector) => connector,
+        Err(error) => return Outcome::Failed(error.to_string()),
+    };
+    let mut run = match connector
+        .start(policy, prepared.grant.clone(), prepared.labels.clone())
+        .await
+    {
+        Ok(run) => run,
+        Err(error) => return Outcome::Failed(error.to_string()),
+    };
+    let declared = streams
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.schema.as_deref().and_then(|b| decode_schema(b).ok()),
+            )
+        })
+        .collect();
+    if let Err(error) = run
+        .open(&config.to_string(), None, declared, Box::new(Discard))
+        .await
+    {
+        return Outcome::Failed(format!("`open` failed: {error}"));
+    }
+    match run.state().await {
+        Ok(_) => Outcome::Passed("opened; `state` answered".into()),
+        Err(error) => Outcome::Failed(format!("`state` failed: {error}")),
+    }
+}
+
+/// A sink for a push instance that is opened but sent nothing.
+struct Discard;
+
+impl crate::runtime::BatchSink for Discard {
+    fn emit<'a>(
+        &'a mut self,
+        _: &'a str,
+        _: arrow_array::RecordBatch,
+    ) -> futures::future::BoxFuture<'a, Result<(), crate::runtime::SinkError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn checkpoint(
+        &mut self,
+        _: String,
+    ) -> futures::future::BoxFuture<'_, Result<(), crate::runtime::SinkError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 fn spec_problem(prepared: &Prepared) -> Option<String> {
@@ -558,12 +649,17 @@ fn cursor_keys(column: &arrow_array::ArrayRef) -> Result<Vec<Option<CursorKey>>,
 }
 
 fn rows_text(report: &SyncReport) -> String {
-    report
+    let text = report
         .streams
         .iter()
         .map(|(stream, stats)| format!("`{stream}` {} rows", stats.rows))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if text.is_empty() {
+        "no rows".to_owned()
+    } else {
+        text
+    }
 }
 
 /// A failed read, with the rule when the sandbox refused something.

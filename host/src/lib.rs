@@ -17,6 +17,7 @@ pub mod logging;
 pub mod progress;
 pub mod random;
 pub mod runtime;
+pub mod scaffold;
 pub mod schedule;
 pub mod secrets;
 pub mod serve;

@@ -210,6 +210,23 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ConnectorCommand {
+    /// Write a new connector crate (settings, a secret, a stream with a cursor, checkpoints, unit
+    /// tests) that builds with `cargo build --release --target wasm32-wasip2` into a component
+    /// `inlet connector test` passes.
+    New {
+        /// The connector's name: lowercase letters, digits and dashes (`acme-orders`).
+        name: String,
+        /// The folder to create (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// pull: a source with an incremental stream; http: an HTTP JSON API source with a
+        /// declared origin and a replay tape; push: a webhook receiver for `inlet serve`.
+        #[arg(long, value_enum, default_value = "pull")]
+        kind: crate::scaffold::Kind,
+        /// The `sdk/` folder of an Inlet checkout (found on its own inside one).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Run the conformance kit: spec, settings, discover, a read into a lake in memory and a
     /// second read from its state (which must return no rows: use a source that does not change
     /// meanwhile). Prints each check with why it failed; exits 1 if one did.
@@ -583,6 +600,42 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Severity::Info,
                 &summary(std::slice::from_ref(&report)),
                 &[("connection", &report.connection)],
+            );
+        }
+        Command::Connector {
+            command:
+                ConnectorCommand::New {
+                    name,
+                    dir,
+                    kind,
+                    sdk,
+                },
+        } => {
+            let options = crate::scaffold::Options {
+                name,
+                dir,
+                kind,
+                sdk,
+            };
+            let created = crate::scaffold::create(&options, &cwd)?;
+            let shown = created
+                .dir
+                .strip_prefix(&cwd)
+                .unwrap_or(&created.dir)
+                .display()
+                .to_string();
+            println!("created {shown} (inlet-sdk from {})", created.sdk_path);
+            for file in &created.files {
+                println!("  {}", file.display());
+            }
+            let replay = if kind == crate::scaffold::Kind::Http {
+                " --replay tests/tape"
+            } else {
+                ""
+            };
+            println!(
+                "next:\n  cd {shown}\n  cargo test\n  cargo build --release --target wasm32-wasip2\n  inlet connector test {} --config test-config.json{replay}",
+                created.component.display()
             );
         }
         Command::Connector {

@@ -114,6 +114,11 @@ impl Runtime {
     /// Validates and compiles (or loads from cache) the component `bytes`, called `name` in messages.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Connector, LoadError> {
         let (pre, outcome, digest) = self.prepare(name, bytes, SOURCE_EXPORT)?;
+        let exports_push = pre
+            .component()
+            .component_type()
+            .exports(&self.engine)
+            .any(|(export, _)| export == bindings::push::PUSH_EXPORT);
         let pre = SourceConnectorPre::new(pre).map_err(|e| LoadError::Link {
             name: name.to_owned(),
             reason: format!("{e:#}"),
@@ -123,6 +128,7 @@ impl Runtime {
                 name: name.to_owned(),
                 digest,
                 outcome,
+                exports_push,
                 pre,
             }),
         })
@@ -229,6 +235,8 @@ struct ConnectorInner {
     name: String,
     digest: String,
     outcome: CacheOutcome,
+    /// Whether it also exports `push` (rows arrive through `inlet serve`, not `read`).
+    exports_push: bool,
     pre: SourceConnectorPre<run::RunData>,
 }
 
@@ -236,6 +244,11 @@ impl Connector {
     /// The name used in messages (the built-in name or the file name).
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// Whether the component is a push connector (it exports `push` besides `source`).
+    pub fn exports_push(&self) -> bool {
+        self.inner.exports_push
     }
 
     /// SHA-256 of the component bytes.

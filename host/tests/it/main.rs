@@ -7,6 +7,7 @@ mod credentials;
 mod faults;
 mod image;
 mod messages;
+mod scaffold;
 mod schedule;
 mod secrets;
 mod serve;
