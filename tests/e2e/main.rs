@@ -2,6 +2,7 @@
 
 mod bigquery;
 mod bigquery_exactly_once;
+mod contract;
 mod drain;
 mod firestore;
 mod gated_store;
