@@ -159,6 +159,23 @@ async fn python_orders_arrive_exact_page_by_page_then_only_newer_ones() {
         saved_state(&lake, "shop").await,
         Some(json!({"orders": {"updated_after": "2026-11-01T10:00:24.000000Z"}}))
     );
+    let cursors: Vec<Value> = History::read(&lake, "shop")
+        .await
+        .unwrap()
+        .commits
+        .iter()
+        .filter_map(|c| c.state.as_ref()?.pointer("/orders/updated_after").cloned())
+        .collect();
+    assert_eq!(
+        cursors,
+        [
+            "2026-11-01T10:00:08.000000Z",
+            "2026-11-01T10:00:18.000000Z",
+            "2026-11-01T10:00:24.000000Z"
+        ],
+        "a checkpoint per page, each at the newest `updated_at` all of whose orders were emitted \
+         (a page's last one may go on on the next page, so it waits)"
+    );
 
     let requests = fixture.requests();
     assert_eq!(
