@@ -38,6 +38,9 @@ fi
 step "GCS and BigQuery emulators (fake-gcs-server, local-bigquery) into tests/.venv"
 tests/services/install.sh
 
+step "componentize-py (builds the Python example connector) into tests/.venv-componentize"
+tests/services/install_componentize.sh
+
 step "format"
 cargo fmt --all -- --check
 for ws in connectors tests/guests; do (cd "$ws" && cargo fmt --all -- --check); done

@@ -16,5 +16,6 @@ mod network_pinning;
 mod postgres;
 mod postgres_parts;
 mod postgres_tls;
+mod python_connector;
 mod sandbox;
 mod sheets;

@@ -12,6 +12,7 @@ pub mod gcp;
 pub mod google_ads_fixture;
 pub mod http_fixture;
 pub mod meta_ads_fixture;
+pub mod orders_fixture;
 pub mod pg_tls;
 pub mod postgres;
 pub mod sheets_fixture;
