@@ -106,18 +106,26 @@ pub fn ensure_publication(
     }
     let sql = if exists {
         let published = connection.query(&format!(
-            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_publication_tables WHERE pubname = {}",
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = {}",
             quote_literal(publication)
         ))?;
-        let published: Vec<String> = published.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
-        let missing: Vec<&String> = list.iter().filter(|t| !published.contains(t)).collect();
+        let missing: Vec<String> = tables
+            .iter()
+            .filter(|t| {
+                !published.iter().any(|row| {
+                    row.first().cloned().flatten().as_deref() == Some(t.schema.as_str())
+                        && row.get(1).cloned().flatten().as_deref() == Some(t.name.as_str())
+                })
+            })
+            .map(|t| qualified(t))
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }
         format!(
             "ALTER PUBLICATION {} ADD TABLE {}",
             quote_ident(publication),
-            missing.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+            missing.join(", ")
         )
     } else if list.is_empty() {
         return Err(Error::config(
