@@ -31,7 +31,11 @@ pub fn slot_name(connection: &str) -> String {
         .chars()
         .map(|c| {
             let c = c.to_ascii_lowercase();
-            if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '_' }
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '_'
+            }
         })
         .collect();
     name.truncate(63);
@@ -51,7 +55,10 @@ mod tests {
         // A slot the user chose stays; cursor mode and other connectors get none.
         let chosen = json!({"replication": "logical", "slot": "mine"});
         assert_eq!(with_default_slot("postgres", "app", &chosen), None);
-        assert_eq!(with_default_slot("postgres", "app", &json!({"host": "db"})), None);
+        assert_eq!(
+            with_default_slot("postgres", "app", &json!({"host": "db"})),
+            None
+        );
         assert_eq!(with_default_slot("sample", "app", &config), None);
     }
 

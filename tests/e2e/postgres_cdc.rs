@@ -40,7 +40,10 @@ fn cell(batch: &RecordBatch, column: &str, row: usize) -> String {
 async fn snapshot_position(lake: &Lake, connection: &str, stream: &str) -> i64 {
     let tip = Tip::open(lake, connection).await.unwrap().unwrap();
     let state = tip.commit.state.expect("a state");
-    let text = state[format!("{stream}.snapshot_lsn")].as_str().unwrap().to_owned();
+    let text = state[format!("{stream}.snapshot_lsn")]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (high, low) = text.split_once('/').unwrap();
     ((i64::from_str_radix(high, 16).unwrap()) << 32) | i64::from_str_radix(low, 16).unwrap()
 }
@@ -105,7 +108,10 @@ fn table_rows(db: &str, table: &str, columns: &[&str]) -> BTreeMap<String, Vec<S
         .map(|c| format!("coalesce({c}::text, 'NULL')"))
         .collect::<Vec<_>>()
         .join(" || '|' || ");
-    let out = server().sql(db, &format!("SELECT id::text || '|' || {list} FROM {table}"));
+    let out = server().sql(
+        db,
+        &format!("SELECT id::text || '|' || {list} FROM {table}"),
+    );
     out.lines()
         .filter(|l| !l.is_empty())
         .map(|line| {
@@ -179,7 +185,12 @@ async fn snapshot_then_inserts_updates_deletes_and_schema_changes() {
         .iter()
         .flat_map(|b| {
             (0..b.num_rows())
-                .filter(|&r| b.column_by_name("_inlet_deleted").unwrap().as_boolean().value(r))
+                .filter(|&r| {
+                    b.column_by_name("_inlet_deleted")
+                        .unwrap()
+                        .as_boolean()
+                        .value(r)
+                })
                 .map(|r| (cell(b, "id", r), cell(b, "v", r)))
                 .collect::<Vec<_>>()
         })
@@ -238,10 +249,16 @@ async fn a_lost_slot_is_an_error_and_a_reset_takes_a_new_snapshot() {
     let plan = cdc_plan("cdc_lost", &db);
     sync(&lake, &plan).await.0.unwrap();
     pg.sql(&db, "SELECT pg_drop_replication_slot('inlet_cdc_lost')");
-    pg.sql(&db, "DELETE FROM a WHERE id = 1; INSERT INTO b VALUES (2, 'dos');");
+    pg.sql(
+        &db,
+        "DELETE FROM a WHERE id = 1; INSERT INTO b VALUES (2, 'dos');",
+    );
     let (result, _) = sync(&lake, &plan).await;
     let message = format!("{:#}", result.unwrap_err());
-    assert!(message.contains("`inlet_cdc_lost` does not exist"), "{message}");
+    assert!(
+        message.contains("`inlet_cdc_lost` does not exist"),
+        "{message}"
+    );
     assert!(message.contains("cannot be read any more"), "{message}");
     assert!(message.contains("inlet state reset"), "{message}");
 
@@ -293,7 +310,10 @@ async fn unchanged_toast_values_fail_without_replica_identity_full() {
     // A table without key nor replica identity is refused, naming the fix.
     let (result, _) = sync(&lake, &plan).await;
     let message = format!("{:#}", result.unwrap_err());
-    assert!(message.contains("`public.keyless` has no primary key"), "{message}");
+    assert!(
+        message.contains("`public.keyless` has no primary key"),
+        "{message}"
+    );
     assert!(message.contains("REPLICA IDENTITY FULL"), "{message}");
 
     plan.select = Some(vec!["public.docs".into()]);
@@ -412,16 +432,22 @@ async fn crash_anywhere_loses_and_doubles_nothing() {
     let port = pg.config(&db)["port"].to_string();
     let spawn = || {
         std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "postgres_cdc::child_sync", "--ignored", "--nocapture"])
+            .args([
+                "--exact",
+                "postgres_cdc::child_sync",
+                "--ignored",
+                "--nocapture",
+            ])
             .env(
                 CHILD_ENV,
                 format!("{}\t{db}\t{port}", folder.path().display()),
             )
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
     };
+    let mut completed = 0;
     for round in 0..12 {
         if round > 0 {
             apply_random_changes(&db, &mut rng, &mut next_id);
@@ -433,9 +459,22 @@ async fn crash_anywhere_loses_and_doubles_nothing() {
         if killed {
             child.kill().unwrap(); // SIGKILL
         }
-        child.wait().unwrap();
-        println!("round {round}: after {wait_ms} ms, killed: {killed}");
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let failed = stderr.contains("child sync failed");
+        println!("round {round}: after {wait_ms} ms, killed: {killed}, failed: {failed}");
+        // A run that was not killed finished its sync, unless a killed run's session still held
+        // the slot.
+        assert!(
+            killed || !failed || is_busy(&stderr),
+            "seed {seed}, round {round}: {stderr}"
+        );
+        completed += usize::from(!killed && !failed);
     }
+    assert!(
+        completed > 0,
+        "seed {seed}: no run finished between the kills"
+    );
     // A last run to the end (the slot may stay busy for a moment after a kill: run again).
     apply_random_changes(&db, &mut rng, &mut next_id);
     let lake = Lake::open(folder.path().to_str().unwrap()).unwrap();

@@ -4,6 +4,7 @@
 //! stops. The server is told a position is done only when a later run receives it as its durable
 //! state, so a crash anywhere loses nothing, and changes delivered again are skipped by position.
 
+use crate::PostgresConfig;
 use crate::catalog::TableInfo;
 use crate::cdc_batch::{ChangeBatches, LSN_COLUMN, TableShape};
 use crate::cdc_setup::{self, qualified};
@@ -11,7 +12,6 @@ use crate::copy_text::RowSplitter;
 use crate::pgoutput::{self, Frame, Lsn, Message, Relation, TupleValue};
 use crate::types::PgType;
 use crate::wire::{Connection, quote_ident, quote_literal};
-use crate::PostgresConfig;
 use bytes::Bytes;
 use inlet_sdk::prelude::*;
 use schemars::JsonSchema;
@@ -143,7 +143,13 @@ pub fn read(
     let unsnapshotted: Vec<String> = selected
         .iter()
         .map(|t| t.stream_name())
-        .filter(|s| state.get::<String>(&snapshot_key(s)).ok().flatten().is_none())
+        .filter(|s| {
+            state
+                .get::<String>(&snapshot_key(s))
+                .ok()
+                .flatten()
+                .is_none()
+        })
         .collect();
 
     let mut replication = config.open(true)?;
@@ -375,8 +381,8 @@ struct Replay<'a> {
     selected: &'a [&'a TableInfo],
     /// Relation oid -> its shape, `None` for tables not read.
     relations: HashMap<u32, Option<Arc<TableShape>>>,
-    /// Type oid -> (typname, typtype, array element).
-    types: HashMap<u32, (String, String, Option<(String, String)>)>,
+    /// Type oid -> its name in `pg_type`.
+    types: HashMap<u32, cdc_setup::TypeName>,
     transaction: Option<Transaction>,
     /// Transactions whose commit record starts before this are already in the lake.
     skip_before: Lsn,
@@ -435,8 +441,10 @@ impl Replay<'_> {
                     let values = new_values(&shape, old.as_deref(), &new)?;
                     if let Some(old) = &old {
                         let old_values = plain_values(&shape, old, "an update's old row")?;
-                        let old_key: Vec<_> = shape.key.iter().map(|&i| old_values[i].clone()).collect();
-                        let new_key: Vec<_> = shape.key.iter().map(|&i| values[i].clone()).collect();
+                        let old_key: Vec<_> =
+                            shape.key.iter().map(|&i| old_values[i].clone()).collect();
+                        let new_key: Vec<_> =
+                            shape.key.iter().map(|&i| values[i].clone()).collect();
                         if old_key != new_key {
                             // The key changed: the old key's row is gone.
                             self.add(shape.clone(), deleted_values(&shape, old_values), true)?;
@@ -500,7 +508,11 @@ impl Replay<'_> {
         }
         let key = (
             shape.stream.clone(),
-            shape.key.iter().map(|&i| change.values[i].clone()).collect(),
+            shape
+                .key
+                .iter()
+                .map(|&i| change.values[i].clone())
+                .collect(),
         );
         match transaction.by_key.get(&key) {
             Some(&index) => transaction.changes[index] = change,
@@ -524,21 +536,21 @@ impl Replay<'_> {
             .map(|c| c.type_oid)
             .filter(|oid| !self.types.contains_key(oid))
             .collect();
-        for (oid, name, kind, element) in cdc_setup::type_names(self.sql, &unknown)? {
-            self.types.insert(oid, (name, kind, element));
+        for (oid, name) in cdc_setup::type_names(self.sql, &unknown)? {
+            self.types.insert(oid, name);
         }
         let mut columns = Vec::with_capacity(relation.columns.len());
         for column in &relation.columns {
-            let (name, kind, element) = self.types.get(&column.type_oid).ok_or_else(|| {
+            let name = self.types.get(&column.type_oid).ok_or_else(|| {
                 Error::data(format!(
                     "{stream}: column `{}` has type oid {}, which is not in pg_type",
                     column.name, column.type_oid
                 ))
             })?;
             let ty = PgType::from_catalog(
-                name,
-                kind,
-                element.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
+                &name.typname,
+                &name.typtype,
+                name.element.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
                 column.type_modifier,
             );
             columns.push((column.name.clone(), ty));
@@ -683,7 +695,9 @@ mod tests {
         let old = [text("1"), text("long body")];
         let filled = new_values(&shape(true), Some(&old), &new).unwrap();
         assert_eq!(filled[1].as_deref(), Some(&b"long body"[..]));
-        let error = new_values(&shape(false), None, &new).unwrap_err().to_string();
+        let error = new_values(&shape(false), None, &new)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("public.docs"), "{error}");
         assert!(error.contains("`body`"), "{error}");
         assert!(
@@ -694,7 +708,10 @@ mod tests {
 
     #[test]
     fn deletes_keep_only_the_key() {
-        let values = vec![Some(Bytes::from_static(b"7")), Some(Bytes::from_static(b"x"))];
+        let values = vec![
+            Some(Bytes::from_static(b"7")),
+            Some(Bytes::from_static(b"x")),
+        ];
         assert_eq!(
             deleted_values(&shape(true), values),
             vec![Some(Bytes::from_static(b"7")), None]

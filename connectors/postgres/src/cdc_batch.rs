@@ -88,7 +88,11 @@ impl ChangeBatches {
             .or_insert_with(|| Batch {
                 shape: shape.clone(),
                 schema: shape.arrow_schema(),
-                columns: shape.columns.iter().map(|(_, ty)| Column::new(ty)).collect(),
+                columns: shape
+                    .columns
+                    .iter()
+                    .map(|(_, ty)| Column::new(ty))
+                    .collect(),
                 lsn: Int64Builder::new(),
                 deleted: BooleanBuilder::new(),
                 rows: 0,

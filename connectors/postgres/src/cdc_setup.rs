@@ -23,7 +23,9 @@ pub struct SlotInfo {
 /// The server's major version number times 10000 (`150004`).
 pub fn server_version(connection: &mut Connection) -> Result<u32, Error> {
     let rows = connection.query("SHOW server_version_num")?;
-    Ok(first(&rows).and_then(|v| v.trim().parse().ok()).unwrap_or(0))
+    Ok(first(&rows)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0))
 }
 
 fn first(rows: &[Vec<Option<String>>]) -> Option<String> {
@@ -78,7 +80,11 @@ pub fn check_replica_identity(
 
 /// `"schema"."table"`, quoted for SQL.
 pub fn qualified(table: &TableInfo) -> String {
-    format!("{}.{}", quote_ident(&table.schema), quote_ident(&table.name))
+    format!(
+        "{}.{}",
+        quote_ident(&table.schema),
+        quote_ident(&table.name)
+    )
 }
 
 /// Creates the publication for `tables`, or adds the tables it lacks.
@@ -215,8 +221,8 @@ pub fn create_slot(
         .ok_or_else(|| Error::data("CREATE_REPLICATION_SLOT returned no consistent point"))?
         .parse::<Lsn>()
         .map_err(|e| Error::data(format!("CREATE_REPLICATION_SLOT consistent point: {e}")))?;
-    let snapshot = text(2)
-        .ok_or_else(|| Error::data("CREATE_REPLICATION_SLOT exported no snapshot"))?;
+    let snapshot =
+        text(2).ok_or_else(|| Error::data("CREATE_REPLICATION_SLOT exported no snapshot"))?;
     Ok(NewSlot {
         consistent_point,
         snapshot,
@@ -243,15 +249,28 @@ pub fn end_marker(connection: &mut Connection) -> Result<Lsn, Error> {
         .map_err(|e| Error::data(format!("pg_logical_emit_message: {e}")))
 }
 
-/// The name, kind and element type of each type in `oids`: (typname, typtype, element).
+/// A type as `pg_type` names it: what [`crate::types::PgType::from_catalog`] maps.
+#[derive(Debug, Clone)]
+pub struct TypeName {
+    pub typname: String,
+    pub typtype: String,
+    /// An array's element type: its name and `typtype`.
+    pub element: Option<(String, String)>,
+}
+
+/// The name, kind and element type of each type in `oids`.
 pub fn type_names(
     connection: &mut Connection,
     oids: &[u32],
-) -> Result<Vec<(u32, String, String, Option<(String, String)>)>, Error> {
+) -> Result<Vec<(u32, TypeName)>, Error> {
     if oids.is_empty() {
         return Ok(Vec::new());
     }
-    let list = oids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+    let list = oids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     let rows = connection.query(&format!(
         "SELECT t.oid::text, t.typname, t.typtype::text, et.typname, et.typtype::text \
          FROM pg_type t LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A' \
@@ -263,7 +282,14 @@ pub fn type_names(
             let text = |i: usize| row.get(i).cloned().flatten();
             let oid = text(0)?.parse().ok()?;
             let element = text(3).map(|name| (name, text(4).unwrap_or_default()));
-            Some((oid, text(1)?, text(2).unwrap_or_default(), element))
+            Some((
+                oid,
+                TypeName {
+                    typname: text(1)?,
+                    typtype: text(2).unwrap_or_default(),
+                    element,
+                },
+            ))
         })
         .collect())
 }

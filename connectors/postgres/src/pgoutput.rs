@@ -201,7 +201,12 @@ impl<'a> Reader<'a> {
                     self.take(length)?;
                     TupleValue::Text(self.data.slice(start..start + length))
                 }
-                other => return Err(DecodeError::UnknownColumnKind(char::from(other), self.message)),
+                other => {
+                    return Err(DecodeError::UnknownColumnKind(
+                        char::from(other),
+                        self.message,
+                    ));
+                }
             };
             values.push(value);
         }
@@ -481,7 +486,10 @@ mod tests {
         let Message::Relation(decoded) = decoded else {
             panic!("{decoded:?}")
         };
-        assert_eq!((decoded.oid, decoded.schema.as_str(), decoded.name.as_str()), (42, "public", "users"));
+        assert_eq!(
+            (decoded.oid, decoded.schema.as_str(), decoded.name.as_str()),
+            (42, "public", "users")
+        );
         assert_eq!(decoded.replica_identity, b'd');
         assert!(decoded.columns[0].key && !decoded.columns[1].key);
         assert_eq!(decoded.columns[1].name, "name");
@@ -584,7 +592,10 @@ mod tests {
         insert.extend_from_slice(b"short");
         assert!(matches!(
             decode_message(&Bytes::from(insert)),
-            Err(DecodeError::Truncated { message: "Insert", .. })
+            Err(DecodeError::Truncated {
+                message: "Insert",
+                ..
+            })
         ));
         let mut kind = vec![b'I'];
         kind.extend_from_slice(&42u32.to_be_bytes());

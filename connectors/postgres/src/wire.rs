@@ -390,7 +390,7 @@ impl Connection {
 
     /// Reads more bytes from the socket into `read`.
     fn fill(&mut self) -> Result<(), Error> {
-            let n = self.stream.read(&mut self.chunk).map_err(|e| {
+        let n = self.stream.read(&mut self.chunk).map_err(|e| {
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
@@ -409,11 +409,11 @@ impl Connection {
                     io_error(&format!("reading from PostgreSQL at {}", self.address), e)
                 }
             })?;
-            if n == 0 {
-                return Err(Error::Transient("the server closed the connection".into()));
-            }
-            self.read.extend_from_slice(&self.chunk[..n]);
-            Ok(())
+        if n == 0 {
+            return Err(Error::Transient("the server closed the connection".into()));
+        }
+        self.read.extend_from_slice(&self.chunk[..n]);
+        Ok(())
     }
 }
 
