@@ -447,29 +447,36 @@ async fn crash_anywhere_loses_and_doubles_nothing() {
             .spawn()
             .unwrap()
     };
+    // Every other run is left to finish; the others are killed at a random point within the time
+    // the last finished run took, so kills land anywhere in a run whatever the machine's speed.
+    let mut run_time = std::time::Duration::from_millis(500);
     let mut completed = 0;
-    for round in 0..12 {
+    for round in 0..16 {
         if round > 0 {
             apply_random_changes(&db, &mut rng, &mut next_id);
         }
+        let started = std::time::Instant::now();
         let mut child = spawn();
-        let wait_ms = rng.below(400);
-        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
-        let killed = child.try_wait().unwrap().is_none();
-        if killed {
-            child.kill().unwrap(); // SIGKILL
+        let kill_at = (round % 2 == 1).then(|| run_time.mul_f64(rng.below(1000) as f64 / 1000.0));
+        if let Some(kill_at) = kill_at {
+            std::thread::sleep(kill_at);
+            child.kill().unwrap(); // SIGKILL, or nothing if it has just ended
         }
         let output = child.wait_with_output().unwrap();
+        let killed = kill_at.is_some() && !output.status.success();
         let stderr = String::from_utf8_lossy(&output.stderr);
         let failed = stderr.contains("child sync failed");
-        println!("round {round}: after {wait_ms} ms, killed: {killed}, failed: {failed}");
+        println!("round {round}: kill at {kill_at:?}, killed: {killed}, failed: {failed}");
         // A run that was not killed finished its sync, unless a killed run's session still held
         // the slot.
         assert!(
             killed || !failed || is_busy(&stderr),
             "seed {seed}, round {round}: {stderr}"
         );
-        completed += usize::from(!killed && !failed);
+        if !killed && !failed {
+            completed += 1;
+            run_time = started.elapsed();
+        }
     }
     assert!(
         completed > 0,
