@@ -429,6 +429,7 @@ async fn crash_anywhere_loses_and_doubles_nothing() {
     );
     let mut next_id = 2000;
     let folder = tempfile::tempdir().unwrap();
+    let lake_folder = folder.path().to_str().unwrap().to_owned();
     let port = pg.config(&db)["port"].to_string();
     let spawn = || {
         std::process::Command::new(std::env::current_exe().unwrap())
@@ -454,6 +455,12 @@ async fn crash_anywhere_loses_and_doubles_nothing() {
     for round in 0..16 {
         if round > 0 {
             apply_random_changes(&db, &mut rng, &mut next_id);
+        }
+        if round == 9 || round == 13 {
+            // The next (killed) run takes a new snapshot: kills land in the copy too.
+            reset_state(&Lake::open(&lake_folder).unwrap(), "cdc_crash")
+                .await
+                .unwrap();
         }
         let started = std::time::Instant::now();
         let mut child = spawn();

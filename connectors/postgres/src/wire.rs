@@ -81,7 +81,12 @@ impl ServerError {
         match self.code.as_str() {
             "28P01" | "28000" => Error::Auth(message),
             "42P01" | "42703" | "3D000" | "3F000" => Error::NotFound(message),
-            code if code.starts_with("08") || code.starts_with("57") || code == "53300" => {
+            // 55006: an object in use, such as a replication slot another session still holds.
+            code if code.starts_with("08")
+                || code.starts_with("57")
+                || code == "53300"
+                || code == "55006" =>
+            {
                 Error::Transient(message)
             }
             code if code.starts_with("22") => Error::data(message),
