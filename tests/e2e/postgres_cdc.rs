@@ -162,10 +162,17 @@ async fn snapshot_then_inserts_updates_deletes_and_schema_changes() {
          BEGIN; UPDATE b SET n = 11 WHERE id = 1; UPDATE b SET n = 12 WHERE id = 1; COMMIT;
          UPDATE b SET id = 3 WHERE id = 2;",
     );
-    let (result, recorder) = sync(&lake, &plan).await;
+    let mut warned = plan.clone();
+    warned.config["slot_lag_warn_bytes"] = 0.into();
+    let (result, recorder) = sync(&lake, &warned).await;
     result.unwrap();
     assert!(
         logs(&recorder).contains("replication slot `inlet_cdc_changes` holds back"),
+        "{}",
+        logs(&recorder)
+    );
+    assert!(
+        logs(&recorder).contains("more than slot_lag_warn_bytes = 0"),
         "{}",
         logs(&recorder)
     );
@@ -232,6 +239,23 @@ async fn snapshot_then_inserts_updates_deletes_and_schema_changes() {
     let (result, _) = sync(&lake, &plan).await;
     let report = result.unwrap();
     assert!(report.streams.values().all(|s| s.rows == 0), "{report:?}");
+}
+
+#[tokio::test]
+async fn a_server_without_logical_wal_names_the_setting_and_cloud_sql_flag() {
+    // The harness's default server runs with `wal_level = replica`.
+    let pg = crate::postgres::server();
+    let db = pg.database("cdc_wal_level");
+    pg.sql(&db, "CREATE TABLE a (id int PRIMARY KEY);");
+    let mut config = pg.config(&db);
+    config["replication"] = "logical".into();
+    let (result, _) = sync(&Lake::in_memory(), &pg_plan("cdc_wal_level", config)).await;
+    let message = format!("{:#}", result.unwrap_err());
+    assert!(message.contains("`wal_level = logical`"), "{message}");
+    assert!(
+        message.contains("cloudsql.logical_decoding = on"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
