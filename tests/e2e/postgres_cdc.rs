@@ -310,6 +310,23 @@ async fn a_lost_slot_is_an_error_and_a_reset_takes_a_new_snapshot() {
         "{}",
         logs(&recorder)
     );
+    // That run holds the snapshot alone (the loader replaces a reset stream's table with it).
+    assert!(
+        logs(&recorder).contains("the changes since are read by the next run"),
+        "{}",
+        logs(&recorder)
+    );
+    for table in ["a", "b"] {
+        assert_eq!(
+            lake_rows(&lake, "cdc_lost", &format!("public.{table}"), &["v"]).await,
+            table_rows(&db, table, &["v"])
+        );
+    }
+    pg.sql(
+        &db,
+        "DELETE FROM a WHERE id = 2; INSERT INTO a VALUES (3, 'tres');",
+    );
+    sync(&lake, &plan).await.0.unwrap();
     for table in ["a", "b"] {
         assert_eq!(
             lake_rows(&lake, "cdc_lost", &format!("public.{table}"), &["v"]).await,
