@@ -78,6 +78,11 @@ pub fn read(
         )
     })?;
     check_slot_name(&slot)?;
+    if config.include_views {
+        return Err(Error::config(
+            "`include_views` cannot be used with replication = \"logical\" (views have no change log); remove it, or read them in another connection with replication = \"cursor\"",
+        ));
+    }
     for (name, options) in &config.tables {
         if options.filter.is_some() || options.columns.is_some() {
             return Err(Error::config(format!(
