@@ -382,6 +382,38 @@ async fn unchanged_toast_values_fail_without_replica_identity_full() {
     );
 }
 
+#[tokio::test]
+async fn the_replication_connection_is_encrypted_too() {
+    // A server that accepts TLS sessions only (`hostssl` in pg_hba.conf): the run's replication
+    // connection, not only its SQL one, has to negotiate TLS for the changes to arrive.
+    let pki = inlet_tests::pg_tls::TestPki::generate(&["127.0.0.1", "localhost"]);
+    let tls = inlet_tests::postgres::ServerTls {
+        options: "-c wal_level=logical -c max_replication_slots=4 -c max_wal_senders=4",
+        ..pki.server_tls()
+    };
+    let pg = PgServer::start_tls(&tls);
+    pg.sql(
+        "postgres",
+        "CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a VALUES (1, 'one');",
+    );
+    let mut config = pg.config("postgres");
+    config["replication"] = "logical".into();
+    config["sslmode"] = "verify-full".into();
+    config["sslrootcert"] = pki.ca.clone().into();
+    let plan = pg_plan("cdc_tls", config);
+    let lake = Lake::in_memory();
+    sync(&lake, &plan).await.0.unwrap();
+    pg.sql(
+        "postgres",
+        "UPDATE a SET v = 'uno' WHERE id = 1; INSERT INTO a VALUES (2, 'two');",
+    );
+    let (result, _) = sync(&lake, &plan).await;
+    assert_eq!(result.unwrap().streams["public.a"].rows, 2);
+    let batches = read_committed(&lake, "cdc_tls", "public.a").await.unwrap();
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(rows, 3);
+}
+
 /// A small seeded generator (xorshift), so a failing round can be replayed.
 struct Rng(u64);
 
