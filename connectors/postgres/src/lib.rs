@@ -9,6 +9,7 @@
 mod catalog;
 mod cdc;
 mod cdc_batch;
+mod cdc_replay;
 mod cdc_setup;
 mod connect;
 mod copy_text;
