@@ -259,6 +259,51 @@ async fn a_server_without_logical_wal_names_the_setting_and_cloud_sql_flag() {
 }
 
 #[tokio::test]
+async fn a_table_owner_needs_create_on_the_database_and_the_replication_attribute() {
+    let pg = server();
+    let db = pg.database("cdc_roles");
+    pg.sql(
+        &db,
+        "CREATE ROLE cdc_owner LOGIN;
+         CREATE TABLE a (id int PRIMARY KEY, v text);
+         ALTER TABLE a OWNER TO cdc_owner;
+         INSERT INTO a VALUES (1, 'one');",
+    );
+    let mut config = server().config(&db);
+    config["replication"] = "logical".into();
+    config["user"] = "cdc_owner".into();
+    config["publication"] = "inlet_roles".into();
+    let plan = pg_plan("cdc_roles", config);
+    let lake = Lake::in_memory();
+    let (result, _) = sync(&lake, &plan).await;
+    let message = format!("{:#}", result.unwrap_err());
+    assert!(
+        message.contains("`CREATE PUBLICATION \"inlet_roles\" FOR TABLE \"public\".\"a\"`"),
+        "{message}"
+    );
+    assert!(message.contains("GRANT CREATE ON DATABASE"), "{message}");
+
+    pg.sql(&db, "GRANT CREATE ON DATABASE cdc_roles TO cdc_owner;");
+    let (result, _) = sync(&lake, &plan).await;
+    let message = format!("{:#}", result.unwrap_err());
+    assert!(
+        message.contains("the server refused a replication connection"),
+        "{message}"
+    );
+    assert!(message.contains("WITH REPLICATION"), "{message}");
+    assert!(message.contains("cloudsqlsuperuser"), "{message}");
+
+    pg.sql(&db, "ALTER ROLE cdc_owner WITH REPLICATION;");
+    sync(&lake, &plan).await.0.unwrap();
+    pg.sql(&db, "INSERT INTO a VALUES (2, 'two');");
+    sync(&lake, &plan).await.0.unwrap();
+    assert_eq!(
+        lake_rows(&lake, "cdc_roles", "public.a", &["v"]).await,
+        table_rows(&db, "a", &["v"])
+    );
+}
+
+#[tokio::test]
 async fn a_lost_slot_is_an_error_and_a_reset_takes_a_new_snapshot() {
     let pg = server();
     let db = pg.database("cdc_lost");

@@ -155,7 +155,7 @@ pub fn read(
         })
         .collect();
 
-    let mut replication = config.open(true)?;
+    let mut replication = config.open(true).map_err(cdc_setup::replication_refused)?;
     let (start, durable) = match (saved, &existing) {
         (Some(lsn), Some(_)) if unsnapshotted.is_empty() => (lsn, Some(lsn)),
         (Some(lsn), None) => {

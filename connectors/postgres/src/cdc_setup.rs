@@ -9,8 +9,9 @@ use inlet_sdk::Error;
 /// What the privileges section of an error says, once.
 const PRIVILEGES: &str = "the user needs the REPLICATION attribute (`ALTER ROLE <user> WITH REPLICATION`; on Cloud SQL \
      `ALTER USER <user> WITH REPLICATION` as `cloudsqlsuperuser`, on RDS `GRANT rds_replication TO <user>`), \
-     SELECT on the tables, and ownership of them to create the publication (or a superuser creates it once: \
-     `CREATE PUBLICATION <publication> FOR TABLE ...`)";
+     SELECT on the tables, and, to create the publication, ownership of the tables and CREATE on the database \
+     (`GRANT CREATE ON DATABASE <database> TO <user>`), or a superuser creates it once: \
+     `CREATE PUBLICATION <publication> FOR TABLE ...`";
 
 /// A slot as `pg_replication_slots` shows it.
 pub struct SlotInfo {
@@ -167,6 +168,17 @@ pub fn find_slot(connection: &mut Connection, name: &str) -> Result<Option<SlotI
             active: text(2).as_deref() == Some("true"),
         }
     }))
+}
+
+/// The error of a replication connection the server refused, with the privileges it needs
+/// (other failures, such as an unreachable server, stay as they are).
+pub fn replication_refused(error: Error) -> Error {
+    match error {
+        Error::Config(message) | Error::Auth(message) => Error::Auth(format!(
+            "the server refused a replication connection ({message}); {PRIVILEGES}"
+        )),
+        other => other,
+    }
 }
 
 /// Drops the slot `name` (it must not be in use).
