@@ -59,6 +59,18 @@ async fn lake_rows(
     columns: &[&str],
 ) -> BTreeMap<String, Vec<String>> {
     let floor = snapshot_position(lake, connection, stream).await - 1;
+    merged_rows(lake, connection, stream, columns, floor).await
+}
+
+/// The lake's rows of `stream` at or after log position `floor`, merged as [`lake_rows`] does
+/// (`i64::MIN`: every row ever written, as a loader merging every commit sees them).
+async fn merged_rows(
+    lake: &Lake,
+    connection: &str,
+    stream: &str,
+    columns: &[&str],
+    floor: i64,
+) -> BTreeMap<String, Vec<String>> {
     let batches = read_committed(lake, connection, stream).await.unwrap();
     let mut newest: BTreeMap<String, (i64, bool, Vec<String>)> = BTreeMap::new();
     for batch in &batches {
@@ -343,8 +355,12 @@ async fn a_lost_slot_is_an_error_and_a_reset_takes_a_new_snapshot() {
         );
     }
 
-    // Resetting one stream drops the slot and snapshots again at the next run.
-    pg.sql(&db, "UPDATE b SET v = 'one' WHERE id = 1;");
+    // Resetting one stream drops the slot and snapshots again at the next run, after the other
+    // streams have read their changes from the old slot: a delete in `b` is not lost with it.
+    pg.sql(
+        &db,
+        "UPDATE b SET v = 'one' WHERE id = 1; DELETE FROM b WHERE id = 2;",
+    );
     reset_streams(&lake, "cdc_lost", &["public.a".to_owned()])
         .await
         .unwrap();
@@ -360,6 +376,11 @@ async fn a_lost_slot_is_an_error_and_a_reset_takes_a_new_snapshot() {
         logs(&recorder).contains("the changes since are read by the next run"),
         "{}",
         logs(&recorder)
+    );
+    // `b` was not reset: its table is merged, every row it ever had included.
+    assert_eq!(
+        merged_rows(&lake, "cdc_lost", "public.b", &["v"], i64::MIN).await,
+        table_rows(&db, "b", &["v"])
     );
     for table in ["a", "b"] {
         assert_eq!(

@@ -156,132 +156,200 @@ pub fn read(
         .collect();
 
     let mut replication = config.open(true).map_err(cdc_setup::replication_refused)?;
-    let (start, durable) = match (saved, &existing) {
-        (Some(lsn), Some(_)) if unsnapshotted.is_empty() => (lsn, Some(lsn)),
-        (Some(lsn), None) => {
-            return Err(Error::config(format!(
-                "replication slot `{slot}` does not exist, but the state says changes were read up to {lsn}: \
-                 the changes since {lsn} cannot be read any more (the slot was dropped, or the server failed over \
-                 to a replica without it); run `inlet state reset <connection>` so the next run takes a new snapshot \
-                 of every table"
-            )));
+    let mut run = Run {
+        sql: &mut sql,
+        replication: &mut replication,
+        config,
+        slot: &slot,
+        state: &mut state,
+    };
+    match (saved, &existing) {
+        (Some(lsn), None) => Err(Error::config(format!(
+            "replication slot `{slot}` does not exist, but the state says changes were read up to {lsn}: \
+             the changes since {lsn} cannot be read any more (the slot was dropped, or the server failed over \
+             to a replica without it); run `inlet state reset <connection>` so the next run takes a new snapshot \
+             of every table"
+        ))),
+        (Some(lsn), Some(_)) if unsnapshotted.is_empty() => {
+            run.stream_changes(&selected, lsn, Some(lsn), out)
         }
-        (saved, existing) => {
-            let reason = match saved {
-                None => "no state (first run or after `inlet state reset`)".to_owned(),
-                Some(_) => format!(
-                    "stream(s) {} have no snapshot yet (new, or reset)",
+        (Some(lsn), Some(info)) => {
+            // Streams reset on their own (or new) need a snapshot, which only a new slot gives.
+            // First the other streams read their changes up to now from the old slot, so none
+            // of theirs is lost with it.
+            check_idle(&slot, info)?;
+            let keeping: Vec<&TableInfo> = selected
+                .iter()
+                .copied()
+                .filter(|t| !unsnapshotted.contains(&t.stream_name()))
+                .collect();
+            if !keeping.is_empty() {
+                run.stream_changes(&keeping, lsn, Some(lsn), out)?;
+                run.replication.end_copy_both()?;
+                // A walsender that has streamed cannot create a slot any more: a new session.
+                *run.replication = config.open(true).map_err(cdc_setup::replication_refused)?;
+            }
+            out.log(
+                LogLevel::Info,
+                &format!(
+                    "dropping replication slot `{slot}` to take a new snapshot: stream(s) {} have none yet (new, or reset)",
                     unsnapshotted.join(", ")
                 ),
-            };
-            if let Some(info) = existing {
-                if info.active {
-                    return Err(Error::Transient(format!(
-                        "replication slot `{slot}` is in use by another session; is another run of this connection going on?"
-                    )));
+            );
+            cdc_setup::drop_slot(run.sql, &slot)?;
+            let point = run.take_snapshot(&selected, version, out)?;
+            // Streams reset on their own are rebuilt from this run's rows alone (the loader
+            // replaces their tables): those must be the snapshot, one row per key. The changes
+            // since are read by the next run.
+            out.log(
+                LogLevel::Info,
+                &format!("snapshot taken at {point}; the changes since are read by the next run"),
+            );
+            Ok(())
+        }
+        (None, existing) => {
+            let reason = "no state (first run or after `inlet state reset`)";
+            match existing {
+                Some(info) => {
+                    check_idle(&slot, info)?;
+                    out.log(
+                        LogLevel::Info,
+                        &format!(
+                            "dropping replication slot `{slot}` to take a new snapshot: {reason}"
+                        ),
+                    );
+                    cdc_setup::drop_slot(run.sql, &slot)?;
                 }
-                out.log(
-                    LogLevel::Info,
-                    &format!("dropping replication slot `{slot}` to take a new snapshot: {reason}"),
-                );
-                cdc_setup::drop_slot(&mut sql, &slot)?;
-            } else {
-                out.log(
+                None => out.log(
                     LogLevel::Info,
                     &format!("creating replication slot `{slot}` with a snapshot: {reason}"),
-                );
+                ),
             }
-            let new = cdc_setup::create_slot(&mut replication, &slot, version)?;
-            copy_snapshot(&mut sql, config, &selected, &new, out)?;
-            state.set(LSN_KEY, &new.consistent_point.to_string())?;
-            for table in &selected {
-                state.set(
-                    &snapshot_key(&table.stream_name()),
-                    &new.consistent_point.to_string(),
-                )?;
-            }
-            out.checkpoint(&state)?;
-            if saved.is_some() {
-                // Streams reset on their own are rebuilt from this run's rows alone (the loader
-                // replaces their tables): those must be the snapshot, one row per key. The
-                // changes since are read by the next run.
-                out.log(
-                    LogLevel::Info,
-                    &format!(
-                        "snapshot taken at {}; the changes since are read by the next run",
-                        new.consistent_point
-                    ),
-                );
-                return Ok(());
-            }
-            (new.consistent_point, saved)
+            let point = run.take_snapshot(&selected, version, out)?;
+            run.stream_changes(&selected, point, None, out)
         }
-    };
+    }
+}
 
-    let end = cdc_setup::end_marker(&mut sql)?;
-    replication.start_copy_both(&format!(
-        "START_REPLICATION SLOT {} LOGICAL {start} (proto_version '1', publication_names {})",
-        quote_ident(&slot),
-        quote_literal(&quote_ident(&config.publication))
-    ))?;
-    // What the previous runs made durable: the only position ever confirmed to the server.
-    let confirmed = durable.unwrap_or_default();
-    if durable.is_some() {
-        replication.send_copy_data(&pgoutput::standby_status_update(confirmed, now_micros()))?;
+/// Fails when another session holds the slot (another run of the connection, or the session of a
+/// killed one the server has not noticed yet).
+fn check_idle(slot: &str, info: &cdc_setup::SlotInfo) -> Result<(), Error> {
+    if info.active {
+        return Err(Error::Transient(format!(
+            "replication slot `{slot}` is in use by another session; is another run of this connection going on?"
+        )));
     }
-    let mut replay = Replay::new(&mut sql, &selected, start, config.batch_rows);
-    loop {
-        let Some(payload) = replication.copy_both_data()? else {
-            return Err(Error::Transient(
-                "the server ended the replication stream before this run's end".into(),
-            ));
-        };
-        let frame = pgoutput::decode_frame(payload)
-            .map_err(|e| Error::data(format!("replication slot `{slot}`: {e}")))?;
-        let done = match frame {
-            Frame::Keepalive { wal_end, reply } => {
-                if reply {
-                    replication.send_copy_data(&pgoutput::standby_status_update(
-                        confirmed,
-                        now_micros(),
-                    ))?;
-                }
-                wal_end > end && !replay.in_transaction()
-            }
-            Frame::XLogData { data, .. } => {
-                let message = pgoutput::decode_message(&data)
-                    .map_err(|e| Error::data(format!("replication slot `{slot}`: {e}")))?;
-                match replay.apply(message, out)? {
-                    Some(commit) => commit > end,
-                    None => false,
-                }
-            }
-        };
-        if replay.since_checkpoint >= config.checkpoint_rows {
-            replay.checkpoint(&mut state, out)?;
+    Ok(())
+}
+
+/// What one run works with: its SQL session, its replication session, and the state it moves.
+struct Run<'r> {
+    sql: &'r mut Connection,
+    replication: &'r mut Connection,
+    config: &'r PostgresConfig,
+    slot: &'r str,
+    state: &'r mut State,
+}
+
+impl Run<'_> {
+    /// Creates the slot, copies `tables` in its snapshot and checkpoints; answers the slot's
+    /// consistent point.
+    fn take_snapshot(
+        &mut self,
+        tables: &[&TableInfo],
+        version: u32,
+        out: &mut Output,
+    ) -> Result<Lsn, Error> {
+        let new = cdc_setup::create_slot(self.replication, self.slot, version)?;
+        copy_snapshot(self.sql, self.config, tables, &new, out)?;
+        let point = new.consistent_point.to_string();
+        self.state.set(LSN_KEY, &point)?;
+        for table in tables {
+            self.state
+                .set(&snapshot_key(&table.stream_name()), &point)?;
         }
-        if done {
-            break;
-        }
+        out.checkpoint(self.state)?;
+        Ok(new.consistent_point)
     }
-    replay.checkpoint(&mut state, out)?;
-    if replay.batches.unrepresentable > 0 {
+
+    /// Streams the slot's changes of `tables` from `start` until the marker written now, and
+    /// checkpoints. `durable` is the position the previous runs made durable: the only one ever
+    /// confirmed to the server.
+    fn stream_changes(
+        &mut self,
+        tables: &[&TableInfo],
+        start: Lsn,
+        durable: Option<Lsn>,
+        out: &mut Output,
+    ) -> Result<(), Error> {
+        let (config, slot) = (self.config, self.slot);
+        let end = cdc_setup::end_marker(self.sql)?;
+        self.replication.start_copy_both(&format!(
+            "START_REPLICATION SLOT {} LOGICAL {start} (proto_version '1', publication_names {})",
+            quote_ident(slot),
+            quote_literal(&quote_ident(&config.publication))
+        ))?;
+        // What the previous runs made durable: the only position ever confirmed to the server.
+        let confirmed = durable.unwrap_or_default();
+        if durable.is_some() {
+            self.replication
+                .send_copy_data(&pgoutput::standby_status_update(confirmed, now_micros()))?;
+        }
+        let mut replay = Replay::new(self.sql, tables, start, config.batch_rows);
+        loop {
+            let Some(payload) = self.replication.copy_both_data()? else {
+                return Err(Error::Transient(
+                    "the server ended the replication stream before this run's end".into(),
+                ));
+            };
+            let frame = pgoutput::decode_frame(payload)
+                .map_err(|e| Error::data(format!("replication slot `{slot}`: {e}")))?;
+            let done = match frame {
+                Frame::Keepalive { wal_end, reply } => {
+                    if reply {
+                        self.replication
+                            .send_copy_data(&pgoutput::standby_status_update(
+                                confirmed,
+                                now_micros(),
+                            ))?;
+                    }
+                    wal_end > end && !replay.in_transaction()
+                }
+                Frame::XLogData { data, .. } => {
+                    let message = pgoutput::decode_message(&data)
+                        .map_err(|e| Error::data(format!("replication slot `{slot}`: {e}")))?;
+                    match replay.apply(message, out)? {
+                        Some(commit) => commit > end,
+                        None => false,
+                    }
+                }
+            };
+            if replay.since_checkpoint >= config.checkpoint_rows {
+                replay.checkpoint(self.state, out)?;
+            }
+            if done {
+                break;
+            }
+        }
+        replay.checkpoint(self.state, out)?;
+        if replay.batches.unrepresentable > 0 {
+            out.log(
+                LogLevel::Warn,
+                &format!(
+                    "{} numeric NaN values have no decimal form and were stored as NULL",
+                    replay.batches.unrepresentable
+                ),
+            );
+        }
         out.log(
-            LogLevel::Warn,
+            LogLevel::Info,
             &format!(
-                "{} numeric NaN values have no decimal form and were stored as NULL",
-                replay.batches.unrepresentable
+                "replication slot `{slot}`: {} changed rows, read up to {}",
+                replay.changes, replay.read_up_to
             ),
         );
+        Ok(())
     }
-    out.log(
-        LogLevel::Info,
-        &format!(
-            "replication slot `{slot}`: {} changed rows, read up to {}",
-            replay.changes, replay.read_up_to
-        ),
-    );
-    Ok(())
 }
 
 /// Microseconds since 2000-01-01, the epoch of the replication protocol.

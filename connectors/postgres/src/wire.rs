@@ -345,6 +345,23 @@ impl Connection {
         }
     }
 
+    /// Ends a copy-both stream (the client's `CopyDone`) and waits until the session takes
+    /// commands again; whatever the server still sends meanwhile is dropped.
+    pub fn end_copy_both(&mut self) -> Result<(), Error> {
+        self.write.extend_from_slice(&[b'c', 0, 0, 0, 4]);
+        self.flush()?;
+        let mut failure = None;
+        loop {
+            let (tag, body) = self.next_frame()?;
+            match tag {
+                b'Z' => break,
+                b'E' => failure = Some(frame_error(&body).into_error("ending replication")),
+                _ => {}
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
     /// Sends one `CopyData` message (a standby status update) in a copy-both stream.
     pub fn send_copy_data(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.write.extend_from_slice(b"d");
