@@ -657,3 +657,40 @@ async fn crash_anywhere_loses_and_doubles_nothing() {
 fn is_busy(message: &str) -> bool {
     message.contains("in use") || message.contains("is active for PID")
 }
+
+#[tokio::test]
+#[ignore = "a benchmark: prints figures"]
+async fn bench_streaming_changes() {
+    let pg = server();
+    let db = pg.database("cdc_bench");
+    pg.sql(&db, "CREATE TABLE t (id int PRIMARY KEY, v text);");
+    let lake = Lake::in_memory();
+    let plan = cdc_plan("cdc_bench", &db);
+    sync(&lake, &plan).await.0.unwrap();
+    pg.sql(
+        &db,
+        "INSERT INTO t SELECT i, repeat('x', 40) || i FROM generate_series(1, 200000) i;",
+    );
+    let started = std::time::Instant::now();
+    let report = sync(&lake, &plan).await.0.unwrap();
+    let elapsed = started.elapsed();
+    let rows = report.streams["public.t"].rows;
+    println!(
+        "one transaction of {rows} inserts: {:.2} s, {:.0} rows/s",
+        elapsed.as_secs_f64(),
+        rows as f64 / elapsed.as_secs_f64()
+    );
+    pg.sql(
+        &db,
+        "DO $$ BEGIN FOR i IN 0..1999 LOOP UPDATE t SET v = 'u' || id WHERE id % 2000 = i; COMMIT; END LOOP; END $$;",
+    );
+    let started = std::time::Instant::now();
+    let report = sync(&lake, &plan).await.0.unwrap();
+    let elapsed = started.elapsed();
+    let rows = report.streams["public.t"].rows;
+    println!(
+        "2000 transactions, {rows} updates: {:.2} s, {:.0} rows/s",
+        elapsed.as_secs_f64(),
+        rows as f64 / elapsed.as_secs_f64()
+    );
+}
