@@ -16,6 +16,7 @@ pub mod load;
 pub mod logging;
 pub mod progress;
 pub mod random;
+pub mod replication_slot;
 pub mod runtime;
 pub mod scaffold;
 pub mod schedule;

@@ -317,6 +317,22 @@ pub async fn sync(
         run_observer,
     )
     .await?;
+    // Settings the host fills in because only it knows them (the connection's name).
+    let with_slot;
+    let plan = match crate::replication_slot::with_default_slot(
+        &prepared.spec.name,
+        connection,
+        &plan.config,
+    ) {
+        Some(config) => {
+            with_slot = SyncPlan {
+                config,
+                ..plan.clone()
+            };
+            &with_slot
+        }
+        None => plan,
+    };
     let name = prepared.connector.name().to_owned();
     let streams = prepared.discover(&plan.config, &plan.sandbox).await?;
     let selected = select_streams(plan, &name, &streams)?;

@@ -14,6 +14,7 @@ mod load;
 mod meta_ads;
 mod network_pinning;
 mod postgres;
+mod postgres_cdc;
 mod postgres_parts;
 mod postgres_tls;
 mod python_connector;

@@ -81,15 +81,21 @@ fn free_port() -> u16 {
 impl PgServer {
     /// Creates a cluster and starts it (plain TCP only, `ssl = off`).
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, false)
+    }
+
+    /// Creates a cluster with `wal_level = logical` and room for replication slots and WAL
+    /// senders (change data capture), and starts it.
+    pub fn start_logical() -> Self {
+        Self::start_with(None, true)
     }
 
     /// Creates a cluster that speaks TLS only, with `tls`'s certificate, and starts it.
     pub fn start_tls(tls: &ServerTls<'_>) -> Self {
-        Self::start_with(Some(tls))
+        Self::start_with(Some(tls), false)
     }
 
-    fn start_with(tls: Option<&ServerTls<'_>>) -> Self {
+    fn start_with(tls: Option<&ServerTls<'_>>, logical: bool) -> Self {
         let bin = find_bin();
         let dir = tempfile::Builder::new()
             .prefix("inlet-pg-")
@@ -167,6 +173,11 @@ impl PgServer {
                  -c ssl_key_file={data}/server.key -c ssl_ca_file={data}/root.crt {extra}",
                 data = data.display(),
                 extra = tls.options
+            );
+        }
+        if logical {
+            options.push_str(
+                " -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20",
             );
         }
         let port = free_port();

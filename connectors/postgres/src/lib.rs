@@ -7,9 +7,14 @@
 //! never split across checkpoints.
 
 mod catalog;
+mod cdc;
+mod cdc_batch;
+mod cdc_replay;
+mod cdc_setup;
 mod connect;
 mod copy_text;
 mod pem_text;
+mod pgoutput;
 mod read;
 mod split;
 mod tls;
@@ -82,6 +87,25 @@ pub struct PostgresConfig {
     /// Seconds that connecting, and each answer until the session is ready, may take. Example: `30`.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_seconds: u64,
+    /// How changes are found: `cursor` (default: incremental by a cursor column, full refresh
+    /// otherwise) or `logical` (change data capture from the write-ahead log through a logical
+    /// replication slot: inserts, updates and deletes, with `_inlet_lsn` and `_inlet_deleted`
+    /// columns; see the README for the privileges and server settings it needs). Example: `"logical"`.
+    #[serde(default)]
+    pub replication: cdc::ReplicationMode,
+    /// The replication slot of `replication = "logical"`, created when missing. Inlet fills in
+    /// `inlet_<connection>` (lowercase, `[a-z0-9_]`, at most 63 bytes) when it is not set.
+    /// Example: `"inlet_app"`.
+    #[serde(default)]
+    pub slot: Option<String>,
+    /// The publication of `replication = "logical"`, created (or extended with the tables read)
+    /// when missing. Example: `"inlet"`.
+    #[serde(default = "default_publication")]
+    pub publication: String,
+    /// Warn when the slot holds back more write-ahead log than this many bytes (the server keeps
+    /// it on disk until inlet has read it). Example: `1073741824`.
+    #[serde(default = "default_slot_lag_warn_bytes")]
+    pub slot_lag_warn_bytes: u64,
 }
 
 /// Options of one table.
@@ -124,6 +148,12 @@ fn default_checkpoint_rows() -> u64 {
 fn default_connect_timeout() -> u64 {
     30
 }
+fn default_publication() -> String {
+    "inlet".into()
+}
+fn default_slot_lag_warn_bytes() -> u64 {
+    1 << 30
+}
 
 impl PostgresConfig {
     fn validate(&self) -> Result<tls::TlsSettings, Error> {
@@ -143,6 +173,11 @@ impl PostgresConfig {
     }
 
     fn connect(&self) -> Result<wire::Connection, Error> {
+        self.open(false)
+    }
+
+    /// A session for SQL (`replication = false`) or a logical replication session.
+    fn open(&self, replication: bool) -> Result<wire::Connection, Error> {
         let tls = self.validate()?;
         wire::Connection::connect(&wire::ConnectOptions {
             host: &self.host,
@@ -151,6 +186,7 @@ impl PostgresConfig {
             password: self.password.as_deref(),
             database: &self.database,
             application_name: "inlet",
+            replication,
             handshake_timeout: std::time::Duration::from_secs(self.connect_timeout_seconds.max(1)),
             tls: &tls,
         })
@@ -184,6 +220,9 @@ impl Source for Postgres {
         let mut connection = config.connect()?;
         let tables = catalog::tables(&mut connection, &config.schemas, config.include_views)?;
         read::check_table_keys(config, &tables)?;
+        if config.replication == cdc::ReplicationMode::Logical {
+            return Ok(tables.iter().map(cdc::stream_of).collect());
+        }
         tables
             .iter()
             .map(|table| read::stream_of(table, config.tables.get(&table.stream_name())))
@@ -191,6 +230,10 @@ impl Source for Postgres {
     }
 
     fn partitions(config: &PostgresConfig, stream: &str, count: u32) -> Result<Vec<String>, Error> {
+        if config.replication == cdc::ReplicationMode::Logical {
+            // Every table is copied in the slot's snapshot, by the instance that created it.
+            return Ok(Vec::new());
+        }
         let mut connection = config.connect()?;
         let tables = catalog::tables(&mut connection, &config.schemas, config.include_views)?;
         let table = tables
@@ -215,7 +258,14 @@ impl Source for Postgres {
         let mut connection = config.connect()?;
         let tables = catalog::tables(&mut connection, &config.schemas, config.include_views)?;
         read::check_table_keys(config, &tables)?;
-        read::read(&mut connection, config, &tables, streams, state, out)
+        match config.replication {
+            cdc::ReplicationMode::Cursor => {
+                read::read(&mut connection, config, &tables, streams, state, out)
+            }
+            cdc::ReplicationMode::Logical => {
+                cdc::read(connection, config, &tables, streams, state, out)
+            }
+        }
     }
 }
 

@@ -20,6 +20,9 @@ pub struct ConnectOptions<'a> {
     pub password: Option<&'a str>,
     pub database: &'a str,
     pub application_name: &'a str,
+    /// Open a logical replication session (`replication=database`): it accepts
+    /// `CREATE_REPLICATION_SLOT` and `START_REPLICATION` besides SQL.
+    pub replication: bool,
     /// How long connecting, and each read until the session is ready, may take.
     pub handshake_timeout: std::time::Duration,
     /// Whether and how to encrypt.
@@ -78,7 +81,12 @@ impl ServerError {
         match self.code.as_str() {
             "28P01" | "28000" => Error::Auth(message),
             "42P01" | "42703" | "3D000" | "3F000" => Error::NotFound(message),
-            code if code.starts_with("08") || code.starts_with("57") || code == "53300" => {
+            // 55006: an object in use, such as a replication slot another session still holds.
+            code if code.starts_with("08")
+                || code.starts_with("57")
+                || code == "53300"
+                || code == "55006" =>
+            {
                 Error::Transient(message)
             }
             code if code.starts_with("22") => Error::data(message),
@@ -120,7 +128,12 @@ impl Connection {
             ("extra_float_digits", "3"),
             ("bytea_output", "hex"),
         ];
-        frontend::startup_message(parameters.iter().copied(), &mut connection.write)
+        let replication = [("replication", "database")];
+        let parameters = parameters
+            .iter()
+            .chain(replication.iter().filter(|_| options.replication))
+            .copied();
+        frontend::startup_message(parameters, &mut connection.write)
             .map_err(|e| Error::internal(format!("startup message: {e}")))?;
         connection.flush()?;
         connection.authenticate(options)?;
@@ -290,6 +303,93 @@ impl Connection {
         }
     }
 
+    /// Sends `sql` (a `START_REPLICATION` command) and waits for the server to switch to
+    /// copy-both mode; then [`Connection::copy_both_data`] reads and
+    /// [`Connection::send_copy_data`] writes.
+    pub fn start_copy_both(&mut self, sql: &str) -> Result<(), Error> {
+        frontend::query(sql, &mut self.write)
+            .map_err(|e| Error::internal(format!("encoding a replication command: {e}")))?;
+        self.flush()?;
+        loop {
+            let (tag, body) = self.next_frame()?;
+            match tag {
+                b'W' => return Ok(()),
+                b'E' => return Err(frame_error(&body).into_error(sql)),
+                b'N' | b'S' => {}
+                other => {
+                    return Err(Error::data(format!(
+                        "the server answered `{sql}` with message type `{}` instead of starting to stream",
+                        char::from(other)
+                    )));
+                }
+            }
+        }
+    }
+
+    /// The next `CopyData` payload of a copy-both stream; `None` when the server ends the stream.
+    pub fn copy_both_data(&mut self) -> Result<Option<bytes::Bytes>, Error> {
+        loop {
+            let (tag, body) = self.next_frame()?;
+            match tag {
+                b'd' => return Ok(Some(body)),
+                b'c' | b'C' | b'Z' => return Ok(None),
+                b'E' => return Err(frame_error(&body).into_error("logical replication")),
+                b'N' | b'S' => {}
+                other => {
+                    return Err(Error::data(format!(
+                        "unexpected message type `{}` in the replication stream",
+                        char::from(other)
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Ends a copy-both stream (the client's `CopyDone`) and waits until the session takes
+    /// commands again; whatever the server still sends meanwhile is dropped.
+    pub fn end_copy_both(&mut self) -> Result<(), Error> {
+        self.write.extend_from_slice(&[b'c', 0, 0, 0, 4]);
+        self.flush()?;
+        let mut failure = None;
+        loop {
+            let (tag, body) = self.next_frame()?;
+            match tag {
+                b'Z' => break,
+                b'E' => failure = Some(frame_error(&body).into_error("ending replication")),
+                _ => {}
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Sends one `CopyData` message (a standby status update) in a copy-both stream.
+    pub fn send_copy_data(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.write.extend_from_slice(b"d");
+        self.write
+            .extend_from_slice(&(payload.len() as u32 + 4).to_be_bytes());
+        self.write.extend_from_slice(payload);
+        self.flush()
+    }
+
+    /// One raw message: its type byte and body (for the copy-both messages `postgres-protocol`
+    /// does not parse).
+    fn next_frame(&mut self) -> Result<(u8, bytes::Bytes), Error> {
+        loop {
+            self.check_header()?;
+            if let Some(header) = self.read.get(..5) {
+                let length =
+                    u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+                if self.read.len() > length {
+                    let tag = header[0];
+                    let mut frame = self.read.split_to(1 + length);
+                    bytes::Buf::advance(&mut frame, 5);
+                    return Ok((tag, frame.freeze()));
+                }
+            }
+            self.fill()?;
+        }
+    }
+
     fn flush(&mut self) -> Result<(), Error> {
         self.stream
             .write_all(&self.write)
@@ -306,7 +406,13 @@ impl Connection {
             {
                 return Ok(message);
             }
-            let n = self.stream.read(&mut self.chunk).map_err(|e| {
+            self.fill()?;
+        }
+    }
+
+    /// Reads more bytes from the socket into `read`.
+    fn fill(&mut self) -> Result<(), Error> {
+        let n = self.stream.read(&mut self.chunk).map_err(|e| {
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
@@ -325,11 +431,11 @@ impl Connection {
                     io_error(&format!("reading from PostgreSQL at {}", self.address), e)
                 }
             })?;
-            if n == 0 {
-                return Err(Error::Transient("the server closed the connection".into()));
-            }
-            self.read.extend_from_slice(&self.chunk[..n]);
+        if n == 0 {
+            return Err(Error::Transient("the server closed the connection".into()));
         }
+        self.read.extend_from_slice(&self.chunk[..n]);
+        Ok(())
     }
 }
 
@@ -392,6 +498,28 @@ impl Drop for Connection {
         let _ = self.stream.write_all(&buf);
         self.stream.close();
     }
+}
+
+/// The server error in the body of a raw `ErrorResponse`.
+fn frame_error(body: &[u8]) -> ServerError {
+    let mut error = ServerError {
+        code: String::new(),
+        message: String::new(),
+        detail: None,
+    };
+    for field in body.split(|b| *b == 0) {
+        let Some((kind, value)) = field.split_first() else {
+            continue;
+        };
+        let value = String::from_utf8_lossy(value).into_owned();
+        match kind {
+            b'C' => error.code = value,
+            b'M' => error.message = value,
+            b'D' => error.detail = Some(value),
+            _ => {}
+        }
+    }
+    error
 }
 
 fn server_error(body: &postgres_protocol::message::backend::ErrorResponseBody) -> ServerError {

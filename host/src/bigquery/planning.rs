@@ -59,6 +59,7 @@ pub(super) fn make_plan<'h>(
                 message: "write_mode `merge` needs a primary key and the stream has none (use `append` or `replace`)".into(),
             });
         }
+        let deleted_flag = deleted_flag(options.deleted_flag.as_ref(), &newest.schema);
         for column in options
             .partition
             .iter()
@@ -151,7 +152,7 @@ pub(super) fn make_plan<'h>(
             schema,
             primary_key: newest.primary_key.clone(),
             cursor_field: newest.cursor_field.clone(),
-            deleted_flag: options.deleted_flag.clone(),
+            deleted_flag,
             partition: options.partition.clone(),
             cluster_by: options.cluster_by.clone(),
             rows: jobs.rows,
@@ -267,9 +268,40 @@ fn split<'f>(files: &[&'f DataFile], limits: &LoadLimits) -> Vec<Vec<&'f DataFil
     groups
 }
 
+/// The column whose true value makes a merge delete the row: the stream's `deleted_flag`, else
+/// `_inlet_deleted` when the stream has it as a boolean (change data capture, e.g. postgres with
+/// `replication = "logical"`).
+fn deleted_flag(configured: Option<&String>, schema: &arrow_schema::Schema) -> Option<String> {
+    const CHANGE_DATA_FLAG: &str = "_inlet_deleted";
+    configured.cloned().or_else(|| {
+        schema
+            .field_with_name(CHANGE_DATA_FLAG)
+            .ok()
+            .filter(|f| *f.data_type() == arrow_schema::DataType::Boolean)
+            .map(|_| CHANGE_DATA_FLAG.to_owned())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn change_data_streams_delete_by_their_flag_unless_one_is_configured() {
+        use arrow_schema::{DataType, Field, Schema};
+        let cdc = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("_inlet_deleted", DataType::Boolean, false),
+        ]);
+        assert_eq!(deleted_flag(None, &cdc).as_deref(), Some("_inlet_deleted"));
+        let chosen = "gone".to_owned();
+        assert_eq!(deleted_flag(Some(&chosen), &cdc).as_deref(), Some("gone"));
+        let plain = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
+        assert_eq!(deleted_flag(None, &plain), None);
+        // A source column of that name that is not a boolean is not a delete flag.
+        let text = Schema::new(vec![Field::new("_inlet_deleted", DataType::Utf8, true)]);
+        assert_eq!(deleted_flag(None, &text), None);
+    }
 
     fn file(n: u64, bytes: u64) -> DataFile {
         DataFile {
