@@ -614,6 +614,18 @@ fn connector_test_reports_each_check_and_fails_with_the_rule() {
         report.trim_end().ends_with("all 10 checks passed"),
         "{report}"
     );
+    // A push connector whose `read` refuses is opened instead; its reads are skipped, not failed.
+    let drain = inlet(dir.path(), &["connector", "test", "heroku-logplex"]);
+    assert!(drain.status.success(), "{}", text(&drain));
+    let report = String::from_utf8_lossy(&drain.stdout);
+    assert!(
+        report.contains("  ok    push: opens with the settings and answers its state"),
+        "{report}"
+    );
+    assert!(
+        report.contains("  skip  first read: a push connector whose `read` refuses"),
+        "{report}"
+    );
     // Settings the connector refuses: `check` fails with its message, what needs it is skipped.
     let refused = inlet(
         dir.path(),
