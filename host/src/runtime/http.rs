@@ -386,13 +386,9 @@ async fn send_checked(
 
 /// The method, URL and headers of a request, before credentials are filled in.
 fn request_head(request: &http::Request<WasiBody>) -> http::request::Parts {
-    let mut head = http::Request::builder()
-        .method(request.method().clone())
-        .uri(request.uri().clone())
-        .body(())
-        .expect("a method and URI that were already parsed")
-        .into_parts()
-        .0;
+    let (mut head, ()) = http::Request::new(()).into_parts();
+    head.method = request.method().clone();
+    head.uri = request.uri().clone();
     head.headers = request.headers().clone();
     head
 }
