@@ -138,6 +138,15 @@ fn logs(recorder: &crate::harness::Recorder) -> String {
     recorder.logs.lock().unwrap().join("\n")
 }
 
+/// Asserts the connector logged a line containing `text`, printing its log when not.
+fn assert_logged(recorder: &crate::harness::Recorder, text: &str) {
+    let logs = logs(recorder);
+    assert!(
+        logs.contains(text),
+        "no log line contains {text:?}:\n{logs}"
+    );
+}
+
 #[tokio::test]
 async fn snapshot_then_inserts_updates_deletes_and_schema_changes() {
     let pg = server();
@@ -155,11 +164,7 @@ async fn snapshot_then_inserts_updates_deletes_and_schema_changes() {
     let report = result.unwrap();
     assert_eq!(report.streams["public.a"].rows, 3);
     assert_eq!(report.streams["public.b"].rows, 2);
-    assert!(
-        logs(&recorder).contains("creating replication slot `inlet_cdc_changes`"),
-        "{}",
-        logs(&recorder)
-    );
+    assert_logged(&recorder, "creating replication slot `inlet_cdc_changes`");
     assert_eq!(
         lake_rows(&lake, "cdc_changes", "public.a", &["v"]).await,
         table_rows(&db, "a", &["v"])
@@ -178,16 +183,8 @@ async fn snapshot_then_inserts_updates_deletes_and_schema_changes() {
     warned.config["slot_lag_warn_bytes"] = 0.into();
     let (result, recorder) = sync(&lake, &warned).await;
     result.unwrap();
-    assert!(
-        logs(&recorder).contains("replication slot `inlet_cdc_changes` holds back"),
-        "{}",
-        logs(&recorder)
-    );
-    assert!(
-        logs(&recorder).contains("more than slot_lag_warn_bytes = 0"),
-        "{}",
-        logs(&recorder)
-    );
+    assert_logged(&recorder, "replication slot `inlet_cdc_changes` holds back");
+    assert_logged(&recorder, "more than slot_lag_warn_bytes = 0");
     assert_eq!(
         lake_rows(&lake, "cdc_changes", "public.a", &["v"]).await,
         table_rows(&db, "a", &["v"])
@@ -347,7 +344,7 @@ async fn a_lost_slot_is_an_error_and_a_reset_takes_a_new_snapshot() {
     reset_state(&lake, "cdc_lost").await.unwrap();
     let (result, recorder) = sync(&lake, &plan).await;
     result.unwrap();
-    assert!(logs(&recorder).contains("no state"), "{}", logs(&recorder));
+    assert_logged(&recorder, "no state");
     for table in ["a", "b"] {
         assert_eq!(
             lake_rows(&lake, "cdc_lost", &format!("public.{table}"), &["v"]).await,
@@ -366,17 +363,9 @@ async fn a_lost_slot_is_an_error_and_a_reset_takes_a_new_snapshot() {
         .unwrap();
     let (result, recorder) = sync(&lake, &plan).await;
     result.unwrap();
-    assert!(
-        logs(&recorder).contains("dropping replication slot `inlet_cdc_lost`"),
-        "{}",
-        logs(&recorder)
-    );
+    assert_logged(&recorder, "dropping replication slot `inlet_cdc_lost`");
     // That run holds the snapshot alone (the loader replaces a reset stream's table with it).
-    assert!(
-        logs(&recorder).contains("the changes since are read by the next run"),
-        "{}",
-        logs(&recorder)
-    );
+    assert_logged(&recorder, "the changes since are read by the next run");
     // `b` was not reset: its table is merged, every row it ever had included.
     assert_eq!(
         merged_rows(&lake, "cdc_lost", "public.b", &["v"], i64::MIN).await,

@@ -11,6 +11,7 @@ use crate::cdc_replay::Replay;
 use crate::cdc_setup::{self, qualified};
 use crate::copy_text::RowSplitter;
 use crate::pgoutput::{self, Frame, Lsn};
+use crate::read::copy_select_list;
 use crate::wire::{Connection, quote_ident, quote_literal};
 use inlet_sdk::prelude::*;
 use schemars::JsonSchema;
@@ -391,18 +392,7 @@ fn copy_snapshot(
                 .collect(),
             full_identity: false,
         });
-        let list = table
-            .columns
-            .iter()
-            .map(|c| {
-                if c.ty.needs_text_cast() {
-                    format!("{}::text", quote_ident(&c.name))
-                } else {
-                    quote_ident(&c.name)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = copy_select_list(&table.columns);
         let mut splitter = RowSplitter::default();
         let mut values: Vec<Option<Vec<u8>>> = Vec::new();
         let rows = sql.copy_out(

@@ -376,10 +376,11 @@ struct CopyQuery<'a> {
     part: Option<&'a Part>,
 }
 
-fn copy_sql(query: &CopyQuery<'_>) -> String {
-    let list = query
-        .columns
-        .iter()
+/// The select list of a COPY of `columns`: each quoted, cast to text where COPY's own text form is
+/// not the one the decoders read.
+pub(crate) fn copy_select_list<'c>(columns: impl IntoIterator<Item = &'c ColumnInfo>) -> String {
+    columns
+        .into_iter()
         .map(|c| {
             if c.ty.needs_text_cast() {
                 format!("{}::text", quote_ident(&c.name))
@@ -388,7 +389,11 @@ fn copy_sql(query: &CopyQuery<'_>) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+fn copy_sql(query: &CopyQuery<'_>) -> String {
+    let list = copy_select_list(query.columns.iter().copied());
     let mut conditions = Vec::new();
     if let Some(filter) = query.options.and_then(|o| o.filter.as_deref()) {
         conditions.push(format!("({filter})"));

@@ -165,11 +165,6 @@ impl RecordedBody {
             _ => Err("a body has at most one of `json`, `text` and `base64`".to_owned()),
         }
     }
-
-    /// Whether two bodies are the same request body: JSON compared as values.
-    fn matches(&self, other: &Self) -> bool {
-        self == other
-    }
 }
 
 /// Hides secrets and credential placeholders in what is recorded or matched.
@@ -328,11 +323,20 @@ impl Recorder {
 #[derive(Debug)]
 pub struct Replayer {
     dir: PathBuf,
-    exchanges: Vec<(PathBuf, Exchange)>,
+    exchanges: Vec<Replayable>,
     used: Mutex<Vec<bool>>,
 }
 
+/// One recorded exchange: where it came from, the request to match, and its checked answer.
+#[derive(Debug)]
+struct Replayable {
+    file: PathBuf,
+    request: RecordedRequest,
+    answer: Answer,
+}
+
 /// A recorded answer, ready to hand to the connector.
+#[derive(Debug, Clone)]
 pub(super) struct Answer {
     pub(super) status: http::StatusCode,
     pub(super) headers: Vec<(http::HeaderName, http::HeaderValue)>,
@@ -359,8 +363,12 @@ impl Replayer {
             };
             let text = std::fs::read_to_string(&file).map_err(|e| bad(e.to_string()))?;
             let exchange: Exchange = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-            answer_of(&exchange).map_err(bad)?;
-            exchanges.push((file, exchange));
+            let answer = answer_of(&exchange).map_err(bad)?;
+            exchanges.push(Replayable {
+                file,
+                request: exchange.request,
+                answer,
+            });
         }
         let used = Mutex::new(vec![false; exchanges.len()]);
         Ok(Self {
@@ -376,10 +384,11 @@ impl Replayer {
             .exchanges
             .iter()
             .enumerate()
-            .filter(|(_, (_, e))| {
+            .filter(|(_, e)| {
                 e.request.method.eq_ignore_ascii_case(&asked.method)
                     && e.request.url == asked.url
-                    && e.request.body.matches(&asked.body)
+                    // JSON bodies compare as values: key order and spacing do not matter.
+                    && e.request.body == asked.body
             })
             .map(|(index, _)| index)
             .collect();
@@ -392,7 +401,7 @@ impl Replayer {
             used[index] = true;
             index
         };
-        answer_of(&self.exchanges[chosen].1)
+        Ok(self.exchanges[chosen].answer.clone())
     }
 
     /// Why nothing answers `asked`, with the recorded requests closest to it.
@@ -400,16 +409,16 @@ impl Replayer {
         let same_url: Vec<&str> = self
             .exchanges
             .iter()
-            .filter(|(_, e)| e.request.url == asked.url)
-            .filter_map(|(file, _)| file.file_name()?.to_str())
+            .filter(|e| e.request.url == asked.url)
+            .filter_map(|e| e.file.file_name()?.to_str())
             .collect();
         let hint = if same_url.is_empty() {
             let path = asked.url.split('?').next().unwrap_or_default();
             let near: Vec<String> = self
                 .exchanges
                 .iter()
-                .filter(|(_, e)| e.request.url.split('?').next() == Some(path))
-                .map(|(_, e)| format!("{} {}", e.request.method, e.request.url))
+                .filter(|e| e.request.url.split('?').next() == Some(path))
+                .map(|e| format!("{} {}", e.request.method, e.request.url))
                 .take(3)
                 .collect();
             if near.is_empty() {
