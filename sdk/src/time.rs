@@ -5,6 +5,17 @@
 /// 1-12, years may be zero or negative (1 BC is year 0).
 #[inline]
 pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    // Years 1..=99,999 in 32-bit arithmetic: wasm32 has no 64-bit multiply-high, so a 64-bit
+    // division by a constant stays a division, while a 32-bit one becomes a multiplication.
+    if (1..100_000).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day) {
+        let (year, month, day) = (year as u32, month as u32, day as u32);
+        let y = if month <= 2 { year - 1 } else { year };
+        let era = y / 400;
+        let yoe = y - era * 400;
+        let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return i64::from(era * 146_097 + doe) - 719_468;
+    }
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -64,5 +75,21 @@ mod tests {
         assert_eq!(days_from_civil(2024, 1, 1), 19_723);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
         assert_eq!(days_from_civil(0, 1, 1), -719_528);
+    }
+
+    #[test]
+    fn the_32_bit_path_inverts_civil_from_days() {
+        // Every day of years 1-2,999 (the 32-bit path), every 97th up to past its limit of
+        // 99,999, and the years before 1 (the 64-bit path).
+        let first = days_from_civil(1, 1, 1);
+        let days = (first - 1_000..first + 1_095_000).chain((first..36_600_000).step_by(97));
+        for day in days {
+            let (year, month, day_of_month) = civil_from_days(day);
+            assert_eq!(
+                days_from_civil(year, month, day_of_month),
+                day,
+                "{year}-{month}-{day_of_month}"
+            );
+        }
     }
 }

@@ -1,35 +1,39 @@
-//! Splitting one row of `COPY ... TO STDOUT` text format into unescaped fields.
+//! Splitting rows of `COPY ... TO STDOUT` text format into unescaped fields, one row at a time
+//! or a batch of rows kept for decoding a column at a time.
 //!
 //! Fields are separated by tabs; `\N` is NULL; backslash escapes `\b \f \n \r \t \v \\`, octal `\ooo`
 //! and hex `\xhh` stand for bytes, and a backslash before any other byte (a tab included) stands
-//! for that byte. Most rows hold no backslash at all: their fields are slices of the row itself,
-//! and only rows with escapes are unescaped into a buffer.
+//! for that byte. Most rows hold no backslash at all: their fields are spans of the row itself,
+//! and only fields with escapes are unescaped, onto the end of the batch's buffer.
 
 use std::ops::Range;
 
-/// Where a field's bytes are.
-#[derive(Clone)]
-enum Place {
-    Null,
-    Line(Range<usize>),
-    Buffer(Range<usize>),
+/// Where a field's bytes are in a [`TextBatch`]'s buffer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Span {
+    start: usize,
+    end: usize,
 }
 
-/// A reusable splitter.
+impl Span {
+    /// A NULL field.
+    const NULL: Span = Span {
+        start: usize::MAX,
+        end: usize::MAX,
+    };
+}
+
+/// Rows of COPY text split into fields, kept together so they can be decoded a column at a time.
+///
+/// Each row's line is copied into one buffer; a field is a span of it, and a field with escapes is
+/// unescaped onto the end of the buffer.
 #[derive(Default)]
-pub struct RowSplitter {
-    buffer: Vec<u8>,
-    fields: Vec<Place>,
-}
-
-/// One split row, borrowing the line and the splitter's buffer.
-pub struct Row<'a> {
-    line: &'a [u8],
-    /// The line as text when it is valid UTF-8 (checked once for the whole row): its fields are
-    /// then text without another check.
-    text: Option<&'a str>,
-    buffer: &'a [u8],
-    fields: &'a [Place],
+pub struct TextBatch {
+    bytes: Vec<u8>,
+    spans: Vec<Span>,
+    rows: usize,
+    /// Where the last row's bytes begin, for [`TextBatch::pop_row`].
+    last_row_start: usize,
 }
 
 /// One non-NULL field: its bytes, and the same as text when already known to be UTF-8.
@@ -45,7 +49,7 @@ impl<'a> Value<'a> {
         Self { bytes, text: None }
     }
 
-    /// The value as text, checking its UTF-8 only when the row's check did not cover it.
+    /// The value as text, checking its UTF-8 only when an earlier check did not cover it.
     #[inline]
     pub fn text(&self) -> Result<&'a str, std::str::Utf8Error> {
         match self.text {
@@ -55,41 +59,121 @@ impl<'a> Value<'a> {
     }
 }
 
-impl RowSplitter {
-    /// Splits `line` into fields.
-    pub fn split<'a>(&'a mut self, line: &'a [u8]) -> Row<'a> {
-        self.fields.clear();
-        self.buffer.clear();
-        if !split_plain(line, &mut self.fields) {
-            self.fields.clear();
-            self.split_escaped(line);
-        }
-        Row {
-            line,
-            text: std::str::from_utf8(line).ok(),
-            buffer: &self.buffer,
-            fields: &self.fields,
+impl TextBatch {
+    /// An empty batch with room for `bytes` of rows, so that a batch filled to about that size
+    /// does not double its buffer on the last row.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            ..Self::default()
         }
     }
 
-    /// A row holding backslashes: fields end at unescaped tabs; escaped fields are unescaped into
-    /// the buffer.
-    fn split_escaped(&mut self, line: &[u8]) {
+    /// Rows held.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Adds `line` as a row of `width` fields. A line with another number of fields is not added:
+    /// `Err` carries its number of fields.
+    pub fn push_row(&mut self, line: &[u8], width: usize) -> Result<(), usize> {
+        let (bytes, spans) = (self.bytes.len(), self.spans.len());
+        let fields = self.append(line);
+        if fields != width {
+            self.bytes.truncate(bytes);
+            self.spans.truncate(spans);
+            return Err(fields);
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Takes the last row added (a row of `width` fields) out again.
+    pub fn pop_row(&mut self, width: usize) {
+        let Some(rows) = self.rows.checked_sub(1) else {
+            return;
+        };
+        self.spans.truncate(self.spans.len() - width);
+        self.bytes.truncate(self.last_row_start);
+        self.rows = rows;
+    }
+
+    /// Empties the batch, keeping its memory.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+        self.rows = 0;
+    }
+
+    /// The whole buffer as text when it is valid UTF-8: one check covering every field.
+    pub fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.bytes).ok()
+    }
+
+    /// Field `column` of `row` in a batch of `width` fields per row; `None` for NULL.
+    pub fn field(&self, row: usize, column: usize, width: usize) -> Option<&[u8]> {
+        let span = self.spans[row * width + column];
+        (span != Span::NULL).then(|| &self.bytes[span.start..span.end])
+    }
+
+    /// [`TextBatch::field`] with its text when `text` (from [`TextBatch::text`]) covers it.
+    #[inline]
+    pub fn value<'a>(
+        &'a self,
+        text: Option<&'a str>,
+        row: usize,
+        column: usize,
+        width: usize,
+    ) -> Option<Value<'a>> {
+        let span = self.spans[row * width + column];
+        if span == Span::NULL {
+            return None;
+        }
+        Some(Value {
+            bytes: &self.bytes[span.start..span.end],
+            // Only a span on character boundaries is text on its own.
+            text: text.and_then(|t| t.get(span.start..span.end)),
+        })
+    }
+
+    /// Copies `line` in and records its fields; returns how many.
+    fn append(&mut self, line: &[u8]) -> usize {
+        let base = self.bytes.len();
+        let before = self.spans.len();
+        self.last_row_start = base;
+        self.bytes.extend_from_slice(line);
+        if !split_plain(line, base, &mut self.spans) {
+            self.spans.truncate(before);
+            self.split_escaped(base, line.len());
+        }
+        self.spans.len() - before
+    }
+
+    /// A row holding backslashes (the line is at `base..base + len` of the buffer): fields end at
+    /// unescaped tabs; escaped fields are unescaped onto the end of the buffer.
+    fn split_escaped(&mut self, base: usize, len: usize) {
         let mut start = 0;
         loop {
+            let line = &self.bytes[base..base + len];
             let end = field_end(line, start);
             let raw = &line[start..end];
-            let place = if memchr::memchr(b'\\', raw).is_none() {
-                Place::Line(start..end)
+            let span = if memchr::memchr(b'\\', raw).is_none() {
+                Span {
+                    start: base + start,
+                    end: base + end,
+                }
             } else if raw == b"\\N" {
-                Place::Null
+                Span::NULL
             } else {
-                let from = self.buffer.len();
-                unescape(raw, &mut self.buffer);
-                Place::Buffer(from..self.buffer.len())
+                let from = self.bytes.len();
+                unescape_within(&mut self.bytes, base + start..base + end);
+                Span {
+                    start: from,
+                    end: self.bytes.len(),
+                }
             };
-            self.fields.push(place);
-            if end == line.len() {
+            self.spans.push(span);
+            if end == len {
                 break;
             }
             start = end + 1;
@@ -97,33 +181,42 @@ impl RowSplitter {
     }
 }
 
+/// Splits one row at a time (catalog queries, the CDC snapshot, tests).
+#[derive(Default)]
+pub struct RowSplitter {
+    batch: TextBatch,
+}
+
+/// One split row, borrowing its splitter.
+pub struct Row<'a> {
+    batch: &'a TextBatch,
+    width: usize,
+}
+
+impl RowSplitter {
+    /// Splits `line` into fields.
+    pub fn split<'a>(&'a mut self, line: &[u8]) -> Row<'a> {
+        self.batch.clear();
+        let width = self.batch.append(line);
+        self.batch.rows = 1;
+        Row {
+            batch: &self.batch,
+            width,
+        }
+    }
+}
+
 impl<'a> Row<'a> {
     /// The number of fields.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.width
     }
 
     /// Field `index`, `None` for NULL.
     pub fn field(&self, index: usize) -> Option<&'a [u8]> {
-        match self.fields.get(index)? {
-            Place::Null => None,
-            Place::Line(range) => Some(&self.line[range.clone()]),
-            Place::Buffer(range) => Some(&self.buffer[range.clone()]),
-        }
-    }
-
-    /// Field `index` with its text when the row's UTF-8 check covers it; `None` for NULL.
-    #[inline]
-    pub fn value(&self, index: usize) -> Option<Value<'a>> {
-        match self.fields.get(index)? {
-            Place::Null => None,
-            Place::Line(range) => Some(Value {
-                bytes: &self.line[range.clone()],
-                // Fields are cut at ASCII tabs, so a valid line's fields are valid text.
-                text: self.text.and_then(|t| t.get(range.clone())),
-            }),
-            Place::Buffer(range) => Some(Value::bytes(&self.buffer[range.clone()])),
-        }
+        (index < self.width)
+            .then(|| self.batch.field(0, index, self.width))
+            .flatten()
     }
 }
 
@@ -135,7 +228,7 @@ fn zero_bytes(x: u64) -> u64 {
 
 /// Splits a row without backslashes at its tabs, eight bytes at a time; `false` (fields
 /// incomplete) as soon as a backslash shows up.
-fn split_plain(line: &[u8], fields: &mut Vec<Place>) -> bool {
+fn split_plain(line: &[u8], base: usize, fields: &mut Vec<Span>) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     let (chunks, rest) = line.as_chunks::<8>();
     let mut start = 0;
@@ -147,23 +240,32 @@ fn split_plain(line: &[u8], fields: &mut Vec<Place>) -> bool {
         let mut tabs = zero_bytes(word ^ (ONES * u64::from(b'\t')));
         while tabs != 0 {
             let at = index * 8 + (tabs.trailing_zeros() / 8) as usize;
-            fields.push(Place::Line(start..at));
+            fields.push(Span {
+                start: base + start,
+                end: base + at,
+            });
             start = at + 1;
             tabs &= tabs - 1;
         }
     }
-    let base = chunks.len() * 8;
+    let tail = chunks.len() * 8;
     for (offset, &byte) in rest.iter().enumerate() {
         match byte {
             b'\\' => return false,
             b'\t' => {
-                fields.push(Place::Line(start..base + offset));
-                start = base + offset + 1;
+                fields.push(Span {
+                    start: base + start,
+                    end: base + tail + offset,
+                });
+                start = tail + offset + 1;
             }
             _ => {}
         }
     }
-    fields.push(Place::Line(start..line.len()));
+    fields.push(Span {
+        start: base + start,
+        end: base + line.len(),
+    });
     true
 }
 
@@ -184,47 +286,48 @@ fn field_end(line: &[u8], start: usize) -> usize {
     line.len()
 }
 
-fn unescape(raw: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < raw.len() {
-        let b = raw[i];
+/// Unescapes the field at `raw` of `buffer` onto the end of `buffer`.
+fn unescape_within(buffer: &mut Vec<u8>, raw: Range<usize>) {
+    let mut i = raw.start;
+    while i < raw.end {
+        let b = buffer[i];
         if b != b'\\' {
-            out.push(b);
+            buffer.push(b);
             i += 1;
             continue;
         }
         // A backslash ending the line stands for nothing, as in PostgreSQL.
-        let Some(&next) = raw.get(i + 1) else {
+        let Some(&next) = buffer[..raw.end].get(i + 1) else {
             break;
         };
         i += 2;
         match next {
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'v' => out.push(11),
+            b'b' => buffer.push(8),
+            b'f' => buffer.push(12),
+            b'n' => buffer.push(b'\n'),
+            b'r' => buffer.push(b'\r'),
+            b't' => buffer.push(b'\t'),
+            b'v' => buffer.push(11),
             b'0'..=b'7' => {
                 let mut value = u32::from(next - b'0');
                 let mut digits = 1;
-                while digits < 3 && i < raw.len() && (b'0'..=b'7').contains(&raw[i]) {
-                    value = value * 8 + u32::from(raw[i] - b'0');
+                while digits < 3 && i < raw.end && (b'0'..=b'7').contains(&buffer[i]) {
+                    value = value * 8 + u32::from(buffer[i] - b'0');
                     i += 1;
                     digits += 1;
                 }
-                out.push(value as u8);
+                buffer.push(value as u8);
             }
-            b'x' if i < raw.len() && raw[i].is_ascii_hexdigit() => {
-                let mut value = hex(raw[i]);
+            b'x' if i < raw.end && buffer[i].is_ascii_hexdigit() => {
+                let mut value = hex(buffer[i]);
                 i += 1;
-                if i < raw.len() && raw[i].is_ascii_hexdigit() {
-                    value = value * 16 + hex(raw[i]);
+                if i < raw.end && buffer[i].is_ascii_hexdigit() {
+                    value = value * 16 + hex(buffer[i]);
                     i += 1;
                 }
-                out.push(value);
+                buffer.push(value);
             }
-            other => out.push(other),
+            other => buffer.push(other),
         }
     }
 }
@@ -453,20 +556,31 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn values_carry_text_when_the_row_is_utf8() {
-        let mut splitter = RowSplitter::default();
-        let row = splitter.split("żółć\t1".as_bytes());
-        assert_eq!(row.value(0).unwrap().text, Some("żółć"));
-        assert_eq!(row.value(1).unwrap().text().unwrap(), "1");
-        // An invalid row: every field is checked on its own.
-        let row = splitter.split(b"ok\t\xff");
-        assert_eq!(row.value(0).unwrap().text, None);
-        assert_eq!(row.value(0).unwrap().text().unwrap(), "ok");
-        assert!(row.value(1).unwrap().text().is_err());
-        // Unescaped fields are checked as they are.
-        let row = splitter.split(b"a\\303\\251\t\\N");
-        assert_eq!(row.value(0).unwrap().text().unwrap(), "aé");
-        assert!(row.value(1).is_none());
+    fn values_carry_text_when_the_batch_is_utf8() {
+        fn value(
+            batch: &TextBatch,
+            row: usize,
+            column: usize,
+        ) -> Option<(Option<&str>, Option<&str>)> {
+            let text = batch.text();
+            batch
+                .value(text, row, column, 2)
+                .map(|v| (v.text, v.text().ok()))
+        }
+        let mut batch = TextBatch::default();
+        batch.push_row("żółć\t1".as_bytes(), 2).unwrap();
+        assert_eq!(value(&batch, 0, 0), Some((Some("żółć"), Some("żółć"))));
+        assert_eq!(value(&batch, 0, 1), Some((Some("1"), Some("1"))));
+        // An invalid row makes the batch invalid: every field is then checked on its own.
+        batch.push_row(b"ok\t\xff", 2).unwrap();
+        assert_eq!(value(&batch, 0, 0), Some((None, Some("żółć"))));
+        assert_eq!(value(&batch, 1, 0), Some((None, Some("ok"))));
+        assert_eq!(value(&batch, 1, 1), Some((None, None)));
+        // Unescaped fields are covered by the same check.
+        batch.clear();
+        batch.push_row(b"a\\303\\251\t\\N", 2).unwrap();
+        assert_eq!(value(&batch, 0, 0), Some((Some("aé"), Some("aé"))));
+        assert_eq!(value(&batch, 0, 1), None);
     }
 
     #[test]
@@ -601,6 +715,67 @@ pub(crate) mod tests {
             value.push(rng.next() as u8);
         }
         Some(value)
+    }
+
+    /// A row as PostgreSQL writes it: fields escaped, NULL as `\N`, tab-separated.
+    fn line_of(fields: &[Option<Vec<u8>>]) -> Vec<u8> {
+        let mut line = Vec::new();
+        for (i, field) in fields.iter().enumerate() {
+            if i > 0 {
+                line.push(b'\t');
+            }
+            match field {
+                None => line.extend_from_slice(b"\\N"),
+                Some(value) => encode_like_postgres(value, &mut line),
+            }
+        }
+        line
+    }
+
+    #[test]
+    fn property_a_batch_holds_the_rows_pushed_and_not_popped() {
+        let mut rng = Rng::new("property_a_batch_holds_the_rows_pushed_and_not_popped");
+        let mut batch = TextBatch::default();
+        for _ in 0..2_000 {
+            batch.clear();
+            let width = 1 + rng.below(6);
+            let mut expected: Vec<Vec<Option<Vec<u8>>>> = Vec::new();
+            for _ in 0..rng.below(40) {
+                match rng.below(8) {
+                    0 => {
+                        // A row of another width is refused and leaves the batch as it was.
+                        let other = (width + 1 + rng.below(3)) % 9 + 1;
+                        let fields: Vec<_> = (0..other).map(|_| random_value(&mut rng)).collect();
+                        if other != width {
+                            assert_eq!(batch.push_row(&line_of(&fields), width), Err(other));
+                        }
+                    }
+                    1 if !expected.is_empty() => {
+                        batch.pop_row(width);
+                        expected.pop();
+                    }
+                    _ => {
+                        let fields: Vec<_> = (0..width).map(|_| random_value(&mut rng)).collect();
+                        batch.push_row(&line_of(&fields), width).unwrap();
+                        expected.push(fields);
+                    }
+                }
+            }
+            assert_eq!(batch.rows(), expected.len());
+            let text = batch.text();
+            for (row, fields) in expected.iter().enumerate() {
+                for (column, field) in fields.iter().enumerate() {
+                    assert_eq!(batch.field(row, column, width), field.as_deref());
+                    let value = batch.value(text, row, column, width);
+                    assert_eq!(value.map(|v| v.bytes), field.as_deref());
+                    if let Some(value) = value {
+                        let checked = std::str::from_utf8(value.bytes).ok();
+                        assert_eq!(value.text().ok(), checked);
+                        assert!(value.text.is_none() || value.text == checked);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! incremental cursor with checkpoints at cursor-value boundaries.
 
 use crate::catalog::{ColumnInfo, TableInfo};
-use crate::copy_text::{Row, RowSplitter};
+use crate::copy_text::TextBatch;
 use crate::split::Part;
 use crate::types::{Column, PgType};
 use crate::wire::{Connection, quote_ident, quote_literal};
@@ -221,10 +221,11 @@ pub fn read(
             schema: schema_of(&columns),
             builders: columns.iter().map(|c| Column::new(&c.ty)).collect(),
             names: columns.iter().map(|c| c.name.clone()).collect(),
+            // A batch ends on the row that reaches `batch_bytes`: room for one more long row.
+            text: TextBatch::with_capacity(config.batch_bytes.min(64 << 20) + (256 << 10)),
             cursor_index: cursor.and_then(|c| columns.iter().position(|col| col.name == c.name)),
             batch_rows: config.batch_rows,
             batch_bytes: config.batch_bytes,
-            rows_in_batch: 0,
             bytes_in_batch: 0,
             rows: 0,
             unrepresentable: 0,
@@ -269,12 +270,11 @@ pub fn read(
                 part: part.as_ref(),
             })
         };
-        let mut splitter = RowSplitter::default();
         if let (Some(last), Some(lookback)) = (&last, &lookback) {
             // Rows at or before the saved cursor, read again: no checkpoint, the state stays.
             let sql = query(Bound::Window { last, lookback });
             connection.copy_out(&sql, |line| {
-                reader.push(&splitter.split(line), line.len())?;
+                reader.push(line)?;
                 if reader.full() {
                     reader.flush(out)?;
                 }
@@ -297,26 +297,29 @@ pub fn read(
         // Cursor values compare as text: every cursor type prints one value one way (numeric
         // cursors have a declared scale; unconstrained numeric cannot be a cursor).
         connection.copy_out(&sql, |line| {
-            let row = splitter.split(line);
+            reader.push(line)?;
             if let Some(index) = reader.cursor_index {
-                let value = row
-                    .field(index)
-                    .map(|v| String::from_utf8_lossy(v).into_owned());
+                let value = reader.last_field(index).map(String::from_utf8_lossy);
                 // Checkpoint only between different cursor values: rows sharing one are never split.
-                if since_checkpoint >= config.checkpoint_rows && value != current_cursor {
-                    reader.flush(out)?;
-                    if let Some(done) = &current_cursor {
-                        state.set(&key, done)?;
+                if value.as_deref() != current_cursor.as_deref() {
+                    let value = value.map(|v| v.into_owned());
+                    if since_checkpoint >= config.checkpoint_rows {
+                        // The rows before this one make the checkpoint; this one goes after it.
+                        reader.pop_last();
+                        reader.flush(out)?;
+                        if let Some(done) = &current_cursor {
+                            state.set(&key, done)?;
+                        }
+                        if nullable {
+                            state.set(&nulls_key, &true)?;
+                        }
+                        out.checkpoint(&state)?;
+                        since_checkpoint = 0;
+                        reader.push(line)?;
                     }
-                    if nullable {
-                        state.set(&nulls_key, &true)?;
-                    }
-                    out.checkpoint(&state)?;
-                    since_checkpoint = 0;
+                    current_cursor = value;
                 }
-                current_cursor = value;
             }
-            reader.push(&row, line.len())?;
             since_checkpoint += 1;
             if reader.full() {
                 reader.flush(out)?;
@@ -432,16 +435,18 @@ fn copy_sql(query: &CopyQuery<'_>) -> String {
     sql
 }
 
-/// Decodes the rows of one stream into batches.
+/// Decodes the rows of one stream into batches: rows are split as they arrive and decoded a
+/// column at a time when the batch is due.
 struct StreamReader<'a> {
     stream: &'a str,
     schema: SchemaRef,
     builders: Vec<Column>,
     names: Vec<String>,
+    /// The rows of the batch, split, not yet decoded.
+    text: TextBatch,
     cursor_index: Option<usize>,
     batch_rows: usize,
     batch_bytes: usize,
-    rows_in_batch: usize,
     /// COPY text bytes of the rows in the batch: bounds its memory whatever the row width.
     bytes_in_batch: usize,
     rows: u64,
@@ -451,47 +456,63 @@ struct StreamReader<'a> {
 impl StreamReader<'_> {
     /// Whether the batch is due: `batch_rows` rows or `batch_bytes` bytes of text.
     fn full(&self) -> bool {
-        self.rows_in_batch >= self.batch_rows || self.bytes_in_batch >= self.batch_bytes
+        self.text.rows() >= self.batch_rows || self.bytes_in_batch >= self.batch_bytes
     }
 
-    fn push(&mut self, row: &Row<'_>, bytes: usize) -> Result<(), Error> {
-        if row.len() != self.builders.len() {
-            return Err(Error::data(format!(
-                "{}: row {} has {} fields, expected {}",
+    /// Adds one COPY text row to the batch.
+    fn push(&mut self, line: &[u8]) -> Result<(), Error> {
+        let width = self.builders.len();
+        self.text.push_row(line, width).map_err(|fields| {
+            Error::data(format!(
+                "{}: row {} has {fields} fields, expected {width}",
                 self.stream,
                 self.rows + 1,
-                row.len(),
-                self.builders.len()
-            )));
-        }
-        for (index, builder) in self.builders.iter_mut().enumerate() {
-            let represented = builder.append_value(row.value(index)).map_err(|e| {
-                Error::data(format!(
-                    "{}: row {}, column `{}`: {e}",
-                    self.stream,
-                    self.rows + 1,
-                    self.names[index]
-                ))
-            })?;
-            if !represented {
-                self.unrepresentable += 1;
-            }
-        }
+            ))
+        })?;
         self.rows += 1;
-        self.rows_in_batch += 1;
-        self.bytes_in_batch += bytes;
+        self.bytes_in_batch += line.len();
         Ok(())
     }
 
+    /// Takes the row pushed last back out of the batch.
+    fn pop_last(&mut self) {
+        if self.text.rows() > 0 {
+            self.text.pop_row(self.builders.len());
+            self.rows -= 1;
+        }
+    }
+
+    /// Field `index` of the row pushed last.
+    fn last_field(&self, index: usize) -> Option<&[u8]> {
+        let row = self.text.rows().checked_sub(1)?;
+        self.text.field(row, index, self.builders.len())
+    }
+
+    /// Decodes the batch and emits it.
     fn flush(&mut self, out: &mut Output) -> Result<(), Error> {
-        if self.rows_in_batch == 0 {
+        let rows = self.text.rows();
+        if rows == 0 {
             return Ok(());
         }
+        let width = self.builders.len();
+        let first_row = self.rows - rows as u64;
+        let text = self.text.text();
+        for (index, builder) in self.builders.iter_mut().enumerate() {
+            let values = (0..rows).map(|row| self.text.value(text, row, index, width));
+            self.unrepresentable += builder.append_values(values).map_err(|(row, e)| {
+                Error::data(format!(
+                    "{}: row {}, column `{}`: {e}",
+                    self.stream,
+                    first_row + row as u64 + 1,
+                    self.names[index]
+                ))
+            })?;
+        }
+        self.text.clear();
         let columns = self.builders.iter_mut().map(Column::finish).collect();
         let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
         out.emit(self.stream, &batch)?;
         out.progress(self.stream, None);
-        self.rows_in_batch = 0;
         self.bytes_in_batch = 0;
         Ok(())
     }

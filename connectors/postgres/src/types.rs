@@ -280,6 +280,103 @@ impl Column {
         Ok(true)
     }
 
+    /// Appends a column's worth of values, with one loop per type rather than a type check per
+    /// value. Returns how many could not be represented (stored as NULL), or the index of the
+    /// value that failed and why.
+    pub fn append_values<'v>(
+        &mut self,
+        values: impl Iterator<Item = Option<Value<'v>>>,
+    ) -> Result<u64, (usize, DecodeError)> {
+        /// Appends each value parsed by `parse` (failing with `what`) or NULL.
+        fn parsed<T, B>(
+            builder: &mut B,
+            values: impl Iterator<Item = Option<T>>,
+            mut append: impl FnMut(&mut B, Option<T>) -> Result<(), DecodeError>,
+        ) -> Result<u64, (usize, DecodeError)> {
+            for (index, value) in values.enumerate() {
+                append(builder, value).map_err(|e| (index, e))?;
+            }
+            Ok(0)
+        }
+        let bytes = |v: Option<Value<'v>>| v.map(|v| v.bytes);
+        match self {
+            Self::Int16(b) => parsed(b, values.map(bytes), |b, v| {
+                match v {
+                    None => b.append_null(),
+                    Some(v) => b.append_value(
+                        parse_int(v)
+                            .and_then(|n| i16::try_from(n).ok())
+                            .ok_or_else(|| bad("int2", v))?,
+                    ),
+                }
+                Ok(())
+            }),
+            Self::Int32(b) => parsed(b, values.map(bytes), |b, v| {
+                match v {
+                    None => b.append_null(),
+                    Some(v) => b.append_value(
+                        parse_int(v)
+                            .and_then(|n| i32::try_from(n).ok())
+                            .ok_or_else(|| bad("int4", v))?,
+                    ),
+                }
+                Ok(())
+            }),
+            Self::Int64(b) => parsed(b, values.map(bytes), |b, v| {
+                match v {
+                    None => b.append_null(),
+                    Some(v) => b.append_value(parse_int(v).ok_or_else(|| bad("int8", v))?),
+                }
+                Ok(())
+            }),
+            Self::Date(b) => parsed(b, values.map(bytes), |b, v| {
+                match v {
+                    None => b.append_null(),
+                    Some(v) => b.append_value(parse_date(v).ok_or_else(|| bad("date", v))?),
+                }
+                Ok(())
+            }),
+            Self::Decimal(b, precision, scale) => {
+                let (precision, scale) = (*precision, *scale);
+                let mut unrepresentable = 0;
+                parsed(b, values.map(bytes), |b, v| {
+                    match v {
+                        None => b.append_null(),
+                        Some(b"NaN") => {
+                            b.append_null();
+                            unrepresentable += 1;
+                        }
+                        Some(v) => b.append_value(
+                            parse_decimal(v, scale)
+                                .filter(|n| {
+                                    Decimal128Type::is_valid_decimal_precision(*n, precision)
+                                })
+                                .ok_or_else(|| bad("numeric", v))?,
+                        ),
+                    }
+                    Ok(())
+                })?;
+                Ok(unrepresentable)
+            }
+            Self::Utf8(b) => parsed(b, values, |b, v| {
+                match v {
+                    None => b.append_null(),
+                    Some(v) => b.append_value(v.text().map_err(|_| bad("UTF-8 text", v.bytes))?),
+                }
+                Ok(())
+            }),
+            _ => {
+                let mut unrepresentable = 0;
+                for (index, value) in values.enumerate() {
+                    if !self.append_value(value).map_err(|e| (index, e))? {
+                        unrepresentable += 1;
+                    }
+                }
+                Ok(unrepresentable)
+            }
+        }
+    }
+
     fn append_text(&mut self, value: Value<'_>) -> Result<bool, DecodeError> {
         let bytes = value.bytes;
         let text = value.text().map_err(|_| bad("UTF-8 text", bytes))?;
@@ -438,6 +535,46 @@ pub fn parse_decimal(bytes: &[u8], scale: i8) -> Option<i128> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, bytes),
     };
+    // The common case, one pass in 64-bit arithmetic: at most 18 digits, scaled to at most 18.
+    if digits.len() <= 18 {
+        let mut value: i64 = 0;
+        let mut dot = None;
+        for (at, &c) in digits.iter().enumerate() {
+            let digit = c.wrapping_sub(b'0');
+            if digit <= 9 {
+                value = value * 10 + i64::from(digit);
+            } else if c == b'.' && dot.is_none() {
+                dot = Some(at);
+            } else {
+                return None;
+            }
+        }
+        let whole = dot.unwrap_or(digits.len());
+        let fraction = digits.len() - dot.map_or(digits.len(), |at| at + 1);
+        if fraction > scale || whole + fraction == 0 {
+            return None;
+        }
+        if whole + scale <= 18 {
+            let value = value * POWERS_OF_TEN[scale - fraction];
+            return Some(i128::from(if negative { -value } else { value }));
+        }
+    }
+    parse_wide_decimal(negative, digits, scale)
+}
+
+/// 10^0 ..= 10^18.
+const POWERS_OF_TEN: [i64; 19] = {
+    let mut powers = [1i64; 19];
+    let mut i = 1;
+    while i < 19 {
+        powers[i] = powers[i - 1] * 10;
+        i += 1;
+    }
+    powers
+};
+
+/// [`parse_decimal`] of values past 18 digits, in 128-bit arithmetic.
+fn parse_wide_decimal(negative: bool, digits: &[u8], scale: usize) -> Option<i128> {
     let dot = digits.iter().position(|&b| b == b'.');
     let (whole, fraction) = match dot {
         Some(at) => (&digits[..at], &digits[at + 1..]),
@@ -446,39 +583,18 @@ pub fn parse_decimal(bytes: &[u8], scale: i8) -> Option<i128> {
     if fraction.len() > scale || (whole.is_empty() && fraction.is_empty()) {
         return None;
     }
-    let total_digits = whole.len() + scale;
-    let mut value: i128 = if total_digits <= 18 {
-        // Fits an i64: no 128-bit multiplications on the common path.
-        let mut small: i64 = 0;
-        for &c in whole.iter().chain(fraction) {
-            let digit = c.wrapping_sub(b'0');
-            if digit > 9 {
-                return None;
-            }
-            small = small * 10 + i64::from(digit);
+    let mut big: i128 = 0;
+    for &c in whole.iter().chain(fraction) {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
         }
-        for _ in fraction.len()..scale {
-            small *= 10;
-        }
-        i128::from(small)
-    } else {
-        let mut big: i128 = 0;
-        for &c in whole.iter().chain(fraction) {
-            let digit = c.wrapping_sub(b'0');
-            if digit > 9 {
-                return None;
-            }
-            big = big.checked_mul(10)?.checked_add(i128::from(digit))?;
-        }
-        for _ in fraction.len()..scale {
-            big = big.checked_mul(10)?;
-        }
-        big
-    };
-    if negative {
-        value = -value;
+        big = big.checked_mul(10)?.checked_add(i128::from(digit))?;
     }
-    Some(value)
+    for _ in fraction.len()..scale {
+        big = big.checked_mul(10)?;
+    }
+    Some(if negative { -big } else { big })
 }
 
 /// A decimal integer, optionally negative.
@@ -712,6 +828,28 @@ pub fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_one_pass_decimal_parser_agrees_with_the_wide_one() {
+        let mut rng = crate::copy_text::tests::Rng::new("decimal");
+        for _ in 0..200_000 {
+            let len = rng.below(24);
+            let text: Vec<u8> = (0..len)
+                .map(|_| *rng.pick(b"0123456789012345678901234567890123456789.-x"))
+                .collect();
+            let scale = rng.below(22) as i8;
+            let (negative, digits) = match text.split_first() {
+                Some((b'-', rest)) => (true, rest),
+                _ => (false, &text[..]),
+            };
+            assert_eq!(
+                parse_decimal(&text, scale),
+                parse_wide_decimal(negative, digits, scale as usize),
+                "{} at scale {scale}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
     use crate::copy_text::tests::Rng;
     use inlet_sdk::arrow::array::cast::AsArray;
     use inlet_sdk::arrow::array::types::{

@@ -4,6 +4,11 @@
 //! uploaded as multipart parts) once it holds `row_group_rows` rows or `row_group_bytes` bytes,
 //! and a file is finished once it exceeds `file_bytes`, so memory stays bounded whatever the table
 //! size. A schema change finishes the current file: each file has one schema.
+//!
+//! Encoding runs on a blocking thread, one batch at a time: `write` hands the batch over and
+//! returns, so the connector decodes the next batch while this one is encoded (they used to take
+//! turns on one thread). The next `write`, a schema change or `take_files` first waits for it, so
+//! at most one batch is in flight and an encoding error is reported at the next call.
 
 use super::DataFile;
 use arrow_array::RecordBatch;
@@ -13,8 +18,10 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use std::sync::Arc;
+use tokio::task::JoinHandle;
 
 /// Sizes of row groups and files.
 #[derive(Debug, Clone)]
@@ -27,6 +34,10 @@ pub struct WriterOptions {
     pub file_bytes: usize,
     /// zstd level.
     pub zstd_level: i32,
+    /// A column chunk's dictionary grows to this many bytes before the column falls back to
+    /// plain encoding: small enough that high-cardinality columns (ids, amounts, free text) stop
+    /// paying for hashing early, large enough for any low-cardinality column.
+    pub dictionary_page_bytes: usize,
 }
 
 impl Default for WriterOptions {
@@ -35,7 +46,10 @@ impl Default for WriterOptions {
             row_group_rows: 256 * 1024,
             row_group_bytes: 64 << 20,
             file_bytes: 256 << 20,
-            zstd_level: 3,
+            // Level 1 against 3, lineitem SF1: files 3 % larger, encoding 20 % faster.
+            zstd_level: 1,
+            // Against parquet's 1 MiB, lineitem SF1: files 6 % smaller, encoding 15 % faster.
+            dictionary_page_bytes: 256 << 10,
         }
     }
 }
@@ -54,7 +68,10 @@ pub struct RollingWriter {
     next_part: u32,
     schema: SchemaRef,
     options: WriterOptions,
+    /// The open file, unless it is with the encoder.
     open: Option<OpenFile>,
+    /// The batch being encoded on a blocking thread, which holds the open file until it is done.
+    encoding: Option<JoinHandle<Result<OpenFile, ParquetError>>>,
     finished: Vec<DataFile>,
 }
 
@@ -75,6 +92,7 @@ impl RollingWriter {
             schema,
             options,
             open: None,
+            encoding: None,
             finished: Vec::new(),
         }
     }
@@ -85,39 +103,62 @@ impl RollingWriter {
     }
 
     /// Switches to a new schema: the open file is finished first.
-    pub async fn set_schema(
-        &mut self,
-        schema: SchemaRef,
-    ) -> Result<(), parquet::errors::ParquetError> {
+    pub async fn set_schema(&mut self, schema: SchemaRef) -> Result<(), ParquetError> {
         self.close_file().await?;
         self.schema = schema;
         Ok(())
     }
 
-    /// Appends `batch` (already conformed to the writer's schema).
-    pub async fn write(
-        &mut self,
-        batch: &RecordBatch,
-    ) -> Result<(), parquet::errors::ParquetError> {
-        if self.open.is_none() {
-            self.open = Some(self.open_file()?);
-        }
-        let file = self.open.as_mut().expect("opened above");
-        file.writer.write(batch).await?;
+    /// Appends `batch` (already conformed to the writer's schema). Returns once the previous
+    /// batch is encoded and this one handed to the encoder.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
+        self.settle().await?;
+        let mut file = match self.open.take() {
+            Some(file) => file,
+            None => self.open_file()?,
+        };
         file.rows += batch.num_rows() as u64;
-        if file.writer.bytes_written() + file.writer.in_progress_size() >= self.options.file_bytes {
+        let batch = batch.clone();
+        let runtime = tokio::runtime::Handle::current();
+        self.encoding = Some(tokio::task::spawn_blocking(move || {
+            runtime.block_on(file.writer.write(&batch))?;
+            Ok(file)
+        }));
+        Ok(())
+    }
+
+    /// Finishes the open file and returns every file finished since the last call.
+    pub async fn take_files(&mut self) -> Result<Vec<DataFile>, ParquetError> {
+        self.close_file().await?;
+        Ok(std::mem::take(&mut self.finished))
+    }
+
+    /// Waits for the batch being encoded and finishes the open file once it has reached
+    /// `file_bytes`.
+    async fn settle(&mut self) -> Result<(), ParquetError> {
+        self.take_back_from_encoder().await?;
+        let full = self.open.as_ref().is_some_and(|file| {
+            file.writer.bytes_written() + file.writer.in_progress_size() >= self.options.file_bytes
+        });
+        if full {
             self.close_file().await?;
         }
         Ok(())
     }
 
-    /// Finishes the open file and returns every file finished since the last call.
-    pub async fn take_files(&mut self) -> Result<Vec<DataFile>, parquet::errors::ParquetError> {
-        self.close_file().await?;
-        Ok(std::mem::take(&mut self.finished))
+    /// Waits for the batch being encoded and takes the open file back.
+    async fn take_back_from_encoder(&mut self) -> Result<(), ParquetError> {
+        let Some(encoding) = self.encoding.take() else {
+            return Ok(());
+        };
+        let file = encoding.await.map_err(|e| {
+            ParquetError::General(format!("the Parquet encoder of {} stopped: {e}", self.dir))
+        })??;
+        self.open = Some(file);
+        Ok(())
     }
 
-    fn open_file(&mut self) -> Result<OpenFile, parquet::errors::ParquetError> {
+    fn open_file(&mut self) -> Result<OpenFile, ParquetError> {
         let path = self
             .dir
             .clone()
@@ -129,6 +170,7 @@ impl RollingWriter {
             )?))
             .set_max_row_group_row_count(Some(self.options.row_group_rows))
             .set_max_row_group_bytes(Some(self.options.row_group_bytes))
+            .set_dictionary_page_size_limit(self.options.dictionary_page_bytes)
             .set_created_by(format!("inlet {}", env!("CARGO_PKG_VERSION")))
             .build();
         let sink = BufWriter::new(self.store.clone(), path.clone());
@@ -140,7 +182,8 @@ impl RollingWriter {
         })
     }
 
-    async fn close_file(&mut self) -> Result<(), parquet::errors::ParquetError> {
+    async fn close_file(&mut self) -> Result<(), ParquetError> {
+        self.take_back_from_encoder().await?;
         let Some(mut file) = self.open.take() else {
             return Ok(());
         };
