@@ -2,7 +2,8 @@
 # Benchmark (../shared/bench/README.md): TPC-H lineitem SF1 from PostgreSQL to Parquet.
 # Compares, on this machine, the one-connection limit (psql COPY text/binary to /dev/null),
 # ConnectorX + pyarrow (1 and 2 partitions) and Inlet's postgres connector into a local lake.
-# Prints the median wall time of RUNS runs after a warm-up, peak RSS, and the ratios. Asserts nothing.
+# Prints, over RUNS rounds after a warm-up, each case's median wall and CPU time, its peak RSS, and
+# the median of its per-round ratio to COPY text (and ConnectorX). Asserts nothing.
 #
 #   tests/bench/postgres_lineitem.sh [RUNS]        (SKIP_CONNECTORX=1 leaves ConnectorX out)
 # Work files live in .bench/ (generated data, a cluster on port 55432, a Python venv); delete it to start over.
@@ -48,40 +49,53 @@ fi
 export INLET_CACHE_DIR=$root/cache
 target/release/inlet spec postgres >/dev/null   # compile the component once
 
-measure() { # name, command...: median wall seconds and max peak RSS (MiB) over $runs runs after a warm-up
-  local name=$1; shift
-  rm -rf "$root/out" && mkdir -p "$root/out"
-  "$@" >/dev/null 2>&1 || { echo "$name failed:"; "$@"; exit 1; }
-  local walls=() rss=0
-  for _ in $(seq "$runs"); do
-    rm -rf "$root/out" && mkdir -p "$root/out"
-    /usr/bin/time -f '%e %M' -o "$root/time" "$@" >/dev/null 2>&1
-    read -r wall kb < "$root/time"
-    walls+=("$wall"); [ "$kb" -gt "$rss" ] && rss=$kb
-  done
-  local median
-  median=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  printf '%-34s %8.2f s %8.0f MiB\n' "$name" "$median" "$((rss / 1024))"
-  eval "result_${name//[^a-zA-Z0-9]/_}=$median"
-}
-
 url="postgresql://postgres@127.0.0.1:$port/postgres"
-echo "== median of $runs runs after a warm-up: wall, peak RSS"
-measure copy_text "${psql[@]}" -c "COPY lineitem TO STDOUT" -o /dev/null
-measure copy_binary "${psql[@]}" -c "COPY lineitem TO STDOUT (FORMAT binary)" -o /dev/null
+inlet="target/release/inlet sync postgres --to $root/out/lake --allow-private-network --set host=127.0.0.1 --set port=$port --set user=postgres --set database=postgres --stream public.lineitem"
+psql_copy="${psql[*]} -o /dev/null -c"
+names=(copy_text copy_binary)
+commands=("$psql_copy 'COPY lineitem TO STDOUT'" "$psql_copy 'COPY lineitem TO STDOUT (FORMAT binary)'")
 if [ -z "${SKIP_CONNECTORX:-}" ]; then
-  measure connectorx_1 "$root/venv/bin/python" "$shared/connectorx_lineitem.py" "$url" "$root/out/cx.parquet" 1
-  measure connectorx_2 "$root/venv/bin/python" "$shared/connectorx_lineitem.py" "$url" "$root/out/cx.parquet" 2
-else
-  result_connectorx_1=nan result_connectorx_2=nan
+  names+=(connectorx_1 connectorx_2)
+  commands+=("$root/venv/bin/python $shared/connectorx_lineitem.py $url $root/out/cx.parquet 1"
+    "$root/venv/bin/python $shared/connectorx_lineitem.py $url $root/out/cx.parquet 2")
 fi
-inlet=(target/release/inlet sync postgres --to "$root/out/lake" --allow-private-network
-  --set host=127.0.0.1 --set port=$port --set user=postgres --set database=postgres --stream public.lineitem)
-measure inlet "${inlet[@]}"
-measure inlet_parallel_2 "${inlet[@]}" --parallel 2
-measure inlet_parallel_2_ctid "${inlet[@]}" --parallel 2 --set 'tables."public.lineitem".split=ctid'
-python3 -c "
-nan = float('nan')
-t, cx1, cx2 = $result_copy_text, $result_connectorx_1, $result_connectorx_2
-for name, inlet in [('inlet', $result_inlet), ('inlet --parallel 2', $result_inlet_parallel_2), ('inlet --parallel 2, ctid', $result_inlet_parallel_2_ctid)]:
-    print(f'{name:26} / COPY text: {inlet / t:.2f}x   / ConnectorX(1): {inlet / cx1:.2f}x   / ConnectorX(2): {inlet / cx2:.2f}x')"
+names+=(inlet inlet_parallel_2 inlet_parallel_2_ctid)
+commands+=("$inlet" "$inlet --parallel 2" "$inlet --parallel 2 --set 'tables.\"public.lineitem\".split=ctid'")
+
+# A warm-up of every case (a failure stops here, showing why), then $runs rounds of every case in
+# turn: this machine's speed drifts, so each case is compared with COPY text of the same round.
+for i in "${!names[@]}"; do
+  rm -rf "$root/out" && mkdir -p "$root/out"
+  bash -c "exec ${commands[$i]}" >/dev/null 2>&1 || { echo "${names[$i]} failed:"; bash -c "exec ${commands[$i]}"; exit 1; }
+done
+: > "$root/rounds"
+for round in $(seq "$runs"); do
+  for i in "${!names[@]}"; do
+    rm -rf "$root/out" && mkdir -p "$root/out"
+    /usr/bin/time -f "$round ${names[$i]} %e %U %S %M" -a -o "$root/rounds" bash -c "exec ${commands[$i]}" >/dev/null 2>&1
+  done
+done
+python3 - "$root/rounds" <<'EOF'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+runs = {}
+for round_, name, wall, user, system, kb in rows:
+    runs.setdefault(name, {})[round_] = (float(wall), float(user) + float(system), int(kb) / 1024)
+def median(values):
+    return statistics.median(values) if values else float('nan')
+def ratio(name, base):
+    if base not in runs:
+        return float('nan')
+    return median([runs[name][r][0] / runs[base][r][0] for r in runs[name] if r in runs[base]])
+print(f"== {len(runs['copy_text'])} rounds after a warm-up: medians of wall and CPU (user+sys) time, peak RSS,")
+print("   and the median of each round's ratio to COPY text / ConnectorX of that round")
+def times(x):
+    return '-' if x != x else f"{x:.2f}x"
+print(f"{'case':24} {'wall':>8} {'CPU':>8} {'peak RSS':>10} {'/ COPY text':>12} {'/ CX(1)':>8} {'/ CX(2)':>8}")
+for name, by_round in runs.items():
+    walls = [w for w, _, _ in by_round.values()]
+    cpus = [c for _, c, _ in by_round.values()]
+    rss = max(m for _, _, m in by_round.values())
+    print(f"{name:24} {median(walls):7.2f}s {median(cpus):7.2f}s {rss:7.0f} MiB {times(ratio(name, 'copy_text')):>12} "
+          f"{times(ratio(name, 'connectorx_1')):>8} {times(ratio(name, 'connectorx_2')):>8}")
+EOF

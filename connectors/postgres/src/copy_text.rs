@@ -221,16 +221,48 @@ impl<'a> Row<'a> {
 }
 
 /// Bytes equal to zero in `x`: the high bit of each such byte set, no false positives.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 fn zero_bytes(x: u64) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
 }
 
+/// Splits a row without backslashes at its tabs, sixteen bytes at a time (wasm SIMD); `false`
+/// (fields incomplete) as soon as a backslash shows up.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn split_plain(line: &[u8], base: usize, fields: &mut Vec<Span>) -> bool {
+    use core::arch::wasm32::{u8x16, u8x16_bitmask, u8x16_eq, u8x16_splat};
+    let (tab, backslash) = (u8x16_splat(b'\t'), u8x16_splat(b'\\'));
+    let (chunks, _) = line.as_chunks::<16>();
+    let mut start = 0;
+    for (index, c) in chunks.iter().enumerate() {
+        let bytes = u8x16(
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13],
+            c[14], c[15],
+        );
+        if u8x16_bitmask(u8x16_eq(bytes, backslash)) != 0 {
+            return false;
+        }
+        let mut tabs = u8x16_bitmask(u8x16_eq(bytes, tab));
+        while tabs != 0 {
+            let at = index * 16 + tabs.trailing_zeros() as usize;
+            fields.push(Span {
+                start: base + start,
+                end: base + at,
+            });
+            start = at + 1;
+            tabs &= tabs - 1;
+        }
+    }
+    split_plain_tail(line, chunks.len() * 16, start, base, fields)
+}
+
 /// Splits a row without backslashes at its tabs, eight bytes at a time; `false` (fields
 /// incomplete) as soon as a backslash shows up.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 fn split_plain(line: &[u8], base: usize, fields: &mut Vec<Span>) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
-    let (chunks, rest) = line.as_chunks::<8>();
+    let (chunks, _) = line.as_chunks::<8>();
     let mut start = 0;
     for (index, chunk) in chunks.iter().enumerate() {
         let word = u64::from_le_bytes(*chunk);
@@ -248,8 +280,18 @@ fn split_plain(line: &[u8], base: usize, fields: &mut Vec<Span>) -> bool {
             tabs &= tabs - 1;
         }
     }
-    let tail = chunks.len() * 8;
-    for (offset, &byte) in rest.iter().enumerate() {
+    split_plain_tail(line, chunks.len() * 8, start, base, fields)
+}
+
+/// The bytes of `line` from `tail` on, one at a time, the field in progress starting at `start`.
+fn split_plain_tail(
+    line: &[u8],
+    tail: usize,
+    mut start: usize,
+    base: usize,
+    fields: &mut Vec<Span>,
+) -> bool {
+    for (offset, &byte) in line[tail..].iter().enumerate() {
         match byte {
             b'\\' => return false,
             b'\t' => {
