@@ -197,3 +197,121 @@ impl RollingWriter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use object_store::ObjectStoreExt;
+    use object_store::local::LocalFileSystem;
+    use object_store::memory::InMemory;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn ids(from: i64, count: i64) -> RecordBatch {
+        let schema = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
+        let ids = Int64Array::from_iter_values(from..from + count);
+        RecordBatch::try_new(Arc::new(schema), vec![Arc::new(ids)]).unwrap()
+    }
+
+    fn ids_and_names(from: i64, count: i64) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]);
+        let ids = Int64Array::from_iter_values(from..from + count);
+        let names = StringArray::from_iter((from..from + count).map(|i| Some(format!("n{i}"))));
+        RecordBatch::try_new(Arc::new(schema), vec![Arc::new(ids), Arc::new(names)]).unwrap()
+    }
+
+    /// The ids of each file, read back from the store.
+    async fn ids_in(store: &InMemory, files: &[DataFile]) -> Vec<Vec<i64>> {
+        let mut all = Vec::new();
+        for file in files {
+            let path = Path::from(file.path.as_str());
+            let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+            let mut ids = Vec::new();
+            for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .unwrap()
+                .build()
+                .unwrap()
+            {
+                let batch = batch.unwrap();
+                ids.extend(batch.column(0).as_primitive::<Int64Type>().values().iter());
+            }
+            assert_eq!(ids.len() as u64, file.rows, "{}", file.path);
+            all.push(ids);
+        }
+        all
+    }
+
+    /// Batches handed over while the one before is still being encoded land in order, in files
+    /// rolled at `file_bytes` and at a schema change, on either kind of runtime.
+    async fn every_row_lands_in_order(writer_options: WriterOptions) -> Vec<Vec<i64>> {
+        let store = Arc::new(InMemory::new());
+        let mut writer = RollingWriter::new(
+            store.clone(),
+            Path::from("c/s"),
+            "run",
+            ids(0, 0).schema(),
+            writer_options,
+        );
+        for from in (0..5_000).step_by(500) {
+            writer.write(&ids(from, 500)).await.unwrap();
+        }
+        let first = writer.take_files().await.unwrap();
+        writer
+            .set_schema(ids_and_names(0, 0).schema())
+            .await
+            .unwrap();
+        for from in (5_000..6_000).step_by(250) {
+            writer.write(&ids_and_names(from, 250)).await.unwrap();
+        }
+        let second = writer.take_files().await.unwrap();
+        let files: Vec<DataFile> = first.into_iter().chain(second).collect();
+        let per_file = ids_in(&store, &files).await;
+        let all: Vec<i64> = per_file.iter().flatten().copied().collect();
+        assert_eq!(all, (0..6_000).collect::<Vec<_>>());
+        per_file
+    }
+
+    #[tokio::test]
+    async fn rows_land_in_order_on_a_current_thread_runtime() {
+        // A file per batch: each `write` finishes the file the previous batch filled.
+        let per_file = every_row_lands_in_order(WriterOptions {
+            file_bytes: 1,
+            ..WriterOptions::default()
+        })
+        .await;
+        assert_eq!(per_file.len(), 14);
+        assert!(per_file[..10].iter().all(|ids| ids.len() == 500));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_land_in_order_on_a_multi_thread_runtime() {
+        let per_file = every_row_lands_in_order(WriterOptions::default()).await;
+        // One file per schema.
+        assert_eq!(per_file.len(), 2);
+        assert_eq!(per_file[1].len(), 1_000);
+    }
+
+    #[tokio::test]
+    async fn a_failed_upload_is_reported_by_the_next_call() {
+        let root = tempfile::tempdir().unwrap();
+        // A file where the stream's folder should be: no folder can be made there, even by root.
+        std::fs::write(root.path().join("blocked"), b"").unwrap();
+        let store = Arc::new(LocalFileSystem::new_with_prefix(root.path()).unwrap());
+        let mut writer = RollingWriter::new(
+            store,
+            Path::from("blocked/stream"),
+            "run",
+            ids(0, 0).schema(),
+            WriterOptions::default(),
+        );
+        writer.write(&ids(0, 100)).await.unwrap();
+        let error = writer.take_files().await.unwrap_err().to_string();
+        assert!(error.contains("blocked"), "{error}");
+    }
+}
