@@ -474,7 +474,8 @@ impl StreamReader<'_> {
         Ok(())
     }
 
-    /// Takes the row pushed last back out of the batch.
+    /// Takes the row pushed last back out of the batch, which is flushed next (so its bytes need
+    /// not come off `bytes_in_batch`).
     fn pop_last(&mut self) {
         if self.text.rows() > 0 {
             self.text.pop_row(self.builders.len());
