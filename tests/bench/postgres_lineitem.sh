@@ -83,19 +83,22 @@ for round_, name, wall, user, system, kb in rows:
     runs.setdefault(name, {})[round_] = (float(wall), float(user) + float(system), int(kb) / 1024)
 def median(values):
     return statistics.median(values) if values else float('nan')
-def ratio(name, base):
+def ratios(name, base):
     if base not in runs:
-        return float('nan')
-    return median([runs[name][r][0] / runs[base][r][0] for r in runs[name] if r in runs[base]])
+        return []
+    return sorted(runs[name][r][0] / runs[base][r][0] for r in runs[name] if r in runs[base])
+def ratio(name, base):
+    return median(ratios(name, base))
 print(f"== {len(runs['copy_text'])} rounds after a warm-up: medians of wall and CPU (user+sys) time, peak RSS,")
 print("   and the median of each round's ratio to COPY text / ConnectorX of that round")
 def times(x):
     return '-' if x != x else f"{x:.2f}x"
-print(f"{'case':24} {'wall':>8} {'CPU':>8} {'peak RSS':>10} {'/ COPY text':>12} {'/ CX(1)':>8} {'/ CX(2)':>8}")
+print(f"{'case':24} {'wall':>8} {'CPU':>8} {'peak RSS':>10} {'/ COPY text':>12} {'/ CX(1)':>8} {'/ CX(2)':>8}  rounds / COPY text")
 for name, by_round in runs.items():
     walls = [w for w, _, _ in by_round.values()]
     cpus = [c for _, c, _ in by_round.values()]
     rss = max(m for _, _, m in by_round.values())
     print(f"{name:24} {median(walls):7.2f}s {median(cpus):7.2f}s {rss:7.0f} MiB {times(ratio(name, 'copy_text')):>12} "
-          f"{times(ratio(name, 'connectorx_1')):>8} {times(ratio(name, 'connectorx_2')):>8}")
+          f"{times(ratio(name, 'connectorx_1')):>8} {times(ratio(name, 'connectorx_2')):>8}  "
+          + " ".join(f"{r:.2f}" for r in ratios(name, 'copy_text')))
 EOF
