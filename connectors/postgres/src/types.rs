@@ -287,7 +287,8 @@ impl Column {
         &mut self,
         values: impl Iterator<Item = Option<Value<'v>>>,
     ) -> Result<u64, (usize, DecodeError)> {
-        /// Appends each value parsed by `parse` (failing with `what`) or NULL.
+        /// Calls `append` with each value, naming the index of the first that fails; the types
+        /// it serves have no unrepresentable values (0).
         fn parsed<T, B>(
             builder: &mut B,
             values: impl Iterator<Item = Option<T>>,
