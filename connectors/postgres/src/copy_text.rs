@@ -246,11 +246,7 @@ fn split_plain(line: &[u8], base: usize, fields: &mut Vec<Span>) -> bool {
         let mut tabs = u8x16_bitmask(u8x16_eq(bytes, tab));
         while tabs != 0 {
             let at = index * 16 + tabs.trailing_zeros() as usize;
-            fields.push(Span {
-                start: base + start,
-                end: base + at,
-            });
-            start = at + 1;
+            end_field(at, base, &mut start, fields);
             tabs &= tabs - 1;
         }
     }
@@ -272,15 +268,22 @@ fn split_plain(line: &[u8], base: usize, fields: &mut Vec<Span>) -> bool {
         let mut tabs = zero_bytes(word ^ (ONES * u64::from(b'\t')));
         while tabs != 0 {
             let at = index * 8 + (tabs.trailing_zeros() / 8) as usize;
-            fields.push(Span {
-                start: base + start,
-                end: base + at,
-            });
-            start = at + 1;
+            end_field(at, base, &mut start, fields);
             tabs &= tabs - 1;
         }
     }
     split_plain_tail(line, chunks.len() * 8, start, base, fields)
+}
+
+/// Ends the field in progress (from `start`) at the tab at `at` of a line at `base` of the buffer;
+/// the next field starts after the tab.
+#[inline]
+fn end_field(at: usize, base: usize, start: &mut usize, fields: &mut Vec<Span>) {
+    fields.push(Span {
+        start: base + *start,
+        end: base + at,
+    });
+    *start = at + 1;
 }
 
 /// The bytes of `line` from `tail` on, one at a time, the field in progress starting at `start`.
@@ -294,13 +297,7 @@ fn split_plain_tail(
     for (offset, &byte) in line[tail..].iter().enumerate() {
         match byte {
             b'\\' => return false,
-            b'\t' => {
-                fields.push(Span {
-                    start: base + start,
-                    end: base + tail + offset,
-                });
-                start = tail + offset + 1;
-            }
+            b'\t' => end_field(tail + offset, base, &mut start, fields),
             _ => {}
         }
     }

@@ -22,13 +22,14 @@
 //! | anything else | Utf8 (the value's text form), with a warning naming the column |
 
 use crate::copy_text::Value;
+use inlet_sdk::arrow::array::builder::PrimitiveBuilder;
 use inlet_sdk::arrow::array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
     Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use inlet_sdk::arrow::array::cast::AsArray;
-use inlet_sdk::arrow::array::types::{Decimal128Type, DecimalType};
+use inlet_sdk::arrow::array::types::{ArrowPrimitiveType, Decimal128Type, DecimalType};
 use inlet_sdk::arrow::array::{Array, ArrayRef, ListArray};
 use inlet_sdk::arrow::schema::{DataType, Field, TimeUnit};
 use std::collections::HashMap;
@@ -252,16 +253,12 @@ impl Column {
         let bytes = value.bytes;
         // Numbers and dates are parsed from the bytes; only text needs UTF-8 validation.
         match self {
-            Self::Int16(b) => b.append_value(
-                parse_int(bytes)
-                    .and_then(|v| i16::try_from(v).ok())
-                    .ok_or_else(|| bad("int2", bytes))?,
-            ),
-            Self::Int32(b) => b.append_value(
-                parse_int(bytes)
-                    .and_then(|v| i32::try_from(v).ok())
-                    .ok_or_else(|| bad("int4", bytes))?,
-            ),
+            Self::Int16(b) => {
+                b.append_value(parse_int_as(bytes).ok_or_else(|| bad("int2", bytes))?)
+            }
+            Self::Int32(b) => {
+                b.append_value(parse_int_as(bytes).ok_or_else(|| bad("int4", bytes))?)
+            }
             Self::Int64(b) => b.append_value(parse_int(bytes).ok_or_else(|| bad("int8", bytes))?),
             Self::Decimal(b, precision, scale) => {
                 if bytes == b"NaN" {
@@ -299,44 +296,27 @@ impl Column {
             }
             Ok(0)
         }
+        /// Appends each value `parse` reads (a `ty` when it reads nothing) or NULL.
+        fn primitive<'v, T: ArrowPrimitiveType>(
+            builder: &mut PrimitiveBuilder<T>,
+            values: impl Iterator<Item = Option<Value<'v>>>,
+            parse: fn(&[u8]) -> Option<T::Native>,
+            ty: &str,
+        ) -> Result<u64, (usize, DecodeError)> {
+            parsed(builder, values, |b, v| {
+                match v {
+                    None => b.append_null(),
+                    Some(v) => b.append_value(parse(v.bytes).ok_or_else(|| bad(ty, v.bytes))?),
+                }
+                Ok(())
+            })
+        }
         let bytes = |v: Option<Value<'v>>| v.map(|v| v.bytes);
         match self {
-            Self::Int16(b) => parsed(b, values.map(bytes), |b, v| {
-                match v {
-                    None => b.append_null(),
-                    Some(v) => b.append_value(
-                        parse_int(v)
-                            .and_then(|n| i16::try_from(n).ok())
-                            .ok_or_else(|| bad("int2", v))?,
-                    ),
-                }
-                Ok(())
-            }),
-            Self::Int32(b) => parsed(b, values.map(bytes), |b, v| {
-                match v {
-                    None => b.append_null(),
-                    Some(v) => b.append_value(
-                        parse_int(v)
-                            .and_then(|n| i32::try_from(n).ok())
-                            .ok_or_else(|| bad("int4", v))?,
-                    ),
-                }
-                Ok(())
-            }),
-            Self::Int64(b) => parsed(b, values.map(bytes), |b, v| {
-                match v {
-                    None => b.append_null(),
-                    Some(v) => b.append_value(parse_int(v).ok_or_else(|| bad("int8", v))?),
-                }
-                Ok(())
-            }),
-            Self::Date(b) => parsed(b, values.map(bytes), |b, v| {
-                match v {
-                    None => b.append_null(),
-                    Some(v) => b.append_value(parse_date(v).ok_or_else(|| bad("date", v))?),
-                }
-                Ok(())
-            }),
+            Self::Int16(b) => primitive(b, values, parse_int_as, "int2"),
+            Self::Int32(b) => primitive(b, values, parse_int_as, "int4"),
+            Self::Int64(b) => primitive(b, values, parse_int, "int8"),
+            Self::Date(b) => primitive(b, values, parse_date, "date"),
             Self::Decimal(b, precision, scale) => {
                 let (precision, scale) = (*precision, *scale);
                 let mut unrepresentable = 0;
@@ -596,6 +576,11 @@ fn parse_wide_decimal(negative: bool, digits: &[u8], scale: usize) -> Option<i12
         big = big.checked_mul(10)?;
     }
     Some(if negative { -big } else { big })
+}
+
+/// [`parse_int`] of a value that must also fit `N`.
+fn parse_int_as<N: TryFrom<i64>>(bytes: &[u8]) -> Option<N> {
+    parse_int(bytes).and_then(|v| N::try_from(v).ok())
 }
 
 /// A decimal integer, optionally negative.
