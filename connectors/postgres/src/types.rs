@@ -300,7 +300,7 @@ impl Column {
         fn primitive<'v, T: ArrowPrimitiveType>(
             builder: &mut PrimitiveBuilder<T>,
             values: impl Iterator<Item = Option<Value<'v>>>,
-            parse: fn(&[u8]) -> Option<T::Native>,
+            parse: impl Fn(&[u8]) -> Option<T::Native>,
             ty: &str,
         ) -> Result<u64, (usize, DecodeError)> {
             parsed(builder, values, |b, v| {
