@@ -8,13 +8,7 @@ pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     // Years 1..=99,999 in 32-bit arithmetic: wasm32 has no 64-bit multiply-high, so a 64-bit
     // division by a constant stays a division, while a 32-bit one becomes a multiplication.
     if (1..100_000).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day) {
-        let (year, month, day) = (year as u32, month as u32, day as u32);
-        let y = if month <= 2 { year - 1 } else { year };
-        let era = y / 400;
-        let yoe = y - era * 400;
-        let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return i64::from(era * 146_097 + doe) - 719_468;
+        return i64::from(days_from_civil_ce(year as u32, month as u32, day as u32));
     }
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -23,6 +17,23 @@ pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// [`days_from_civil`] of years 1-99,999 (months 1-12, days 1-31), in 32-bit arithmetic: wasm32
+/// turns a 32-bit division by a constant into a multiplication, a 64-bit one stays a division.
+/// Other arguments give a meaningless day.
+#[inline(always)]
+pub fn days_from_civil_ce(year: u32, month: u32, day: u32) -> i32 {
+    let y = if month <= 2 {
+        year.wrapping_sub(1)
+    } else {
+        year
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe) as i32 - 719_468
 }
 
 /// The proleptic Gregorian `(year, month, day)` of days since 1970-01-01 (Howard Hinnant's

@@ -116,23 +116,21 @@ impl TextBatch {
         (span != Span::NULL).then(|| &self.bytes[span.start..span.end])
     }
 
-    /// [`TextBatch::field`] with its text when `text` (from [`TextBatch::text`]) covers it.
-    #[inline]
-    pub fn value<'a>(
+    /// Field `column` of every row of a batch of `width` fields per row, in row order (`None` for
+    /// NULL), each with its text when `text` (from [`TextBatch::text`]) is given and covers it:
+    /// columns parsed from bytes pass `None` and skip that.
+    pub fn column<'a>(
         &'a self,
         text: Option<&'a str>,
-        row: usize,
         column: usize,
         width: usize,
-    ) -> Option<Value<'a>> {
-        let span = self.spans[row * width + column];
-        if span == Span::NULL {
-            return None;
-        }
-        Some(Value {
-            bytes: &self.bytes[span.start..span.end],
-            // Only a span on character boundaries is text on its own.
-            text: text.and_then(|t| t.get(span.start..span.end)),
+    ) -> impl Iterator<Item = Option<Value<'a>>> + 'a {
+        let spans = self.spans.get(column..).unwrap_or_default();
+        spans.iter().step_by(width.max(1)).map(move |&span| {
+            (span != Span::NULL).then(|| Value {
+                bytes: &self.bytes[span.start..span.end],
+                text: text.and_then(|t| t.get(span.start..span.end)),
+            })
         })
     }
 
@@ -603,7 +601,9 @@ pub(crate) mod tests {
         ) -> Option<(Option<&str>, Option<&str>)> {
             let text = batch.text();
             batch
-                .value(text, row, column, 2)
+                .column(text, column, 2)
+                .nth(row)
+                .flatten()
                 .map(|v| (v.text, v.text().ok()))
         }
         let mut batch = TextBatch::default();
@@ -802,17 +802,22 @@ pub(crate) mod tests {
             }
             assert_eq!(batch.rows(), expected.len());
             let text = batch.text();
-            for (row, fields) in expected.iter().enumerate() {
-                for (column, field) in fields.iter().enumerate() {
-                    assert_eq!(batch.field(row, column, width), field.as_deref());
-                    let value = batch.value(text, row, column, width);
-                    assert_eq!(value.map(|v| v.bytes), field.as_deref());
+            for column in 0..width {
+                let values: Vec<_> = batch.column(text, column, width).collect();
+                assert_eq!(values.len(), expected.len());
+                for (row, (value, fields)) in values.iter().zip(&expected).enumerate() {
+                    let field = fields[column].as_deref();
+                    assert_eq!(batch.field(row, column, width), field);
+                    assert_eq!(value.map(|v| v.bytes), field);
                     if let Some(value) = value {
                         let checked = std::str::from_utf8(value.bytes).ok();
                         assert_eq!(value.text().ok(), checked);
                         assert!(value.text.is_none() || value.text == checked);
                     }
                 }
+                // Without the batch's text, values carry none (and still check their own).
+                let untexted = batch.column(None, column, width).flatten();
+                assert!(untexted.into_iter().all(|v| v.text.is_none()));
             }
         }
     }

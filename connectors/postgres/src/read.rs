@@ -499,7 +499,9 @@ impl StreamReader<'_> {
         let first_row = self.rows - rows as u64;
         let text = self.text.text();
         for (index, builder) in self.builders.iter_mut().enumerate() {
-            let values = (0..rows).map(|row| self.text.value(text, row, index, width));
+            // Numbers and dates are parsed from bytes: their fields need no text.
+            let text = if builder.parses_bytes() { None } else { text };
+            let values = self.text.column(text, index, width);
             self.unrepresentable += builder.append_values(values).map_err(|(row, e)| {
                 Error::data(format!(
                     "{}: row {}, column `{}`: {e}",

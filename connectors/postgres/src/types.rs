@@ -296,48 +296,68 @@ impl Column {
             }
             Ok(0)
         }
-        /// Appends each value `parse` reads (a `ty` when it reads nothing) or NULL.
+        /// Appends what `parse` reads of each value (`Ok(None)` stores NULL and counts it as
+        /// unrepresentable; `Err` names the `ty` it is not) or NULL. The values are gathered
+        /// first and appended in one call, not one builder call per value.
         fn primitive<'v, T: ArrowPrimitiveType>(
             builder: &mut PrimitiveBuilder<T>,
             values: impl Iterator<Item = Option<Value<'v>>>,
-            parse: impl Fn(&[u8]) -> Option<T::Native>,
+            parse: impl Fn(&[u8]) -> Result<Option<T::Native>, ()>,
             ty: &str,
         ) -> Result<u64, (usize, DecodeError)> {
-            parsed(builder, values, |b, v| {
-                match v {
-                    None => b.append_null(),
-                    Some(v) => b.append_value(parse(v.bytes).ok_or_else(|| bad(ty, v.bytes))?),
+            let mut natives = Vec::with_capacity(values.size_hint().0);
+            // Filled from the first NULL on: a column without NULLs needs no validity.
+            let mut validity: Option<Vec<bool>> = None;
+            let mut unrepresentable = 0;
+            for (index, value) in values.enumerate() {
+                let native = match value {
+                    Some(v) => parse(v.bytes).map_err(|()| (index, bad(ty, v.bytes)))?,
+                    None => None,
+                };
+                match native {
+                    Some(native) => {
+                        natives.push(native);
+                        if let Some(validity) = &mut validity {
+                            validity.push(true);
+                        }
+                    }
+                    None => {
+                        unrepresentable += u64::from(value.is_some());
+                        natives.push(T::Native::default());
+                        validity
+                            .get_or_insert_with(|| vec![true; index])
+                            .push(false);
+                    }
                 }
-                Ok(())
-            })
+            }
+            match validity {
+                None => builder.append_slice(&natives),
+                Some(validity) => builder.append_values(&natives, &validity),
+            }
+            Ok(unrepresentable)
         }
-        let bytes = |v: Option<Value<'v>>| v.map(|v| v.bytes);
+        /// A parser for [`primitive`] of values that are always representable.
+        fn always<N>(
+            parse: impl Fn(&[u8]) -> Option<N>,
+        ) -> impl Fn(&[u8]) -> Result<Option<N>, ()> {
+            move |bytes| parse(bytes).map(Some).ok_or(())
+        }
         match self {
-            Self::Int16(b) => primitive(b, values, parse_int_as, "int2"),
-            Self::Int32(b) => primitive(b, values, parse_int_as, "int4"),
-            Self::Int64(b) => primitive(b, values, parse_int, "int8"),
-            Self::Date(b) => primitive(b, values, parse_date, "date"),
+            Self::Int16(b) => primitive(b, values, always(parse_int_as), "int2"),
+            Self::Int32(b) => primitive(b, values, always(parse_int_as), "int4"),
+            Self::Int64(b) => primitive(b, values, always(parse_int), "int8"),
+            Self::Date(b) => primitive(b, values, always(parse_date), "date"),
             Self::Decimal(b, precision, scale) => {
                 let (precision, scale) = (*precision, *scale);
-                let mut unrepresentable = 0;
-                parsed(b, values.map(bytes), |b, v| {
-                    match v {
-                        None => b.append_null(),
-                        Some(b"NaN") => {
-                            b.append_null();
-                            unrepresentable += 1;
-                        }
-                        Some(v) => b.append_value(
-                            parse_decimal(v, scale)
-                                .filter(|n| {
-                                    Decimal128Type::is_valid_decimal_precision(*n, precision)
-                                })
-                                .ok_or_else(|| bad("numeric", v))?,
-                        ),
-                    }
-                    Ok(())
-                })?;
-                Ok(unrepresentable)
+                let parse = |bytes: &[u8]| match bytes {
+                    // NaN has no decimal: stored as NULL, counted as unrepresentable.
+                    b"NaN" => Ok(None),
+                    _ => parse_decimal(bytes, scale)
+                        .filter(|n| Decimal128Type::is_valid_decimal_precision(*n, precision))
+                        .map(Some)
+                        .ok_or(()),
+                };
+                primitive(b, values, parse, "numeric")
             }
             Self::Utf8(b) => parsed(b, values, |b, v| {
                 match v {
@@ -356,6 +376,15 @@ impl Column {
                 Ok(unrepresentable)
             }
         }
+    }
+
+    /// Whether [`Column::append_values`] parses this column's values from their bytes alone, so
+    /// they need not come with their text.
+    pub fn parses_bytes(&self) -> bool {
+        matches!(
+            self,
+            Self::Int16(_) | Self::Int32(_) | Self::Int64(_) | Self::Decimal(..) | Self::Date(_)
+        )
     }
 
     fn append_text(&mut self, value: Value<'_>) -> Result<bool, DecodeError> {
@@ -649,13 +678,20 @@ fn digits(text: &str, max_len: usize) -> Option<i64> {
     })
 }
 
-fn days_in_month(year: i64, month: i64) -> i64 {
+/// Days in `month` (1-12) of a year that is `leap` or not.
+fn days_in_month(leap: bool, month: u32) -> u32 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if leap => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     }
+}
+
+/// Whether `year` (proleptic Gregorian, 1 BC being 0) is a leap year.
+fn is_leap<Y: Copy + Eq + std::ops::Rem<Output = Y> + From<u16>>(year: Y) -> bool {
+    let divides = |n: u16| year % Y::from(n) == Y::from(0);
+    divides(4) && (!divides(100) || divides(400))
 }
 
 fn split_bc(text: &str) -> (&str, bool) {
@@ -673,7 +709,9 @@ fn parse_ymd(text: &str, bc: bool) -> Option<i64> {
     let day = digits(parts.next()?, 2)?;
     // 1 BC is year 0 in the proleptic Gregorian calendar.
     let year = if bc { 1 - year } else { year };
-    if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) {
+    if !(1..=12).contains(&month)
+        || !(1..=i64::from(days_in_month(is_leap(year), month as u32))).contains(&day)
+    {
         return None;
     }
     Some(inlet_sdk::time::days_from_civil(year, month, day))
@@ -683,20 +721,16 @@ fn parse_ymd(text: &str, bc: bool) -> Option<i64> {
 pub fn parse_date(bytes: &[u8]) -> Option<i32> {
     // The common `YYYY-MM-DD` shape, without splitting.
     if let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *bytes {
-        let digit = |b: u8| b.wrapping_sub(b'0');
+        // In 32-bit arithmetic throughout: this runs for every date of a table.
+        let digit = |b: u8| u32::from(b.wrapping_sub(b'0'));
         let all = [y0, y1, y2, y3, m0, m1, d0, d1];
         if all.iter().all(|&b| digit(b) <= 9) {
-            let year = i64::from(digit(y0)) * 1000
-                + i64::from(digit(y1)) * 100
-                + i64::from(digit(y2)) * 10
-                + i64::from(digit(y3));
-            let month = i64::from(digit(m0)) * 10 + i64::from(digit(m1));
-            let day = i64::from(digit(d0)) * 10 + i64::from(digit(d1));
-            if year > 0
-                && (1..=12).contains(&month)
-                && (1..=days_in_month(year, month)).contains(&day)
-            {
-                return i32::try_from(inlet_sdk::time::days_from_civil(year, month, day)).ok();
+            let year = digit(y0) * 1000 + digit(y1) * 100 + digit(y2) * 10 + digit(y3);
+            let month = digit(m0) * 10 + digit(m1);
+            let day = digit(d0) * 10 + digit(d1);
+            let month_days = days_in_month(is_leap(year), month);
+            if year > 0 && (1..=12).contains(&month) && (1..=month_days).contains(&day) {
+                return Some(inlet_sdk::time::days_from_civil_ce(year, month, day));
             }
             return None;
         }
@@ -1499,6 +1533,40 @@ mod tests {
                 None
             ]
         );
+    }
+
+    #[test]
+    fn the_fast_date_path_agrees_with_the_general_one_for_every_four_digit_date() {
+        // Every YYYY-MM-DD, real or not (months 0-13, days 0-32, leap and century years).
+        let mut text = *b"0000-00-00";
+        let put = |text: &mut [u8; 10], at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                text[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        let mut valid = 0;
+        for year in 0..=9999 {
+            put(&mut text, 0, 4, year);
+            for month in 0..=13 {
+                put(&mut text, 5, 2, month);
+                for day in 0..=32 {
+                    put(&mut text, 8, 2, day);
+                    let general = std::str::from_utf8(&text)
+                        .ok()
+                        .and_then(|t| parse_ymd(t, false));
+                    let fast = parse_date(&text);
+                    assert_eq!(
+                        fast.map(i64::from),
+                        general,
+                        "{}",
+                        String::from_utf8_lossy(&text)
+                    );
+                    valid += u32::from(fast.is_some());
+                }
+            }
+        }
+        assert_eq!(valid, 9999 * 365 + 9999 / 4 - 9999 / 100 + 9999 / 400);
     }
 
     #[test]
