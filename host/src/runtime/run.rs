@@ -586,7 +586,7 @@ impl host::Host for RunData {
             ))));
         };
         let declared = declared.clone();
-        let batches = match emit::decode(format, &data, declared.as_ref()) {
+        let batches = match emit::decode(format, data, declared.as_ref()) {
             Ok(batches) => batches,
             Err(message) => {
                 return Ok(Err(ConnectorError::Data(format!(
