@@ -5,8 +5,6 @@
 /// 1-12, years may be zero or negative (1 BC is year 0).
 #[inline]
 pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    // Years 1..=99,999 in 32-bit arithmetic: wasm32 has no 64-bit multiply-high, so a 64-bit
-    // division by a constant stays a division, while a 32-bit one becomes a multiplication.
     if (1..100_000).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day) {
         return i64::from(days_from_civil_ce(year as u32, month as u32, day as u32));
     }
@@ -20,8 +18,9 @@ pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// [`days_from_civil`] of years 1-99,999 (months 1-12, days 1-31), in 32-bit arithmetic: wasm32
-/// turns a 32-bit division by a constant into a multiplication, a 64-bit one stays a division.
-/// Other arguments give a meaningless day.
+/// turns a 32-bit division by a constant into a multiplication, a 64-bit one stays a division
+/// (it has no 64-bit multiply-high). Callers check the ranges: outside them the arithmetic may
+/// overflow.
 #[inline(always)]
 pub fn days_from_civil_ce(year: u32, month: u32, day: u32) -> i32 {
     let y = if month <= 2 {

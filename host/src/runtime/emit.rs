@@ -15,11 +15,11 @@ pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef, String> {
 }
 
 /// Decodes emitted bytes into record batches. `declared` guides NDJSON conversion. Arrow IPC
-/// arrays borrow `data` (no copy of what the connector sent, unless a buffer is misaligned);
-/// every array is still fully validated, UTF-8 included: the bytes come from the guest.
+/// arrays borrow `data` (no copy of what the connector sent, unless a buffer is misaligned).
 ///
-/// The bytes come from the guest, so a decoder that panics on some input (a bug in arrow-ipc or
-/// arrow-json) must not take the host down: the panic becomes an error naming the format.
+/// The bytes come from the guest, so every array is fully validated (offsets, UTF-8), and a
+/// decoder that panics on some input (a bug in arrow-ipc or arrow-json) must not take the host
+/// down: the panic becomes an error naming the format.
 pub fn decode(
     format: BatchFormat,
     data: Vec<u8>,
