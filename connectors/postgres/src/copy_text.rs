@@ -129,6 +129,7 @@ impl TextBatch {
         spans.iter().step_by(width.max(1)).map(move |&span| {
             (span != Span::NULL).then(|| Value {
                 bytes: &self.bytes[span.start..span.end],
+                // Only a span on character boundaries is text on its own.
                 text: text.and_then(|t| t.get(span.start..span.end)),
             })
         })
