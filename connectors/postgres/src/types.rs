@@ -261,15 +261,15 @@ impl Column {
             }
             Self::Int64(b) => b.append_value(parse_int(bytes).ok_or_else(|| bad("int8", bytes))?),
             Self::Decimal(b, precision, scale) => {
-                if bytes == b"NaN" {
-                    b.append_null();
-                    return Ok(false);
+                match parse_numeric(bytes, *precision, *scale)
+                    .map_err(|()| bad("numeric", bytes))?
+                {
+                    Some(value) => b.append_value(value),
+                    None => {
+                        b.append_null();
+                        return Ok(false);
+                    }
                 }
-                b.append_value(
-                    parse_decimal(bytes, *scale)
-                        .filter(|v| Decimal128Type::is_valid_decimal_precision(*v, *precision))
-                        .ok_or_else(|| bad("numeric", bytes))?,
-                )
             }
             Self::Date(b) => b.append_value(parse_date(bytes).ok_or_else(|| bad("date", bytes))?),
             _ => return self.append_text(value),
@@ -349,15 +349,7 @@ impl Column {
             Self::Date(b) => primitive(b, values, always(parse_date), "date"),
             Self::Decimal(b, precision, scale) => {
                 let (precision, scale) = (*precision, *scale);
-                let parse = |bytes: &[u8]| match bytes {
-                    // NaN has no decimal: stored as NULL, counted as unrepresentable.
-                    b"NaN" => Ok(None),
-                    _ => parse_decimal(bytes, scale)
-                        .filter(|n| Decimal128Type::is_valid_decimal_precision(*n, precision))
-                        .map(Some)
-                        .ok_or(()),
-                };
-                primitive(b, values, parse, "numeric")
+                primitive(b, values, |v| parse_numeric(v, precision, scale), "numeric")
             }
             Self::Utf8(b) => parsed(b, values, |b, v| {
                 match v {
@@ -605,6 +597,19 @@ fn parse_wide_decimal(negative: bool, digits: &[u8], scale: usize) -> Option<i12
         big = big.checked_mul(10)?;
     }
     Some(if negative { -big } else { big })
+}
+
+/// A `numeric` value of a column of `precision` and `scale`: `Ok(None)` for NaN, which no decimal
+/// holds (stored as NULL, counted as unrepresentable); `Err` for malformed text or a value past
+/// the precision.
+fn parse_numeric(bytes: &[u8], precision: u8, scale: i8) -> Result<Option<i128>, ()> {
+    if bytes == b"NaN" {
+        return Ok(None);
+    }
+    parse_decimal(bytes, scale)
+        .filter(|n| Decimal128Type::is_valid_decimal_precision(*n, precision))
+        .map(Some)
+        .ok_or(())
 }
 
 /// [`parse_int`] of a value that must also fit `N`.
