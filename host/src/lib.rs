@@ -24,3 +24,5 @@ pub mod secrets;
 pub mod serve;
 pub mod shard;
 pub mod sync;
+#[cfg(test)]
+mod test_rng;

@@ -4,6 +4,7 @@
 //! `INLET_EVOLUTION_SEED=<seed>`.
 
 use super::evolution::{IncompatiblePolicy, conform, home_in, merge};
+use crate::test_rng::Rng;
 use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder,
     StringBuilder, TimestampMicrosecondBuilder,
@@ -13,24 +14,6 @@ use arrow_array::{Array, ArrayRef, ListArray, NullArray, RecordBatch, StructArra
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use std::sync::Arc;
-
-/// xorshift64*: small, seedable, good enough to pick shapes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 fn struct_of(inner: DataType) -> DataType {
     DataType::Struct(Fields::from(vec![Field::new("x", inner, true)]))
@@ -212,7 +195,7 @@ fn assert_grows(before: &SchemaRef, after: &SchemaRef) {
 }
 
 fn run_sequence(seed: u64) {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let types = types();
     let policy = match rng.below(10) {
         0 => IncompatiblePolicy::Discard,

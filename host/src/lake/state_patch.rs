@@ -200,17 +200,11 @@ mod tests {
 
     #[test]
     fn random_windows_round_trip() {
-        let mut seed = 7u64;
-        let mut next = move |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut rng = crate::test_rng::Rng::new(7);
         let mut old = window(0, 300);
         for _ in 0..200 {
-            let start = next(400) as usize;
-            let new = window(start, start + 250 + next(100) as usize);
+            let start = rng.below(400);
+            let new = window(start, start + 250 + rng.below(100));
             if let Some(patch) = diff(&old, &new) {
                 assert_eq!(apply(&old, &patch).unwrap(), new);
             }

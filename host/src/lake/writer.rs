@@ -244,18 +244,22 @@ mod tests {
         RecordBatch::try_new(Arc::new(schema), vec![Arc::new(ids), Arc::new(names)]).unwrap()
     }
 
+    /// The Parquet reader of `file`, read back from the store.
+    async fn reader_of(
+        store: &InMemory,
+        file: &DataFile,
+    ) -> ParquetRecordBatchReaderBuilder<bytes::Bytes> {
+        let path = Path::from(file.path.as_str());
+        let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+        ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap()
+    }
+
     /// The ids of each file, read back from the store.
     async fn ids_in(store: &InMemory, files: &[DataFile]) -> Vec<Vec<i64>> {
         let mut all = Vec::new();
         for file in files {
-            let path = Path::from(file.path.as_str());
-            let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
             let mut ids = Vec::new();
-            for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .unwrap()
-                .build()
-                .unwrap()
-            {
+            for batch in reader_of(store, file).await.build().unwrap() {
                 let batch = batch.unwrap();
                 ids.extend(batch.column(0).as_primitive::<Int64Type>().values().iter());
             }
@@ -348,14 +352,7 @@ mod tests {
         );
         writer.write(&batch).await.unwrap();
         let files = writer.take_files().await.unwrap();
-        let bytes = store
-            .get(&Path::from(files[0].path.as_str()))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        let reader = reader_of(&store, &files[0]).await;
         let row_group = &reader.metadata().row_groups()[0];
         let statistics: Vec<_> = row_group
             .columns()

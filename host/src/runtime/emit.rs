@@ -253,20 +253,14 @@ mod tests {
         let seed = std::env::var("INLET_TEST_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| u64::from(crate::random::random_u32()) | 1);
+            .unwrap_or_else(|| u64::from(crate::random::random_u32()));
         println!("seed {seed} (INLET_TEST_SEED={seed} replays it)");
-        let mut state = seed;
-        let mut next = move |below: usize| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            ((state >> 33) % below as u64) as usize
-        };
+        let mut rng = crate::test_rng::Rng::new(seed);
         for _ in 0..2_000 {
             let mut damaged = bytes.clone();
-            for _ in 0..1 + next(4) {
-                let at = next(damaged.len());
-                damaged[at] = next(256) as u8;
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(damaged.len());
+                damaged[at] = rng.below(256) as u8;
             }
             if let Ok(decoded) = decode(BatchFormat::ArrowIpc, damaged, None) {
                 for batch in decoded {
