@@ -308,7 +308,7 @@ pub struct StreamConfig {
     /// What to do with an incompatible type change. Example: `"evolve"`.
     pub on_incompatible: Option<IncompatiblePolicy>,
     /// Full-refresh reads split into this many parts read at once, when the connector can split
-    /// the stream (postgres: ranges of an integer primary key). Example: `4`.
+    /// the stream (postgres: ranges of heap pages or of an integer primary key). Example: `4`.
     pub parallel: Option<u32>,
     /// BigQuery write mode; default `replace` for full refresh, `merge` with a primary key,
     /// `append` otherwise.

@@ -59,8 +59,8 @@ if [ -z "${SKIP_CONNECTORX:-}" ]; then
   commands+=("$root/venv/bin/python $shared/connectorx_lineitem.py $url $root/out/cx.parquet 1"
     "$root/venv/bin/python $shared/connectorx_lineitem.py $url $root/out/cx.parquet 2")
 fi
-names+=(inlet inlet_parallel_2 inlet_parallel_2_ctid)
-commands+=("$inlet" "$inlet --parallel 2" "$inlet --parallel 2 --set 'tables.\"public.lineitem\".split=ctid'")
+names+=(inlet inlet_parallel_2 inlet_parallel_2_key)
+commands+=("$inlet" "$inlet --parallel 2" "$inlet --parallel 2 --set 'tables.\"public.lineitem\".split=key'")
 
 # A warm-up of every case (a failure stops here, showing why), then $runs rounds of every case in
 # turn: this machine's speed drifts, so each case is compared with COPY text of the same round.

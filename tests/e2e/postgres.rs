@@ -626,7 +626,8 @@ async fn the_database_is_unreachable_without_the_operators_permission() {
 }
 
 #[tokio::test]
-async fn a_table_is_read_in_parallel_key_ranges_with_every_row_once() {
+async fn a_keyed_table_is_read_in_parallel_page_ranges_by_default_or_key_ranges_with_every_row_once()
+ {
     let pg = server();
     let db = pg.database("ranges");
     pg.sql(
@@ -635,37 +636,43 @@ async fn a_table_is_read_in_parallel_key_ranges_with_every_row_once() {
         INSERT INTO big SELECT i, 'v' || i FROM generate_series(1, 10000) i;
         DELETE FROM big WHERE id BETWEEN 4000 AND 4999;",
     );
-    let lake = Lake::in_memory();
-    let mut plan = pg_plan("ranges", pg.config(&db));
-    plan.full_refresh = true;
-    plan.parallel.insert("public.big".into(), 3);
-    let (result, recorder) = sync(&lake, &plan).await;
-    assert_eq!(result.unwrap().streams["public.big"].rows, 9000);
-    let logs = recorder.logs.lock().unwrap().clone();
-    let parts: Vec<&String> = logs
-        .iter()
-        .filter(|l| l.starts_with("public.big:") && l.contains("with id in ["))
-        .collect();
-    assert_eq!(
-        parts.len(),
-        3,
-        "three instances read three ranges: {logs:?}"
-    );
-    let expected: Vec<i64> = (1..=10000).filter(|i| !(4000..=4999).contains(i)).collect();
-    assert_eq!(
-        ids(&read_committed(&lake, "ranges", "public.big").await.unwrap()),
-        expected
-    );
-    let history = History::read(&lake, "ranges").await.unwrap();
-    let with_files = history.commits.iter().filter(|c| c.files().count() > 0);
-    assert_eq!(with_files.count(), 1, "the parts commit together");
-    let copy = history.latest().unwrap().streams["public.big"]
-        .full_copy
-        .as_ref();
-    assert!(
-        copy.is_some_and(|c| c.complete),
-        "the full copy is marked complete"
-    );
+    // The harness's server is PostgreSQL 14 or later: `auto` reads pages, `key` the id's ranges.
+    for (split, described) in [("auto", " in pages ["), ("key", "with id in [")] {
+        let lake = Lake::in_memory();
+        let mut config = pg.config(&db);
+        config["tables"] = serde_json::json!({ "public.big": { "split": split } });
+        let mut plan = pg_plan("ranges", config);
+        plan.full_refresh = true;
+        plan.parallel.insert("public.big".into(), 3);
+        let (result, recorder) = sync(&lake, &plan).await;
+        assert_eq!(result.unwrap().streams["public.big"].rows, 9000, "{split}");
+        let logs = recorder.logs.lock().unwrap().clone();
+        let parts: Vec<&String> = logs
+            .iter()
+            .filter(|l| l.starts_with("public.big:") && l.contains(described))
+            .collect();
+        assert_eq!(
+            parts.len(),
+            3,
+            "{split}: three instances read three ranges: {logs:?}"
+        );
+        let expected: Vec<i64> = (1..=10000).filter(|i| !(4000..=4999).contains(i)).collect();
+        assert_eq!(
+            ids(&read_committed(&lake, "ranges", "public.big").await.unwrap()),
+            expected,
+            "{split}"
+        );
+        let history = History::read(&lake, "ranges").await.unwrap();
+        let with_files = history.commits.iter().filter(|c| c.files().count() > 0);
+        assert_eq!(with_files.count(), 1, "{split}: the parts commit together");
+        let copy = history.latest().unwrap().streams["public.big"]
+            .full_copy
+            .as_ref();
+        assert!(
+            copy.is_some_and(|c| c.complete),
+            "{split}: the full copy is marked complete"
+        );
+    }
 }
 
 #[tokio::test]

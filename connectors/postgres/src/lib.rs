@@ -124,9 +124,9 @@ pub struct TableConfig {
     /// interval for timestamp and date cursors, a number for integer cursors. Re-read rows arrive
     /// again; BigQuery's `merge` keeps one per key. Example: `"15 minutes"`.
     pub lookback: Option<serde_json::Value>,
-    /// How a full refresh with `parallel > 1` is split: `auto` (ranges of an integer primary key,
-    /// else of heap pages), `key` (key ranges only; other tables are read whole) or `ctid` (heap
-    /// page ranges, PostgreSQL 14 or later). Example: `"ctid"`.
+    /// How a full refresh with `parallel > 1` is split: `auto` (heap page ranges on PostgreSQL 14
+    /// or later, else ranges of an integer primary key), `key` (key ranges only; other tables are
+    /// read whole) or `ctid` (heap page ranges, PostgreSQL 14 or later). Example: `"key"`.
     pub split: Option<split::SplitMethod>,
 }
 

@@ -86,9 +86,13 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
-        // `INLET_PROFILE=perfmap` writes /tmp/perf-<pid>.map so `perf` can name connector code.
-        if std::env::var("INLET_PROFILE").as_deref() == Ok("perfmap") {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        // `INLET_PROFILE=perfmap` writes /tmp/perf-<pid>.map so `perf` can name connector code;
+        // `jitdump` writes the code itself (`perf record -k 1`, then `perf inject --jit`) so
+        // `perf annotate` can show its instructions.
+        match std::env::var("INLET_PROFILE").as_deref() {
+            Ok("perfmap") => _ = config.profiler(wasmtime::ProfilingStrategy::PerfMap),
+            Ok("jitdump") => _ = config.profiler(wasmtime::ProfilingStrategy::JitDump),
+            _ => {}
         }
         config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
         let engine = Engine::new(&config)?;
