@@ -14,6 +14,7 @@
 //! run and are removed by the next run that commits; the `_` folders are never swept.
 
 mod commit;
+mod dictionary;
 mod durable;
 pub mod evolution;
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! turns on one thread). The next `write`, a schema change or `take_files` first waits for it, so
 //! at most one batch is in flight and an encoding error is reported at the next call.
 
-use super::DataFile;
+use super::{DataFile, dictionary};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use object_store::ObjectStore;
@@ -37,7 +37,8 @@ pub struct WriterOptions {
     pub zstd_level: i32,
     /// A column chunk's dictionary grows to this many bytes before the column falls back to
     /// plain encoding: small enough that high-cardinality columns (ids, amounts, free text) stop
-    /// paying for hashing early, large enough for any low-cardinality column.
+    /// paying for hashing early, large enough for any low-cardinality column. Columns whose
+    /// first batch shows they would outgrow it start plain (`lake::dictionary`).
     pub dictionary_page_bytes: usize,
 }
 
@@ -116,7 +117,7 @@ impl RollingWriter {
         self.settle().await?;
         let mut file = match self.open.take() {
             Some(file) => file,
-            None => self.open_file()?,
+            None => self.open_file(batch)?,
         };
         file.rows += batch.num_rows() as u64;
         let batch = batch.clone();
@@ -159,7 +160,8 @@ impl RollingWriter {
         Ok(())
     }
 
-    fn open_file(&mut self) -> Result<OpenFile, ParquetError> {
+    /// Opens the next file, its encodings chosen for `first`, the batch it starts with.
+    fn open_file(&mut self, first: &RecordBatch) -> Result<OpenFile, ParquetError> {
         let path = self
             .dir
             .clone()
@@ -178,6 +180,13 @@ impl RollingWriter {
         // them; numbers, dates and times keep theirs for readers that prune row groups.
         for path in byte_array_columns(&self.schema)? {
             properties = properties.set_column_statistics_enabled(path, EnabledStatistics::None);
+        }
+        for path in dictionary::columns_without_dictionary(
+            first,
+            self.options.row_group_rows,
+            self.options.dictionary_page_bytes,
+        ) {
+            properties = properties.set_column_dictionary_enabled(path, false);
         }
         let properties = properties.build();
         let sink = BufWriter::new(self.store.clone(), path.clone());
@@ -374,6 +383,69 @@ mod tests {
         // The data is all there.
         let read = reader.build().unwrap().next().unwrap().unwrap();
         assert_eq!(read, batch);
+    }
+
+    #[tokio::test]
+    async fn unique_columns_are_written_plain_and_repeated_ones_with_a_dictionary() {
+        let store = Arc::new(InMemory::new());
+        let rows = 20_000;
+        let first = ids_and_names(0, rows);
+        // The next batch repeats names: the choice made on the first batch holds for the file.
+        let second = RecordBatch::try_new(
+            first.schema(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows..2 * rows)),
+                Arc::new(StringArray::from_iter_values((0..rows).map(|_| "same"))),
+            ],
+        )
+        .unwrap();
+        let mut writer = RollingWriter::new(
+            store.clone(),
+            Path::from("c/s"),
+            "run",
+            first.schema(),
+            WriterOptions::default(),
+        );
+        writer.write(&first).await.unwrap();
+        writer.write(&second).await.unwrap();
+        let files = writer.take_files().await.unwrap();
+        assert_eq!(
+            ids_in(&store, &files).await,
+            [(0..2 * rows).collect::<Vec<_>>()]
+        );
+        let reader = reader_of(&store, &files[0]).await;
+        let dictionaries: Vec<bool> = reader.metadata().row_groups()[0]
+            .columns()
+            .iter()
+            .map(|c| c.dictionary_page_offset().is_some())
+            .collect();
+        assert_eq!(
+            dictionaries,
+            [false, false],
+            "unique ids and names go plain"
+        );
+        let read: Vec<RecordBatch> = reader.build().unwrap().map(Result::unwrap).collect();
+        let read = arrow_select::concat::concat_batches(&first.schema(), &read).unwrap();
+        let written = arrow_select::concat::concat_batches(&first.schema(), [&first, &second]);
+        assert_eq!(read, written.unwrap());
+
+        // A file starting with repeated names keeps their dictionary; the ids still go plain.
+        let mut writer = RollingWriter::new(
+            store.clone(),
+            Path::from("c/t"),
+            "run",
+            second.schema(),
+            WriterOptions::default(),
+        );
+        writer.write(&second).await.unwrap();
+        let files = writer.take_files().await.unwrap();
+        let reader = reader_of(&store, &files[0]).await;
+        let dictionaries: Vec<bool> = reader.metadata().row_groups()[0]
+            .columns()
+            .iter()
+            .map(|c| c.dictionary_page_offset().is_some())
+            .collect();
+        assert_eq!(dictionaries, [false, true]);
     }
 
     #[tokio::test]
