@@ -2,8 +2,8 @@
 //!
 //! Parquet's writer starts every column chunk with a dictionary and falls back to plain encoding
 //! once the dictionary outgrows its limit: a column of ids, amounts or free text pays for hashing
-//! every value up to that point, then for both encodings (lineitem SF1: a quarter of the encode
-//! spent interning, files 5 % larger). A column whose sample adds distinct values fast enough to
+//! every value up to that point, then for both encodings (lineitem SF1: a fifth of the encode's
+//! samples in interning, files 4 % larger). A column whose sample adds distinct values fast enough to
 //! fill the dictionary within a row group is written plain from the start; the others keep theirs.
 
 use arrow_array::cast::AsArray;
