@@ -2,8 +2,9 @@
 # Benchmark (../shared/bench/README.md): TPC-H lineitem SF1 from PostgreSQL to Parquet.
 # Compares, on this machine, the one-connection limit (psql COPY text/binary to /dev/null),
 # ConnectorX + pyarrow (1 and 2 partitions) and Inlet's postgres connector into a local lake.
-# Prints, over RUNS rounds after a warm-up, each case's median wall and CPU time, its peak RSS, and
-# the median of its per-round ratio to COPY text (and ConnectorX). Asserts nothing.
+# Prints, over RUNS rounds after a warm-up, each case's median wall and CPU time, the server's CPU
+# for it, its peak RSS, and the median of its per-round ratio to COPY text (and ConnectorX).
+# Asserts nothing.
 #
 #   tests/bench/postgres_lineitem.sh [RUNS]        (SKIP_CONNECTORX=1 leaves ConnectorX out)
 # Work files live in .bench/ (generated data, a cluster on port 55432, a Python venv); delete it to start over.
@@ -68,19 +69,27 @@ for i in "${!names[@]}"; do
   rm -rf "$root/out" && mkdir -p "$root/out"
   bash -c "exec ${commands[$i]}" >/dev/null 2>&1 || { echo "${names[$i]} failed:"; bash -c "exec ${commands[$i]}"; exit 1; }
 done
+# The server's CPU for a case: what the postmaster's reaped children (the backends) used, from
+# /proc (fields 16-17, in clock ticks); on 2 cores, client and server CPU share the machine.
+postmaster=$(head -1 "$root/pg/postmaster.pid")
+server_ticks() { awk '{print $16 + $17}' "/proc/$postmaster/stat"; }
 : > "$root/rounds"
 for round in $(seq "$runs"); do
   for i in "${!names[@]}"; do
     rm -rf "$root/out" && mkdir -p "$root/out"
-    /usr/bin/time -f "$round ${names[$i]} %e %U %S %M" -a -o "$root/rounds" bash -c "exec ${commands[$i]}" >/dev/null 2>&1
+    before=$(server_ticks)
+    /usr/bin/time -f "$round ${names[$i]} %e %U %S %M" -o "$root/time" bash -c "exec ${commands[$i]}" >/dev/null 2>&1
+    sleep 0.3   # the backends' exit, reaped by the postmaster
+    echo "$(tail -1 "$root/time") $(( $(server_ticks) - before )) $(getconf CLK_TCK)" >> "$root/rounds"
   done
 done
 python3 - "$root/rounds" <<'EOF'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 runs = {}
-for round_, name, wall, user, system, kb in rows:
-    runs.setdefault(name, {})[round_] = (float(wall), float(user) + float(system), int(kb) / 1024)
+for round_, name, wall, user, system, kb, ticks, hz in rows:
+    runs.setdefault(name, {})[round_] = (float(wall), float(user) + float(system), int(kb) / 1024,
+                                         int(ticks) / int(hz))
 def median(values):
     return statistics.median(values) if values else float('nan')
 def ratios(name, base):
@@ -89,16 +98,18 @@ def ratios(name, base):
     return sorted(runs[name][r][0] / runs[base][r][0] for r in runs[name] if r in runs[base])
 def ratio(name, base):
     return median(ratios(name, base))
-print(f"== {len(runs['copy_text'])} rounds after a warm-up: medians of wall and CPU (user+sys) time, peak RSS,")
-print("   and the median of each round's ratio to COPY text / ConnectorX of that round")
+print(f"== {len(runs['copy_text'])} rounds after a warm-up: medians of wall and CPU (user+sys) time, of the")
+print("   server's CPU for the case, peak RSS, and the median of each round's ratio to COPY text /")
+print("   ConnectorX of that round")
 def times(x):
     return '-' if x != x else f"{x:.2f}x"
-print(f"{'case':24} {'wall':>8} {'CPU':>8} {'peak RSS':>10} {'/ COPY text':>12} {'/ CX(1)':>8} {'/ CX(2)':>8}  rounds / COPY text")
+print(f"{'case':24} {'wall':>8} {'CPU':>8} {'server':>8} {'peak RSS':>10} {'/ COPY text':>12} {'/ CX(1)':>8} {'/ CX(2)':>8}  rounds / COPY text")
 for name, by_round in runs.items():
-    walls = [w for w, _, _ in by_round.values()]
-    cpus = [c for _, c, _ in by_round.values()]
-    rss = max(m for _, _, m in by_round.values())
-    print(f"{name:24} {median(walls):7.2f}s {median(cpus):7.2f}s {rss:7.0f} MiB {times(ratio(name, 'copy_text')):>12} "
+    walls = [w for w, _, _, _ in by_round.values()]
+    cpus = [c for _, c, _, _ in by_round.values()]
+    servers = [s for _, _, _, s in by_round.values()]
+    rss = max(m for _, _, m, _ in by_round.values())
+    print(f"{name:24} {median(walls):7.2f}s {median(cpus):7.2f}s {median(servers):7.2f}s {rss:7.0f} MiB {times(ratio(name, 'copy_text')):>12} "
           f"{times(ratio(name, 'connectorx_1')):>8} {times(ratio(name, 'connectorx_2')):>8}  "
           + " ".join(f"{r:.2f}" for r in ratios(name, 'copy_text')))
 EOF
