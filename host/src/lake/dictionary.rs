@@ -7,7 +7,7 @@
 //! fill the dictionary within a row group is written plain from the start; the others keep theirs.
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, RecordBatch};
+use arrow_array::{Array, OffsetSizeTrait, RecordBatch};
 use arrow_data::ArrayData;
 use arrow_schema::DataType;
 use parquet::schema::types::ColumnPath;
@@ -75,24 +75,8 @@ fn values_of<'a>(
         Box::new(values.flatten())
     }
     Some(match column.data_type() {
-        DataType::Utf8 => (
-            some(
-                column
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|v| v.map(str::as_bytes)),
-            ),
-            None,
-        ),
-        DataType::LargeUtf8 => (
-            some(
-                column
-                    .as_string::<i64>()
-                    .iter()
-                    .map(|v| v.map(str::as_bytes)),
-            ),
-            None,
-        ),
+        DataType::Utf8 => (text::<i32>(column), None),
+        DataType::LargeUtf8 => (text::<i64>(column), None),
         DataType::Binary => (some(column.as_binary::<i32>().iter()), None),
         DataType::LargeBinary => (some(column.as_binary::<i64>().iter()), None),
         DataType::FixedSizeBinary(width) => (
@@ -112,6 +96,11 @@ fn values_of<'a>(
         }
         _ => return None,
     })
+}
+
+/// The non-null values of a text column, as bytes.
+fn text<O: OffsetSizeTrait>(column: &dyn Array) -> Values<'_> {
+    Box::new(column.as_string::<O>().iter().flatten().map(str::as_bytes))
 }
 
 /// The bytes Parquet stores a value of a fixed-width `data_type` in (`width` in Arrow).

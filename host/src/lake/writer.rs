@@ -263,6 +263,15 @@ mod tests {
         ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap()
     }
 
+    /// Whether each column of a file's first row group has a dictionary page.
+    fn with_dictionary(reader: &ParquetRecordBatchReaderBuilder<bytes::Bytes>) -> Vec<bool> {
+        reader.metadata().row_groups()[0]
+            .columns()
+            .iter()
+            .map(|c| c.dictionary_page_offset().is_some())
+            .collect()
+    }
+
     /// The ids of each file, read back from the store.
     async fn ids_in(store: &InMemory, files: &[DataFile]) -> Vec<Vec<i64>> {
         let mut all = Vec::new();
@@ -414,11 +423,7 @@ mod tests {
             [(0..2 * rows).collect::<Vec<_>>()]
         );
         let reader = reader_of(&store, &files[0]).await;
-        let dictionaries: Vec<bool> = reader.metadata().row_groups()[0]
-            .columns()
-            .iter()
-            .map(|c| c.dictionary_page_offset().is_some())
-            .collect();
+        let dictionaries = with_dictionary(&reader);
         assert_eq!(
             dictionaries,
             [false, false],
@@ -440,11 +445,7 @@ mod tests {
         writer.write(&second).await.unwrap();
         let files = writer.take_files().await.unwrap();
         let reader = reader_of(&store, &files[0]).await;
-        let dictionaries: Vec<bool> = reader.metadata().row_groups()[0]
-            .columns()
-            .iter()
-            .map(|c| c.dictionary_page_offset().is_some())
-            .collect();
+        let dictionaries = with_dictionary(&reader);
         assert_eq!(dictionaries, [false, true]);
     }
 
