@@ -2,15 +2,13 @@
 
 use crate::connectors::ConnectorRef;
 use crate::lake::{
-    self, ConnectorInfo, IncompatiblePolicy, Lake, LakeSession, SessionEvent, SessionOptions,
-    StreamMeta, StreamStats, WriterOptions,
+    self, ConnectorInfo, IncompatiblePolicy, Lake, LakeSession, PartSink, SessionEvent,
+    SessionOptions, StreamMeta, StreamStats, WriterOptions,
 };
 use crate::runtime::{
-    BatchSink, CallError, ConfiguredStream, Connector, ConnectorSpec, LoadError, NetworkGrant,
-    PolicyError, Run, RunEvent, RunLabels, Runtime, SandboxPolicy, SinkError, Stream, SyncMode,
-    decode_schema,
+    CallError, ConfiguredStream, Connector, ConnectorSpec, LoadError, NetworkGrant, PolicyError,
+    Run, RunEvent, RunLabels, Runtime, SandboxPolicy, SinkError, Stream, SyncMode, decode_schema,
 };
-use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -521,20 +519,25 @@ async fn read_partitions(
         }];
         let declared = HashMap::from([(stream.clone(), declared.get(&stream).cloned().flatten())]);
         let (config, state) = (config.clone(), state.map(str::to_owned));
-        let sink = Box::new(PartSink {
-            session: shared.clone(),
-        });
+        let sink = Box::new(PartSink::new(shared.clone()));
+        let connection = plan.connection.clone();
         tasks.push(tokio::spawn(async move {
             let run = connector.start(&policy, grant, labels).await?;
-            run.read(&config, &configured, declared, state.as_deref(), sink)
-                .await
-                .map(drop)
+            let sink = run
+                .read(&config, &configured, declared, state.as_deref(), sink)
+                .await?;
+            let finished = into_part(sink).finish().await;
+            finished.map_err(|source| SyncError::Sink {
+                connection,
+                connector: connector.name().to_owned(),
+                source,
+            })
         }));
     }
     let mut failure = None;
     for index in 0..tasks.len() {
         let outcome = match (&mut tasks[index]).await {
-            Ok(result) => result.map_err(SyncError::from),
+            Ok(result) => result,
             Err(panic) => Err(SyncError::Sink {
                 connection: plan.connection.clone(),
                 connector: prepared.connector.name().to_owned(),
@@ -562,24 +565,11 @@ async fn read_partitions(
     Ok(session)
 }
 
-/// Where the parts of a partitioned read emit: the shared session. Checkpoints of parts carry no
-/// state (a partitioned read is a full refresh), so the parts are committed together at the end.
-struct PartSink {
-    session: Arc<tokio::sync::Mutex<LakeSession>>,
-}
-
-impl BatchSink for PartSink {
-    fn emit<'a>(
-        &'a mut self,
-        stream: &'a str,
-        batch: arrow_array::RecordBatch,
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
-        Box::pin(async move { self.session.lock().await.emit(stream, batch).await })
-    }
-
-    fn checkpoint(&mut self, _state: String) -> BoxFuture<'_, Result<(), SinkError>> {
-        Box::pin(async { Ok(()) })
-    }
+/// The read hands back the sink it was given; for a part, the `PartSink` passed in.
+fn into_part(sink: Box<dyn crate::runtime::BatchSink>) -> PartSink {
+    let any: Box<dyn std::any::Any> = sink;
+    *any.downcast::<PartSink>()
+        .expect("the sink given to a part's read is a PartSink")
 }
 
 /// The read hands back the sink it was given; it is always the session passed in.

@@ -21,6 +21,7 @@ pub mod evolution;
 mod evolution_props;
 mod gcs;
 mod history;
+mod parts;
 mod reader;
 pub mod recent;
 mod reset;
@@ -40,6 +41,7 @@ pub use commit::{
 pub use evolution::{IncompatiblePolicy, SchemaChange};
 pub use gcs::{CloudAccess, EMULATOR_ENV};
 pub use history::{History, SNAPSHOT_EVERY, Tip};
+pub use parts::PartSink;
 pub use reader::{ReadError, read_committed};
 pub use reset::{
     ResetError, StreamReset, remove_stream_keys, reset_state, reset_streams, stream_of_key,

@@ -5,7 +5,7 @@
 //! session keeps only the tip (the newest commit without files), and writes a snapshot every
 //! `snapshot_every` commits. A session that committed sweeps at its end (see `super::sweep`).
 
-use super::commit::{self, Commit, ConnectorInfo, FullCopy, StreamCommit};
+use super::commit::{self, Commit, ConnectorInfo, DataFile, FullCopy, StreamCommit};
 use super::evolution::{self, IncompatiblePolicy};
 use super::history::{self, SNAPSHOT_EVERY, Tip};
 use super::reset::remove_stream_keys;
@@ -18,6 +18,7 @@ use futures::future::BoxFuture;
 use object_store::path::Path;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 
 /// Environment variable for crash tests: `crash-before-commit` aborts the process after the data
 /// files of a checkpoint are finished and before its commit is written.
@@ -77,6 +78,10 @@ struct Slot {
     /// A stream reset asked for this stream to be read again in full; this run's copy answers it.
     reread: bool,
     writer: Option<RollingWriter>,
+    /// Numbers this run's files of the stream, for its writer and those of the parts.
+    file_numbers: Arc<AtomicU32>,
+    /// Files the parts of a partitioned read finished, for the next commit.
+    from_parts: Vec<DataFile>,
     policy: IncompatiblePolicy,
 }
 
@@ -131,6 +136,8 @@ impl LakeSession {
                         meta,
                         reread,
                         writer: None,
+                        file_numbers: Arc::default(),
+                        from_parts: Vec::new(),
                         policy,
                     },
                 )
@@ -184,10 +191,32 @@ impl LakeSession {
     }
 
     async fn write_batch(&mut self, stream: &str, batch: RecordBatch) -> Result<(), SinkError> {
-        let slot = self
-            .slots
+        let (batch, schema) = self.conform(stream, batch)?;
+        if self.slot_mut(stream)?.writer.is_none() {
+            let writer = self.new_writer(stream, &schema)?;
+            self.slot_mut(stream)?.writer = Some(writer);
+        }
+        let Some(writer) = self.slot_mut(stream)?.writer.as_mut() else {
+            unreachable!("the stream's writer was set above")
+        };
+        write(writer, stream, schema, &batch).await
+    }
+
+    fn slot_mut(&mut self, stream: &str) -> Result<&mut Slot, SinkError> {
+        self.slots
             .get_mut(stream)
-            .ok_or_else(|| SinkError::new(format!("stream `{stream}` is not part of this run")))?;
+            .ok_or_else(|| SinkError::new(format!("stream `{stream}` is not part of this run")))
+    }
+
+    /// Merges `batch`'s schema into `stream`'s (reporting changes) and conforms the batch to the
+    /// result, which it returns with the batch.
+    pub(super) fn conform(
+        &mut self,
+        stream: &str,
+        batch: RecordBatch,
+    ) -> Result<(RecordBatch, SchemaRef), SinkError> {
+        let observer = self.observer.clone();
+        let slot = self.slot_mut(stream)?;
         let schema = match &slot.schema {
             None => batch.schema(),
             Some(current) => {
@@ -195,7 +224,7 @@ impl LakeSession {
                     SinkError::new(format!("stream `{stream}`: schema policy: {e}"))
                 })?;
                 for change in &merged.changes {
-                    (self.observer)(SessionEvent::SchemaChanged {
+                    observer(SessionEvent::SchemaChanged {
                         stream: stream.to_owned(),
                         change: change.to_string(),
                     });
@@ -209,26 +238,38 @@ impl LakeSession {
                 "stream `{stream}`: batch does not fit the evolved schema: {e}"
             ))
         })?;
-        let writer = slot.writer.get_or_insert_with(|| {
-            let dir = self.lake.connection_root(&self.connection).join(stream);
-            RollingWriter::new(
-                self.lake.store().clone(),
-                dir,
-                &self.run_id,
-                schema.clone(),
-                self.options.writer.clone(),
-            )
-        });
-        if writer.schema() != &schema {
-            writer
-                .set_schema(schema)
-                .await
-                .map_err(|e| storage_error(stream, e))?;
-        }
-        writer
-            .write(&batch)
-            .await
-            .map_err(|e| storage_error(stream, e))
+        Ok((batch, schema))
+    }
+
+    /// A writer of this run's files of `stream`, starting with `schema`.
+    pub(super) fn new_writer(
+        &self,
+        stream: &str,
+        schema: &SchemaRef,
+    ) -> Result<RollingWriter, SinkError> {
+        let slot = self
+            .slots
+            .get(stream)
+            .ok_or_else(|| SinkError::new(format!("stream `{stream}` is not part of this run")))?;
+        let dir = self.lake.connection_root(&self.connection).join(stream);
+        Ok(RollingWriter::new(
+            self.lake.store().clone(),
+            dir,
+            &self.run_id,
+            schema.clone(),
+            self.options.writer.clone(),
+        )
+        .numbering_files_from(slot.file_numbers.clone()))
+    }
+
+    /// Takes finished files of `stream` written by a part's own writer into the next commit.
+    pub(super) fn take_part_files(
+        &mut self,
+        stream: &str,
+        files: Vec<DataFile>,
+    ) -> Result<(), SinkError> {
+        self.slot_mut(stream)?.from_parts.extend(files);
+        Ok(())
     }
 
     /// Checks that `batches` would be taken (stream part of the run, schema policy, conforming)
@@ -293,13 +334,11 @@ impl LakeSession {
         let mut new_files = 0;
         let mut new_rows = 0;
         for (name, slot) in &mut self.slots {
-            let files = match &mut slot.writer {
-                Some(writer) => writer
-                    .take_files()
-                    .await
-                    .map_err(|e| storage_error(name, e))?,
-                None => Vec::new(),
-            };
+            let mut files = std::mem::take(&mut slot.from_parts);
+            if let Some(writer) = &mut slot.writer {
+                let own = writer.take_files().await;
+                files.extend(own.map_err(|e| storage_error(name, e))?);
+            }
             let Some(schema) = &slot.schema else { continue };
             new_files += files.len();
             new_rows += files.iter().map(|f| f.rows).sum::<u64>();
@@ -450,7 +489,26 @@ impl BatchSink for LakeSession {
     }
 }
 
-fn storage_error(stream: &str, error: parquet::errors::ParquetError) -> SinkError {
+/// Writes `batch`, conformed to `schema`, with `writer`; a new schema finishes its open file first.
+pub(super) async fn write(
+    writer: &mut RollingWriter,
+    stream: &str,
+    schema: SchemaRef,
+    batch: &RecordBatch,
+) -> Result<(), SinkError> {
+    if writer.schema() != &schema {
+        writer
+            .set_schema(schema)
+            .await
+            .map_err(|e| storage_error(stream, e))?;
+    }
+    writer
+        .write(batch)
+        .await
+        .map_err(|e| storage_error(stream, e))
+}
+
+pub(super) fn storage_error(stream: &str, error: parquet::errors::ParquetError) -> SinkError {
     SinkError::new(format!(
         "stream `{stream}`: writing Parquet failed: {error}"
     ))

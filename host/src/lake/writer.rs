@@ -22,6 +22,7 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use tokio::task::JoinHandle;
 
 /// Sizes of row groups and files.
@@ -67,7 +68,8 @@ pub struct RollingWriter {
     store: Arc<dyn ObjectStore>,
     dir: Path,
     run_id: String,
-    next_part: u32,
+    /// The number of the next file, shared by the writers of one stream in one run.
+    next_part: Arc<AtomicU32>,
     schema: SchemaRef,
     options: WriterOptions,
     /// The open file, unless it is with the encoder.
@@ -90,13 +92,20 @@ impl RollingWriter {
             store,
             dir,
             run_id: run_id.to_owned(),
-            next_part: 0,
+            next_part: Arc::default(),
             schema,
             options,
             open: None,
             encoding: None,
             finished: Vec::new(),
         }
+    }
+
+    /// Numbers files from `numbers`, shared with other writers of the same directory and run, so
+    /// that writers of the parts of one read never pick the same name.
+    pub fn numbering_files_from(mut self, numbers: Arc<AtomicU32>) -> Self {
+        self.next_part = numbers;
+        self
     }
 
     /// The schema files are written with.
@@ -162,11 +171,11 @@ impl RollingWriter {
 
     /// Opens the next file, its encodings chosen for `first`, the batch it starts with.
     fn open_file(&mut self, first: &RecordBatch) -> Result<OpenFile, ParquetError> {
+        let part = self.next_part.fetch_add(1, Ordering::Relaxed);
         let path = self
             .dir
             .clone()
-            .join(format!("{}-{:05}.parquet", self.run_id, self.next_part));
-        self.next_part += 1;
+            .join(format!("{}-{part:05}.parquet", self.run_id));
         let mut properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(
                 self.options.zstd_level,
