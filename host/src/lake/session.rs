@@ -202,10 +202,12 @@ impl LakeSession {
         write(writer, stream, schema, &batch).await
     }
 
+    fn slot(&self, stream: &str) -> Result<&Slot, SinkError> {
+        self.slots.get(stream).ok_or_else(|| not_in_run(stream))
+    }
+
     fn slot_mut(&mut self, stream: &str) -> Result<&mut Slot, SinkError> {
-        self.slots
-            .get_mut(stream)
-            .ok_or_else(|| SinkError::new(format!("stream `{stream}` is not part of this run")))
+        self.slots.get_mut(stream).ok_or_else(|| not_in_run(stream))
     }
 
     /// Merges `batch`'s schema into `stream`'s (reporting changes) and conforms the batch to the
@@ -247,10 +249,7 @@ impl LakeSession {
         stream: &str,
         schema: &SchemaRef,
     ) -> Result<RollingWriter, SinkError> {
-        let slot = self
-            .slots
-            .get(stream)
-            .ok_or_else(|| SinkError::new(format!("stream `{stream}` is not part of this run")))?;
+        let slot = self.slot(stream)?;
         let dir = self.lake.connection_root(&self.connection).join(stream);
         Ok(RollingWriter::new(
             self.lake.store().clone(),
@@ -277,9 +276,7 @@ impl LakeSession {
     pub fn check_fits(&self, batches: &[(String, RecordBatch)]) -> Result<(), SinkError> {
         let mut schemas: BTreeMap<&str, Option<SchemaRef>> = BTreeMap::new();
         for (stream, batch) in batches {
-            let slot = self.slots.get(stream.as_str()).ok_or_else(|| {
-                SinkError::new(format!("stream `{stream}` is not part of this run"))
-            })?;
+            let slot = self.slot(stream)?;
             let current = schemas
                 .entry(stream.as_str())
                 .or_insert_with(|| slot.schema.clone());
@@ -487,6 +484,10 @@ impl BatchSink for LakeSession {
             self.commit().await.map(|_| ())
         })
     }
+}
+
+fn not_in_run(stream: &str) -> SinkError {
+    SinkError::new(format!("stream `{stream}` is not part of this run"))
 }
 
 /// Writes `batch`, conformed to `schema`, with `writer`; a new schema finishes its open file first.
