@@ -68,30 +68,14 @@ impl BatchSink for PartSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lake::{ConnectorInfo, Lake, SessionOptions, StreamMeta, read_committed};
+    use crate::lake::session_tests;
+    use crate::lake::{Lake, read_committed};
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int64Type;
     use arrow_array::{Array, ArrayRef, Int64Array, StringArray};
 
     async fn session(lake: &Lake) -> Arc<Mutex<LakeSession>> {
-        let info = ConnectorInfo {
-            name: "test".into(),
-            version: "0".into(),
-            digest: "0".into(),
-            settings: None,
-        };
-        let streams = BTreeMap::from([("items".to_owned(), StreamMeta::default())]);
-        let session = LakeSession::open(
-            lake.clone(),
-            "conn",
-            info,
-            streams,
-            SessionOptions::default(),
-            Arc::new(|_| {}),
-        )
-        .await
-        .unwrap();
-        Arc::new(Mutex::new(session))
+        Arc::new(Mutex::new(session_tests::open(lake).await))
     }
 
     fn ids(range: std::ops::Range<i64>) -> RecordBatch {

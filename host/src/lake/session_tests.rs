@@ -41,7 +41,8 @@ async fn open_with(lake: &Lake, options: SessionOptions) -> LakeSession {
     .unwrap()
 }
 
-async fn open(lake: &Lake) -> LakeSession {
+/// A session of connection `conn` that may write stream `items`.
+pub(super) async fn open(lake: &Lake) -> LakeSession {
     open_with(lake, SessionOptions::default()).await
 }
 
