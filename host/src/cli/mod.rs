@@ -10,7 +10,7 @@ pub mod status;
 
 use crate::config::{LoadedConfig, SandboxConfig};
 use crate::connectors::{ConnectorRef, builtin_names};
-use crate::lake::{Lake, Tip, Trigger, record_run, reset_state, reset_streams};
+use crate::lake::{Codec, Lake, Tip, Trigger, record_run, reset_state, reset_streams};
 use crate::load;
 use crate::logging::{LogFormat, Severity, say};
 use crate::progress::{Reporter, summary};
@@ -115,6 +115,9 @@ enum Command {
         /// Split each full-refresh stream into this many parts read at once (when the connector can).
         #[arg(long, default_value_t = 1)]
         parallel: u32,
+        /// How the lake's Parquet pages are compressed (zstd: about 30 % smaller, slower).
+        #[arg(long, value_enum, default_value_t)]
+        compression: Codec,
         #[command(flatten)]
         sandbox: SandboxArgs,
     },
@@ -570,6 +573,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             streams,
             full_refresh,
             parallel,
+            compression,
             sandbox,
         } => {
             let reference = ConnectorRef::resolve(&connector, &cwd)?;
@@ -588,6 +592,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 grants::from_args(&runtime, &plan.connector, &connection, &sandbox.grants).await?,
             );
             plan.default_parallel = parallel;
+            plan.writer.codec = compression;
             plan.same_source_only = !named;
             let reporter = Arc::new(Reporter::new());
             let started_at = chrono::Utc::now();

@@ -52,7 +52,7 @@ pub use session::{
 };
 pub use state_patch::{Change, PatchError, StatePatch};
 pub use sweep::SweepError;
-pub use writer::WriterOptions;
+pub use writer::{Codec, WriterOptions};
 
 use object_store::ObjectStore;
 use object_store::path::Path;

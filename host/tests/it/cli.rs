@@ -640,3 +640,86 @@ fn connector_test_reports_each_check_and_fails_with_the_rule() {
     );
     assert!(report.contains("checks failed"), "{report}");
 }
+
+/// The codec of every column chunk of every Parquet file under `dir`.
+fn codecs_under(dir: &Path) -> std::collections::BTreeSet<String> {
+    let mut codecs = std::collections::BTreeSet::new();
+    for entry in walk(dir) {
+        if entry.extension().is_some_and(|e| e == "parquet") {
+            let file = std::fs::File::open(&entry).unwrap();
+            let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+            let metadata = parquet::file::reader::FileReader::metadata(&reader);
+            for row_group in metadata.row_groups() {
+                for column in row_group.columns() {
+                    codecs.insert(column.compression().to_string());
+                }
+            }
+        }
+    }
+    codecs
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn the_lake_codec_is_snappy_unless_the_config_or_the_sync_command_says_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = copy_quickstart(dir.path());
+    let run = inlet(dir.path(), &["run", "examples/quickstart/inlet.toml"]);
+    assert!(run.status.success(), "{}", text(&run));
+    let snappy = codecs_under(&dir.path().join("lake"));
+    assert_eq!(snappy.into_iter().collect::<Vec<_>>(), ["SNAPPY"]);
+
+    let written = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        written.replace(
+            "url = \"../../lake\"",
+            "url = \"../../zstd-lake\"\ncompression = \"zstd\"",
+        ),
+    )
+    .unwrap();
+    let run = inlet(dir.path(), &["run", "examples/quickstart/inlet.toml"]);
+    assert!(run.status.success(), "{}", text(&run));
+    let zstd = codecs_under(&dir.path().join("zstd-lake"));
+    assert_eq!(zstd.into_iter().collect::<Vec<_>>(), ["ZSTD(ZstdLevel(1))"]);
+
+    let sync = inlet(
+        dir.path(),
+        &[
+            "sync",
+            "sample",
+            "--to",
+            "plain-lake",
+            "--compression",
+            "none",
+        ],
+    );
+    assert!(sync.status.success(), "{}", text(&sync));
+    let none = codecs_under(&dir.path().join("plain-lake"));
+    assert_eq!(none.into_iter().collect::<Vec<_>>(), ["UNCOMPRESSED"]);
+
+    std::fs::write(
+        &config,
+        written.replace("[lake]", "[lake]\ncompression = \"gzip\""),
+    )
+    .unwrap();
+    let refused = inlet(dir.path(), &["run", "examples/quickstart/inlet.toml"]);
+    assert!(!refused.status.success());
+    let message = text(&refused);
+    assert!(
+        message.contains("gzip") && message.contains("`snappy`, `zstd`"),
+        "{message}"
+    );
+}
