@@ -455,6 +455,86 @@ async fn the_suggested_cursor_prefers_a_not_null_column_and_typos_in_table_keys_
 }
 
 #[tokio::test]
+async fn dates_arrive_exactly_from_both_ends_of_the_calendar_and_a_date_cursor_keeps_its_text() {
+    // Dates are read as day numbers (`date_as_day_number`), except the cursor, whose text is the
+    // saved state and a SQL literal in the next read.
+    let pg = server();
+    let db = pg.database("dates");
+    pg.sql(
+        &db,
+        "CREATE TABLE days (id int8 PRIMARY KEY, day date, due date NOT NULL);
+        INSERT INTO days VALUES
+          (1, NULL, '2024-01-01'), (2, '-infinity', '2024-01-01'), (3, 'infinity', '2024-01-02'),
+          (4, '4714-11-24 BC', '2024-01-02'), (5, '5874897-12-31', '2024-01-03'),
+          (6, '1970-01-01', '2024-01-03'), (7, '1969-12-31', '2024-01-03'),
+          (8, '0001-01-01 BC', '2024-01-04'), (9, '2024-02-29', '2024-01-04');",
+    );
+    let lake = Lake::in_memory();
+    let mut config = pg.config(&db);
+    config["tables"] = json!({"public.days": {"cursor": "due"}});
+    config["checkpoint_rows"] = json!(2);
+    let mut plan = pg_plan("dates", config);
+    plan.sync_modes
+        .insert("public.days".into(), SyncMode::Incremental);
+    let first = sync(&lake, &plan).await.0.unwrap();
+    assert_eq!(first.streams["public.days"].rows, 9);
+    let rows = one_batch(read_committed(&lake, "dates", "public.days").await.unwrap());
+    let days: Vec<Option<i32>> = rows
+        .column_by_name("day")
+        .unwrap()
+        .as_primitive::<arrow_array::types::Date32Type>()
+        .iter()
+        .collect();
+    assert_eq!(
+        days,
+        [
+            None,
+            Some(i32::MIN),
+            Some(i32::MAX),
+            Some(-2_440_588),
+            Some(2_145_042_905),
+            Some(0),
+            Some(-1),
+            Some(-719_528),
+            Some(19_782)
+        ]
+    );
+    let due: Vec<Option<i32>> = rows
+        .column_by_name("due")
+        .unwrap()
+        .as_primitive::<arrow_array::types::Date32Type>()
+        .iter()
+        .collect();
+    assert_eq!(due[0], Some(19_723), "2024-01-01, read through its text");
+    async fn state(lake: &Lake) -> serde_json::Value {
+        let history = History::read(lake, "dates").await.unwrap();
+        history.latest().unwrap().state.clone().unwrap()
+    }
+    assert_eq!(
+        state(&lake).await["public.days.cursor"],
+        json!("2024-01-04")
+    );
+
+    pg.sql(
+        &db,
+        "INSERT INTO days VALUES (10, '2000-02-29', '2024-01-05'), (11, NULL, '2024-01-04');",
+    );
+    let second = sync(&lake, &plan).await.0.unwrap();
+    assert_eq!(
+        second.streams["public.days"].rows,
+        1,
+        "only the row after the saved date: {:?}",
+        state(&lake).await
+    );
+    assert_eq!(
+        state(&lake).await["public.days.cursor"],
+        json!("2024-01-05")
+    );
+    let batches = read_committed(&lake, "dates", "public.days").await.unwrap();
+    assert_eq!(ids(&batches), (1..=10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn lookback_picks_up_rows_committed_late_behind_the_cursor() {
     let pg = server();
     let db = pg.database("late_rows");

@@ -392,7 +392,7 @@ fn copy_snapshot(
                 .collect(),
             full_identity: false,
         });
-        let list = copy_select_list(&table.columns);
+        let list = copy_select_list(&table.columns, None);
         let mut splitter = RowSplitter::default();
         let mut values: Vec<Option<Vec<u8>>> = Vec::new();
         let rows = sql.copy_out(

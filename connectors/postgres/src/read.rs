@@ -4,7 +4,7 @@
 use crate::catalog::{ColumnInfo, TableInfo};
 use crate::copy_text::TextBatch;
 use crate::split::Part;
-use crate::types::{Column, PgType};
+use crate::types::{Column, PgType, date_as_day_number};
 use crate::wire::{Connection, quote_ident, quote_literal};
 use crate::{PostgresConfig, TableConfig};
 use inlet_sdk::prelude::*;
@@ -380,15 +380,20 @@ struct CopyQuery<'a> {
 }
 
 /// The select list of a COPY of `columns`: each quoted, cast to text where COPY's own text form is
-/// not the one the decoders read.
-pub(crate) fn copy_select_list<'c>(columns: impl IntoIterator<Item = &'c ColumnInfo>) -> String {
+/// not the one the decoders read, dates as day numbers ([`date_as_day_number`]) except `cursor`,
+/// whose text is saved as the state and compared with in SQL.
+pub(crate) fn copy_select_list<'c>(
+    columns: impl IntoIterator<Item = &'c ColumnInfo>,
+    cursor: Option<&str>,
+) -> String {
     columns
         .into_iter()
         .map(|c| {
-            if c.ty.needs_text_cast() {
-                format!("{}::text", quote_ident(&c.name))
-            } else {
-                quote_ident(&c.name)
+            let name = quote_ident(&c.name);
+            match c.ty {
+                PgType::Date if cursor != Some(c.name.as_str()) => date_as_day_number(&name),
+                ref ty if ty.needs_text_cast() => format!("{name}::text"),
+                _ => name,
             }
         })
         .collect::<Vec<_>>()
@@ -396,7 +401,10 @@ pub(crate) fn copy_select_list<'c>(columns: impl IntoIterator<Item = &'c ColumnI
 }
 
 fn copy_sql(query: &CopyQuery<'_>) -> String {
-    let list = copy_select_list(query.columns.iter().copied());
+    let list = copy_select_list(
+        query.columns.iter().copied(),
+        query.cursor.map(|(c, _)| c.name.as_str()),
+    );
     let mut conditions = Vec::new();
     if let Some(filter) = query.options.and_then(|o| o.filter.as_deref()) {
         conditions.push(format!("({filter})"));

@@ -722,8 +722,29 @@ fn parse_ymd(text: &str, bc: bool) -> Option<i64> {
     Some(inlet_sdk::time::days_from_civil(year, month, day))
 }
 
-/// `2024-02-29` -> days since the epoch; `infinity` -> i32::MAX.
+/// The select-list expression that reads the date column `quoted` (a quoted identifier) as days
+/// since 1970-01-01, `infinity` as i32::MAX and `-infinity` as i32::MIN: the number
+/// [`parse_date`] would make of the date's text, and what Arrow's `Date32` holds.
+///
+/// The server makes `9568` with less CPU than `1996-03-13` (lineitem SF1, `COPY ... TO
+/// '/dev/null'` of its three date columns: 1.2-1.7 s against 2.2-2.9 s), sends 6 fewer bytes, and
+/// the connector parses an integer. `isfinite` guards the subtraction, which fails on infinities;
+/// NULL passes every arm and stays NULL.
+pub fn date_as_day_number(quoted: &str) -> String {
+    format!(
+        "CASE WHEN isfinite({quoted}) THEN {quoted} - DATE '1970-01-01' \
+         WHEN {quoted} > DATE '1970-01-01' THEN {} WHEN {quoted} < DATE '1970-01-01' THEN {} END",
+        i32::MAX,
+        i32::MIN
+    )
+}
+
+/// `2024-02-29` -> days since the epoch; `infinity` -> i32::MAX. A day number (`19782`, `-1`:
+/// what [`date_as_day_number`] selects) is that number: no date's text is digits alone.
 pub fn parse_date(bytes: &[u8]) -> Option<i32> {
+    if let Some(days) = parse_int(bytes) {
+        return i32::try_from(days).ok();
+    }
     // The common `YYYY-MM-DD` shape, without splitting.
     if let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *bytes {
         // In 32-bit arithmetic throughout: this runs for every date of a table.
@@ -1575,6 +1596,41 @@ mod tests {
     }
 
     #[test]
+    fn day_numbers_are_the_days_they_count_and_agree_with_the_dates_text() {
+        // What `date_as_day_number` selects for 1970-01-01, 1969-12-31, 2024-02-29, the first
+        // and last days PostgreSQL knows, and the infinities.
+        let numbers = [
+            "0",
+            "-1",
+            "19782",
+            "-2440588",
+            "2145042905",
+            "2147483647",
+            "-2147483648",
+        ];
+        let texts = [
+            "1970-01-01",
+            "1969-12-31",
+            "2024-02-29",
+            "4714-11-24 BC",
+            "5874897-12-31",
+            "infinity",
+            "-infinity",
+        ];
+        let from_numbers = dates(&numbers.map(Some));
+        assert_eq!(from_numbers, dates(&texts.map(Some)));
+        assert_eq!(
+            from_numbers,
+            numbers.map(|n| Some(n.parse::<i32>().unwrap()))
+        );
+        assert_rejects(
+            &PgType::Date,
+            "date",
+            &["2147483648", "-2147483649", "99999999999999999999", "-", "1-"],
+        );
+    }
+
+    #[test]
     fn date_infinities() {
         assert_eq!(
             dates(&[Some("infinity"), Some("-infinity")]),
@@ -1609,8 +1665,8 @@ mod tests {
             &PgType::Date,
             "date",
             &[
+                // Digits alone are a day number (`day_numbers_are_the_days_they_count...`).
                 "",
-                "2024",
                 "2024-01",
                 "2024-1-1x",
                 "2024/01/01",
