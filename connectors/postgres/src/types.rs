@@ -1177,7 +1177,7 @@ mod tests {
             text.extend((0..len).map(|_| *rng.pick(b"0123456789")));
             if !text.is_empty() && rng.below(8) == 0 {
                 let at = rng.below(text.len());
-                text[at] = *rng.pick(b"-./:x \\xff");
+                text[at] = *rng.pick(b"-./:x \xff");
             }
             let std = std::str::from_utf8(&text)
                 .ok()
