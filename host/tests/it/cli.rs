@@ -1,6 +1,6 @@
 //! The command line as a user meets it: the quickstart, state, ad-hoc sync and its errors.
 
-use super::{inlet, text};
+use super::{files_under, inlet, text};
 use std::path::Path;
 
 fn copy_quickstart(into: &Path) -> std::path::PathBuf {
@@ -644,7 +644,7 @@ fn connector_test_reports_each_check_and_fails_with_the_rule() {
 /// The codec of every column chunk of every Parquet file under `dir`.
 fn codecs_under(dir: &Path) -> std::collections::BTreeSet<String> {
     let mut codecs = std::collections::BTreeSet::new();
-    for entry in walk(dir) {
+    for entry in files_under(dir) {
         if entry.extension().is_some_and(|e| e == "parquet") {
             let file = std::fs::File::open(&entry).unwrap();
             let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
@@ -657,19 +657,6 @@ fn codecs_under(dir: &Path) -> std::collections::BTreeSet<String> {
         }
     }
     codecs
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! A crash between writing data files and writing the commit: the next run cleans up, and the
 //! result has every row exactly once.
 
-use super::{inlet, inlet_with_env, text};
+use super::{files_under, inlet, inlet_with_env, text};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -54,23 +54,10 @@ fn committed_rows(lake: &str) -> BTreeMap<(String, i64, i64), usize> {
 }
 
 fn data_files(lake: &Path) -> usize {
-    walk(lake)
+    files_under(lake)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
         .count()
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path))
-        } else {
-            out.push(path)
-        }
-    }
-    out
 }
 
 #[test]

@@ -29,6 +29,20 @@ mod postgres;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Every file under `dir`, at any depth (none when `dir` does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 /// Runs the real `inlet` binary in `dir`, with a compile cache shared by the tests.
 pub fn inlet(dir: &Path, args: &[&str]) -> Output {
     inlet_with_env(dir, args, &[])
