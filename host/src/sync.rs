@@ -466,7 +466,7 @@ pub async fn sync(
             Box::new(session),
         )
         .await?;
-    finish(into_session(sink), plan, name, started).await
+    finish(given_back::<LakeSession>(sink), plan, name, started).await
 }
 
 async fn finish(
@@ -526,7 +526,7 @@ async fn read_partitions(
             let sink = run
                 .read(&config, &configured, declared, state.as_deref(), sink)
                 .await?;
-            let finished = into_part(sink).finish().await;
+            let finished = given_back::<PartSink>(sink).finish().await;
             finished.map_err(|source| SyncError::Sink {
                 connection,
                 connector: connector.name().to_owned(),
@@ -565,18 +565,12 @@ async fn read_partitions(
     Ok(session)
 }
 
-/// The read hands back the sink it was given; for a part, the `PartSink` passed in.
-fn into_part(sink: Box<dyn crate::runtime::BatchSink>) -> PartSink {
+/// The sink a read hands back: always the one it was given (a `LakeSession`, or a part's
+/// `PartSink`), so the downcast to that type cannot fail.
+fn given_back<T: 'static>(sink: Box<dyn crate::runtime::BatchSink>) -> T {
     let any: Box<dyn std::any::Any> = sink;
-    *any.downcast::<PartSink>()
-        .expect("the sink given to a part's read is a PartSink")
-}
-
-/// The read hands back the sink it was given; it is always the session passed in.
-fn into_session(sink: Box<dyn crate::runtime::BatchSink>) -> LakeSession {
-    let any: Box<dyn std::any::Any> = sink;
-    *any.downcast::<LakeSession>()
-        .expect("the sink given to read is a LakeSession")
+    *any.downcast::<T>()
+        .expect("a read hands back the sink it was given")
 }
 
 /// Picks the streams to read and their modes.

@@ -192,13 +192,11 @@ impl LakeSession {
 
     async fn write_batch(&mut self, stream: &str, batch: RecordBatch) -> Result<(), SinkError> {
         let (batch, schema) = self.conform(stream, batch)?;
-        if self.slot_mut(stream)?.writer.is_none() {
-            let writer = self.new_writer(stream, &schema)?;
-            self.slot_mut(stream)?.writer = Some(writer);
-        }
-        let Some(writer) = self.slot_mut(stream)?.writer.as_mut() else {
-            unreachable!("the stream's writer was set above")
+        let writer = match self.slot_mut(stream)?.writer.take() {
+            Some(writer) => writer,
+            None => self.new_writer(stream, &schema)?,
         };
+        let writer = self.slot_mut(stream)?.writer.insert(writer);
         write(writer, stream, schema, &batch).await
     }
 
