@@ -773,10 +773,8 @@ pub fn date_as_day_number(quoted: &str) -> String {
 /// `2024-02-29` -> days since the epoch; `infinity` -> i32::MAX. A day number (`19782`, `-1`:
 /// what [`date_as_day_number`] selects) is that number: no date's text is digits alone.
 pub fn parse_date(bytes: &[u8]) -> Option<i32> {
-    if let Some(days) = parse_int(bytes) {
-        return i32::try_from(days).ok();
-    }
-    // The common `YYYY-MM-DD` shape, without splitting.
+    // The common `YYYY-MM-DD` shape, without splitting (pgoutput's dates); a day number never
+    // has it, and is read next.
     if let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *bytes {
         // In 32-bit arithmetic throughout: this runs for every date of a table.
         let digit = |b: u8| u32::from(b.wrapping_sub(b'0'));
@@ -791,6 +789,9 @@ pub fn parse_date(bytes: &[u8]) -> Option<i32> {
             }
             return None;
         }
+    }
+    if let Some(days) = parse_int(bytes) {
+        return i32::try_from(days).ok();
     }
     let text = std::str::from_utf8(bytes).ok()?;
     match text {
